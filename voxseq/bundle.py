@@ -1,0 +1,121 @@
+"""Self-describing model bundles: everything needed to apply a trained model to a new cohort.
+
+A bundle is a folder::
+
+    bundle.json          format version, modality, architecture + arguments, preprocessing,
+                         metrics, provenance (config / sample-sheet digests, versions), file digests
+    weights.safetensors  the state dict; safetensors cannot execute code on load
+
+Loading checks the format version, the modality and the weights' SHA-256 before building the
+model; nothing in a bundle is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import voxseq
+from voxseq import VoxseqError
+from voxseq.io.atomic import atomic_path, write_json
+from voxseq.io.digest import file_sha256, object_sha256
+from voxseq.models import build_model
+
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+
+
+def write_bundle(outdir: str | Path, model: torch.nn.Module, modality: str, architecture: str,
+                 arguments: dict, preprocessing: dict, metrics: dict, provenance: dict,
+                 extra: dict | None = None) -> dict:
+    """Write a bundle folder atomically; return its ``bundle.json`` content."""
+    with atomic_path(outdir, is_dir=True) as tmp:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "modality": modality,
+            "architecture": {"name": architecture, "arguments": arguments},
+            "preprocessing": preprocessing,
+            "metrics": metrics,
+            "provenance": {
+                **provenance,
+                "voxseq_version": voxseq.__version__,
+                "torch_version": torch.__version__,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            "files": {WEIGHTS: file_sha256(tmp / WEIGHTS)},
+            **(extra or {}),
+        }
+        write_json(tmp / "bundle.json", meta)
+    return meta
+
+
+def read_bundle_meta(path: str | Path, modality: str | None = None) -> dict:
+    """Read and check ``bundle.json`` (format version, modality)."""
+    path = Path(path)
+    meta_path = path / "bundle.json"
+    if not meta_path.is_file():
+        raise VoxseqError(f"model bundle {path}: missing (no bundle.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VoxseqError(f"model bundle {path}: bundle.json is corrupt ({exc})") from exc
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise VoxseqError(
+            f"model bundle {path}: unknown format version {version!r} (this voxseq reads "
+            f"{FORMAT_VERSION})"
+        )
+    if modality is not None and meta.get("modality") != modality:
+        raise VoxseqError(
+            f"model bundle {path}: modality mismatch: bundle is {meta.get('modality')!r}, "
+            f"the config uses it for {modality!r}"
+        )
+    return meta
+
+
+def load_bundle(path: str | Path, modality: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """Build the bundle's model with its weights (eval mode, CPU) and return it with its metadata."""
+    path = Path(path)
+    meta = read_bundle_meta(path, modality)
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise VoxseqError(f"model bundle {path}: missing {WEIGHTS}")
+    expected = meta.get("files", {}).get(WEIGHTS)
+    if expected != file_sha256(weights):
+        raise VoxseqError(
+            f"model bundle {path}: {WEIGHTS} does not match the digest in bundle.json "
+            "(corrupt or replaced)"
+        )
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:
+        raise VoxseqError(f"model bundle {path}: {WEIGHTS} is not a valid safetensors file "
+                          f"({exc})") from exc
+    arch = meta["architecture"]
+    model = build_model(arch["name"], **arch["arguments"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise VoxseqError(f"model bundle {path}: weights do not fit {arch['name']} "
+                          f"{arch['arguments']} ({str(exc).splitlines()[0]})") from exc
+    model.eval()
+    return model, meta
+
+
+def bundle_digest(path: str | Path) -> str:
+    """Digest identifying a bundle's content (its metadata and weights)."""
+    path = Path(path)
+    return object_sha256({"bundle.json": file_sha256(path / "bundle.json"),
+                          WEIGHTS: file_sha256(path / WEIGHTS)})
+
+
+def describe(meta: dict[str, Any]) -> str:
+    arch = meta["architecture"]
+    return f"{meta['modality']} bundle: {arch['name']} {arch['arguments']}"

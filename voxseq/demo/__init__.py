@@ -1,0 +1,1 @@
+"""Deterministic synthetic demo cohorts (imaging and genomics), written as ordinary input files."""

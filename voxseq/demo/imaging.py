@@ -1,0 +1,172 @@
+"""Synthetic 3D imaging cohort: organ-like blob plus lesion-like spheres, several "scanners".
+
+Every subject is drawn from ``numpy.random.default_rng([seed, index])``, so a subject's data do not
+depend on how many subjects are generated. Volumes are written as NIfTI with the subject's own
+anisotropic spacing and one of several storage orientations (RAS, LPS, LAS, PSR), so the rest of
+the pipeline has to handle orientation and spacing exactly as for real data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, ornt_transform
+from scipy.ndimage import gaussian_filter
+
+from voxseq.io.atomic import atomic_path
+
+LABEL_NAMES = ("background", "organ", "lesion")
+
+
+@dataclass(frozen=True)
+class Scanner:
+    """Intensity model of one acquisition site."""
+
+    name: str
+    scale: float
+    offset: float
+    noise: float
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ImagingDemoConfig:
+    """Size and difficulty of the demo imaging cohort (see README, "The demo cohort")."""
+
+    fov_mm: tuple[float, float, float] = (96.0, 96.0, 140.0)
+    inplane_spacing: tuple[float, float] = (0.9, 1.2)
+    slice_spacing: tuple[float, float] = (2.0, 2.8)
+    organ_contrast: float = 2.0
+    lesion_contrast: float = 1.5
+    lesion_radius_mm: tuple[float, float] = (4.0, 8.0)
+    lesions: tuple[int, int] = (1, 3)
+    orientations: tuple[str, ...] = ("RAS", "LPS", "LAS", "PSR")
+    scanners: tuple[Scanner, ...] = field(
+        default_factory=lambda: (
+            Scanner("siteA", 100.0, 0.0, 0.35, "float32"),
+            Scanner("siteB", 250.0, 40.0, 0.5, "int16"),
+        )
+    )
+    burden_threshold_mm3: float = 1500.0
+
+
+def phantom(
+    rng: np.random.Generator, coords: np.ndarray, cfg: ImagingDemoConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free intensity and label maps at world coordinates.
+
+    Parameters
+    ----------
+    rng
+        Source of the subject's anatomy.
+    coords
+        (3, X, Y, Z) RAS world coordinates in mm of the voxel centres.
+
+    Returns
+    -------
+    image : (X, Y, Z) float32, body 1, organ 1 + contrast, lesion higher still
+    label : (X, Y, Z) uint8, 0 background, 1 organ, 2 lesion
+    """
+    x, y, z = coords
+    body = (x / 44.0) ** 2 + (y / 40.0) ** 2 + (z / 66.0) ** 2 <= 1.0
+    centre = rng.uniform(-8, 8, size=3)
+    radii = rng.uniform((22, 18, 26), (30, 25, 38))
+    dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
+    r = np.sqrt((dx / radii[0]) ** 2 + (dy / radii[1]) ** 2 + (dz / radii[2]) ** 2)
+    theta = np.arctan2(dy, dx)
+    phi = np.arctan2(dz, np.hypot(dx, dy))
+    k = rng.integers(2, 5, size=2)
+    wobble = 1.0 + 0.12 * np.sin(k[0] * theta + rng.uniform(0, 6.3)) * np.cos(k[1] * phi)
+    organ = r <= wobble
+    label = organ.astype(np.uint8)
+    image = body.astype(np.float32) + cfg.organ_contrast * organ
+    total = 0.0
+    for _ in range(int(rng.integers(cfg.lesions[0], cfg.lesions[1] + 1))):
+        rad = rng.uniform(*cfg.lesion_radius_mm)
+        # lesion centre inside the organ, well away from its rim
+        u = rng.normal(size=3)
+        u /= np.linalg.norm(u)
+        c = centre + u * radii * rng.uniform(0.0, 0.55)
+        d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
+        les = (d <= rad) & organ
+        label[les] = 2
+        image[les] = 1.0 + cfg.organ_contrast + cfg.lesion_contrast
+        total += 4.0 / 3.0 * np.pi * rad**3
+    return image, label
+
+
+def make_subject(seed: int, index: int, cfg: ImagingDemoConfig) -> dict:
+    """Draw one subject: arrays in storage orientation plus its affine and metadata."""
+    rng = np.random.default_rng([seed, 1, index])
+    scanner = cfg.scanners[index % len(cfg.scanners)]
+    orient = cfg.orientations[int(rng.integers(len(cfg.orientations)))]
+    spacing = np.array(
+        [rng.uniform(*cfg.inplane_spacing), rng.uniform(*cfg.inplane_spacing),
+         rng.uniform(*cfg.slice_spacing)]
+    )
+    shape = np.maximum(np.round(np.array(cfg.fov_mm) / spacing).astype(int), 48)
+    origin = -(shape - 1) * spacing / 2.0
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = origin
+    idx = np.indices(shape, dtype=np.float32)
+    coords = idx * spacing[:, None, None, None].astype(np.float32) + origin[:, None, None, None]
+    image, label = phantom(rng, coords, cfg)
+    bias = gaussian_filter(rng.normal(size=(4, 4, 4)), 1.0)
+    bias = 1.0 + 0.1 * bias / (np.abs(bias).max() + 1e-6)
+    from scipy.ndimage import zoom
+
+    field_ = zoom(bias, np.array(shape) / 4.0, order=1)[: shape[0], : shape[1], : shape[2]]
+    image = image * field_ + rng.normal(0.0, scanner.noise, size=shape)
+    image = (image * scanner.scale + scanner.offset).astype(np.float32)
+    lesion_mm3 = float((label == 2).sum() * np.prod(spacing))
+    klass = "high_burden" if lesion_mm3 >= cfg.burden_threshold_mm3 else "low_burden"
+    ornt = ornt_transform(axcodes2ornt(("R", "A", "S")), axcodes2ornt(tuple(orient)))
+    stored_affine = affine @ inv_ornt_aff(ornt, shape)
+    return {
+        "image": apply_orientation(image, ornt),
+        "label": apply_orientation(label, ornt),
+        "affine": stored_affine,
+        "scanner": scanner,
+        "orientation": orient,
+        "class": klass,
+    }
+
+
+def write_subject(subject: dict, image_path: Path, label_path: Path) -> None:
+    """Write a subject's image (scanner dtype) and label (uint8) as NIfTI, atomically."""
+    scanner: Scanner = subject["scanner"]
+    data = subject["image"]
+    if scanner.dtype == "int16":
+        data = np.clip(np.round(data), -32768, 32767).astype(np.int16)
+    for arr, path in ((data, image_path), (subject["label"].astype(np.uint8), label_path)):
+        img = nib.Nifti1Image(arr, subject["affine"])
+        img.header.set_xyzt_units("mm")
+        img.set_qform(subject["affine"], code=1)
+        img.set_sform(subject["affine"], code=1)
+        with atomic_path(path) as tmp:
+            nib.save(img, tmp)
+
+
+def generate_imaging(
+    outdir: Path, subjects: list[str], seed: int, cfg: ImagingDemoConfig | None = None
+) -> dict[str, dict[str, str]]:
+    """Write image + label NIfTI for each subject id into ``outdir/imaging``.
+
+    Returns
+    -------
+    dict
+        subject -> {"image": path, "label": path, "class": str} with paths relative to ``outdir``.
+    """
+    cfg = cfg or ImagingDemoConfig()
+    (outdir / "imaging").mkdir(parents=True, exist_ok=True)
+    out = {}
+    for i, sid in enumerate(subjects):
+        subj = make_subject(seed, i, cfg)
+        image = Path("imaging") / f"{sid}_image.nii.gz"
+        label = Path("imaging") / f"{sid}_label.nii.gz"
+        write_subject(subj, outdir / image, outdir / label)
+        out[sid] = {"image": str(image), "label": str(label), "class": subj["class"]}
+    return out

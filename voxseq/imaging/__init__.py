@@ -1,0 +1,1 @@
+"""Imaging stages: ingest, resample, intensity normalisation, zarr stores, patches, stitching."""

@@ -1,0 +1,92 @@
+"""Imaging ingest: load, check and describe one subject's image (and label)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from voxseq import VoxseqError
+from voxseq.io.atomic import atomic_path, write_json
+from voxseq.io.nifti import Volume, load_nifti
+
+FOREGROUND_SAMPLE = 20000
+
+
+def check_label(image: Volume, label: Volume, subject: str, path: str, n_labels: int) -> np.ndarray:
+    """Check a label volume against its image; return it as uint8 (canonical order).
+
+    The label must lie on the image's grid (same shape and affine to 1e-3 mm) and hold only
+    integer values in ``0 .. n_labels - 1``.
+    """
+    where = f"subject {subject}: label {path}"
+    if image.original_shape != label.original_shape or not np.allclose(
+        image.original_affine, label.original_affine, atol=1e-3
+    ):
+        raise VoxseqError(
+            f"{where}: not on the image's grid (label shape {label.original_shape}, image shape "
+            f"{image.original_shape}; affines {'equal' if np.allclose(image.original_affine, label.original_affine, atol=1e-3) else 'differ'})"
+        )
+    data = label.data
+    if not np.all(data == np.round(data)):
+        raise VoxseqError(f"{where}: label values must be integers")
+    values = np.unique(data).astype(np.int64)
+    bad = [int(v) for v in values if v < 0 or v >= n_labels]
+    if bad:
+        raise VoxseqError(
+            f"{where}: unexpected label values {bad}; configured labels are 0..{n_labels - 1}"
+        )
+    return data.astype(np.uint8)
+
+
+def ingest_subject(
+    subject: str,
+    image_path: str,
+    label_path: str | None,
+    n_labels: int,
+    seed: int,
+    max_voxels: int | None,
+    out_json: str | Path,
+    out_sample: str | Path,
+) -> dict:
+    """Load and check one subject; write its metadata JSON and a foreground intensity sample.
+
+    The sample (``.npy``, float32, at most ``FOREGROUND_SAMPLE`` voxels drawn with a seeded
+    generator from the label's foreground, or from nonzero voxels without a label) feeds the
+    cohort's training-split intensity statistics (``ct`` normalisation).
+    """
+    image = load_nifti(image_path, subject, "image", max_voxels)
+    meta = {
+        "subject": subject,
+        "image": str(image_path),
+        "label": str(label_path) if label_path else None,
+        "shape": list(image.original_shape),
+        "canonical_shape": list(image.data.shape),
+        "spacing": image.spacing.tolist(),
+        "orientation": "".join(image.original_axcodes),
+        "affine": image.original_affine.tolist(),
+        "canonical_affine": image.affine.tolist(),
+    }
+    mask = None
+    if label_path:
+        label = load_nifti(label_path, subject, "label", max_voxels)
+        lab = check_label(image, label, subject, label_path, n_labels)
+        mask = lab > 0
+        counts = np.bincount(lab.ravel(), minlength=n_labels)
+        meta["label_voxels"] = counts.tolist()
+    if mask is None or not mask.any():
+        mask = image.data != 0
+    fg = image.data[mask] if mask.any() else image.data.ravel()
+    d = image.data
+    meta["intensity"] = {
+        "min": float(d.min()), "max": float(d.max()), "mean": float(d.mean()),
+        "std": float(d.std()), "fg_mean": float(fg.mean()), "fg_std": float(fg.std()),
+        "fg_p005": float(np.percentile(fg, 0.5)), "fg_p995": float(np.percentile(fg, 99.5)),
+    }
+    rng = np.random.default_rng([seed, 7])
+    sample = fg if fg.size <= FOREGROUND_SAMPLE else rng.choice(fg, FOREGROUND_SAMPLE, replace=False)
+    with atomic_path(out_sample) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, sample.astype(np.float32), allow_pickle=False)
+    write_json(out_json, meta)
+    return meta

@@ -1,0 +1,23 @@
+"""Model architectures, found by name through an explicit registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from voxseq.models.unet import UNet3D
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"unet3d": UNet3D}
+
+
+def register(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Add an architecture to the registry."""
+    MODELS[name] = factory
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Instantiate a registered architecture with its keyword arguments."""
+    if name not in MODELS:
+        raise ValueError(f"unknown architecture {name!r}; known: {sorted(MODELS)}")
+    return MODELS[name](**kwargs)

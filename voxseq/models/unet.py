@@ -1,0 +1,62 @@
+"""A plain 3D UNet: conv-norm-act blocks, strided-conv downsampling, transposed-conv upsampling."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.InstanceNorm3d(cout, affine=True),
+        nn.LeakyReLU(0.01, inplace=True),
+        nn.Conv3d(cout, cout, 3, padding=1, bias=False),
+        nn.InstanceNorm3d(cout, affine=True),
+        nn.LeakyReLU(0.01, inplace=True),
+    )
+
+
+class UNet3D(nn.Module):
+    """3D UNet for segmentation.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Input channels; classes including background.
+    depth
+        Resolution levels (each below the first halves every axis, so patch sizes must be
+        divisible by ``2 ** (depth - 1)``).
+    base_channels
+        Channels at the first level, doubled per level up to ``max_channels``.
+
+    Input (B, in_channels, X, Y, Z) -> logits (B, out_channels, X, Y, Z).
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 2, depth: int = 3,
+                 base_channels: int = 16, max_channels: int = 256):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        widths = [min(base_channels * 2**i, max_channels) for i in range(depth)]
+        self.depth = depth
+        self.encoders = nn.ModuleList(
+            [_block(in_channels, widths[0])]
+            + [_block(widths[i - 1], widths[i], stride=2) for i in range(1, depth)]
+        )
+        self.ups = nn.ModuleList(
+            [nn.ConvTranspose3d(widths[i], widths[i - 1], 2, stride=2) for i in range(depth - 1, 0, -1)]
+        )
+        self.decoders = nn.ModuleList(
+            [_block(2 * widths[i - 1], widths[i - 1]) for i in range(depth - 1, 0, -1)]
+        )
+        self.head = nn.Conv3d(widths[0], out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for enc in self.encoders:
+            x = enc(x)
+            skips.append(x)
+        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips[:-1]), strict=True):
+            x = dec(torch.cat([up(x), skip], dim=1))
+        return self.head(x)

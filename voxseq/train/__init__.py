@@ -1,0 +1,1 @@
+"""Training: a generic loop (checkpoints, resume, seeds, AMP) and one task per modality."""

@@ -1,0 +1,214 @@
+"""Generic training loop shared by every model.
+
+A *task* supplies the data and the objective; :func:`fit` does the rest: device choice, seeds,
+optimizer and learning-rate schedule, AMP on CUDA, a checkpoint every epoch (``last.pt``) and on
+the best validation score (``best.pt``), automatic resume from ``last.pt`` when the run is started
+again, early stopping and a per-epoch metrics TSV plus one log line per epoch.
+
+Resume is exact on CPU: an epoch's batches depend only on ``(seed, epoch)`` and the learning rate
+only on the global step, so a run killed after epoch ``k`` and resumed gives the weights an
+uninterrupted run would have given.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from voxseq.io.atomic import atomic_path, write_tsv
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (the ``train:`` block of a modality's config)."""
+
+    epochs: int = 10
+    iters_per_epoch: int = 100
+    batch_size: int = 2
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.99
+    schedule: str = "poly"
+    grad_clip: float = 12.0
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = 1
+    patience: int = 0
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict, seed: int) -> TrainConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "seed": seed})
+
+
+class Task(Protocol):
+    """What :func:`fit` needs from a modality."""
+
+    def batches(self, epoch: int, n: int) -> Iterable[dict[str, torch.Tensor]]:
+        """The ``n`` training batches of ``epoch`` (a pure function of the seed and epoch)."""
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+        """Training loss of one batch."""
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Validation metrics; must hold ``val_loss`` and ``score`` (higher is better)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch; ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
+    """Learning rate at global ``step`` of ``total`` (poly 0.9 as nnU-Net, cosine or constant)."""
+    frac = min(step / max(total, 1), 1.0)
+    if cfg.schedule == "poly":
+        return cfg.lr * (1.0 - frac) ** 0.9
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+    if cfg.schedule == "constant":
+        return cfg.lr
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose poly, cosine or constant")
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=True, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
+
+
+def _save(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint without executing code (``weights_only=True``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def fit(task: Task, model: nn.Module, cfg: TrainConfig, workdir: str | Path,
+        metrics_path: str | Path, digest: str = "") -> dict[str, Any]:
+    """Train ``model`` on ``task``; return the history and best epoch.
+
+    Parameters
+    ----------
+    workdir
+        Folder for ``last.pt`` / ``best.pt``. Not a Snakemake output, so a rerun after an
+        interruption finds it and resumes.
+    metrics_path
+        Per-epoch TSV (epoch, train_loss, val_loss, score, the task's other metrics, lr, seconds),
+        written when training ends; ``workdir/metrics.tsv`` is updated after every epoch.
+    digest
+        Identifies the training inputs; a checkpoint with another digest is not resumed from.
+
+    After return, ``model`` holds the best-on-validation weights.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    opt = make_optimizer(cfg, model)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    total = cfg.epochs * cfg.iters_per_epoch
+    history: list[dict] = []
+    start, best_score, best_epoch, stale = 0, -math.inf, -1, 0
+    last = workdir / "last.pt"
+    if last.exists():
+        ck = load_checkpoint(last)
+        if ck.get("digest") == digest and ck.get("config") == asdict(cfg):
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            scaler.load_state_dict(ck["scaler"])
+            start, history = ck["epoch"] + 1, ck["history"]
+            best_score, best_epoch, stale = ck["best_score"], ck["best_epoch"], ck["stale"]
+            log.info("resuming from %s after epoch %d", last, ck["epoch"])
+        else:
+            log.info("ignoring %s: it was made from other inputs or settings", last)
+    log.info("training on %s (AMP %s), epochs %d x %d iterations, batch %d",
+             device, "on" if use_amp else "off", cfg.epochs, cfg.iters_per_epoch, cfg.batch_size)
+    for epoch in range(start, cfg.epochs):
+        if cfg.patience and stale >= cfg.patience:
+            log.info("early stop: no improvement for %d epochs", stale)
+            break
+        t0 = time.time()
+        model.train()
+        losses = []
+        for i, batch in enumerate(task.batches(epoch, cfg.iters_per_epoch)):
+            lr = learning_rate(cfg, epoch * cfg.iters_per_epoch + i, total)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = task.loss(model, batch, device)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            losses.append(float(loss.detach()))
+        model.eval()
+        with torch.no_grad(), torch.autocast(device.type, enabled=use_amp):
+            metrics = task.validate(model, device)
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
+               **{k: float(v) for k, v in metrics.items()}, "lr": lr,
+               "seconds": round(time.time() - t0, 2)}
+        history.append(row)
+        improved = metrics["score"] > best_score
+        if improved:
+            best_score, best_epoch, stale = metrics["score"], epoch, 0
+            _save(workdir / "best.pt", {"model": model.state_dict(), "epoch": epoch,
+                                        "digest": digest})
+        else:
+            stale += 1
+        _save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "scaler": scaler.state_dict(), "epoch": epoch, "history": history,
+                     "best_score": best_score, "best_epoch": best_epoch, "stale": stale,
+                     "digest": digest, "config": asdict(cfg)})
+        log.info("epoch %d/%d train_loss %.4f val_loss %.4f score %.4f%s (%.1fs)",
+                 epoch + 1, cfg.epochs, row["train_loss"], row["val_loss"], row["score"],
+                 " *best*" if improved else "", row["seconds"])
+        write_tsv(workdir / "metrics.tsv", history, list(history[0].keys()))
+    if history:
+        write_tsv(metrics_path, history, list(history[0].keys()))
+    best = workdir / "best.pt"
+    if best.exists():
+        model.load_state_dict(load_checkpoint(best)["model"])
+    model.to("cpu")
+    return {"history": history, "best_epoch": best_epoch, "best_score": best_score,
+            "device": str(device), "amp": use_amp}
