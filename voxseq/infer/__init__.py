@@ -1,0 +1,1 @@
+"""Inference: apply a trained model (bundle) to every subject of a cohort."""

@@ -1,0 +1,115 @@
+# Shared tables and logic: config + sample-sheet validation (at DAG-building time), subject
+# tables, wildcard constraints and input functions. Rules stay free of lambdas.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snakefile
+
+from voxseq import VoxseqError  # noqa: E402
+from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet  # noqa: E402
+
+
+validate(config, "../schemas/config.schema.yaml")
+validate(config["imaging"], "../schemas/imaging.schema.yaml")
+validate(config["genomics"], "../schemas/genomics.schema.yaml")
+
+COHORT = config["cohort"]
+RES = f"results/{COHORT}"
+LOGS = f"{RES}/logs"
+BENCH = f"{RES}/benchmarks"
+SHEET = f"{RES}/sheet.tsv"
+DEMO = config["demo"]["enabled"]
+DEMO_DIR = f"{RES}/demo_input"
+IMAGING = config["imaging"]["enabled"]
+GENOMICS = config["genomics"]["enabled"]
+IMAGING_BUNDLE = config["models"]["imaging"] or f"models/{COHORT}/imaging"
+GENOMICS_BUNDLE = config["models"]["genomics"] or f"models/{COHORT}/genomics"
+TRAIN_IMAGING = IMAGING and not config["models"]["imaging"]
+TRAIN_GENOMICS = GENOMICS and not config["models"]["genomics"]
+
+
+def demo_rows(n, imaging, genomics):
+    """The rows the demo rule writes (known before it runs, so the DAG is complete)."""
+    rows = {}
+    for i in range(n):
+        sid = f"{COHORT}{i + 1:03d}"
+        rows[sid] = {
+            "subject": sid,
+            "image": f"{DEMO_DIR}/imaging/{sid}_image.nii.gz" if imaging else "",
+            "label": f"{DEMO_DIR}/imaging/{sid}_label.nii.gz" if imaging else "",
+            "bam": f"{DEMO_DIR}/genomics/{sid}.bam" if genomics else "",
+            "vcf": f"{DEMO_DIR}/genomics/{sid}.vcf.gz" if genomics else "",
+        }
+    return rows
+
+
+def load_subjects():
+    if DEMO:
+        d = config["demo"]
+        return demo_rows(d["n_subjects"], d["imaging"], d["genomics"])
+    try:
+        rows = read_sheet(config["samples"])
+    except VoxseqError as exc:
+        raise WorkflowError(str(exc)) from None
+    return {r["subject"]: r for r in rows}
+
+
+SUBJECTS = load_subjects()
+IMAGING_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if IMAGING and r["image"])
+GENOMICS_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if GENOMICS and r["bam"])
+if IMAGING and not IMAGING_SUBJECTS:
+    raise WorkflowError(f"imaging.enabled but no subject in {config['samples']} has an image")
+if GENOMICS and not GENOMICS_SUBJECTS:
+    raise WorkflowError(f"genomics.enabled but no subject in {config['samples']} has a bam")
+
+
+wildcard_constraints:
+    subject=SUBJECT_PATTERN.strip("^$"),
+
+
+# ---- input functions -------------------------------------------------------------------------
+def get_sample_sheet():
+    return f"{DEMO_DIR}/samples.tsv" if DEMO else config["samples"]
+
+
+def get_image(wildcards):
+    return SUBJECTS[wildcards.subject]["image"]
+
+
+def get_label(wildcards):
+    return SUBJECTS[wildcards.subject]["label"] or []
+
+
+def get_bam(wildcards):
+    return SUBJECTS[wildcards.subject]["bam"]
+
+
+def get_vcf(wildcards):
+    return SUBJECTS[wildcards.subject]["vcf"] or []
+
+
+def get_imaging_bundle_files():
+    return [f"{IMAGING_BUNDLE}/bundle.json", f"{IMAGING_BUNDLE}/weights.safetensors"]
+
+
+def get_genomics_bundle_files():
+    return [f"{GENOMICS_BUNDLE}/bundle.json", f"{GENOMICS_BUNDLE}/weights.safetensors"]
+
+
+def get_demo_outputs():
+    files = [f"{DEMO_DIR}/samples.tsv"]
+    for row in SUBJECTS.values():
+        files += [row[c] for c in ("image", "label", "bam", "vcf") if row[c]]
+    return files
+
+
+def get_final_output():
+    out = [f"{RES}/summary.json"]
+    if IMAGING:
+        out.append(f"{RES}/imaging/cohort.tsv")
+    if GENOMICS:
+        out.append(f"{RES}/genomics/cohort.json")
+    return out
