@@ -8,7 +8,7 @@ the pipeline has to handle orientation and spacing exactly as for real data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -50,7 +50,25 @@ class ImagingDemoConfig:
             Scanner("siteB", 250.0, 40.0, 0.5, "int16"),
         )
     )
-    burden_threshold_mm3: float = 1500.0
+    burden_threshold_mm3: float = 2500.0
+    min_shape: int = 48
+
+    @classmethod
+    def small(cls) -> ImagingDemoConfig:
+        """A tiny variant for tests: about 32 x 32 x 24 voxels."""
+        return cls(fov_mm=(40.0, 40.0, 60.0), inplane_spacing=(1.2, 1.4),
+                   slice_spacing=(2.4, 2.8), min_shape=16, lesion_radius_mm=(4.0, 6.0))
+
+    def shifted(self, shift: float) -> ImagingDemoConfig:
+        """Another scanner distribution: intensity scale, offset and noise moved by ``shift``."""
+        if shift == 0:
+            return self
+        scanners = tuple(
+            Scanner(f"{s.name}-shift", s.scale * (1 + shift), s.offset + 100 * shift,
+                    s.noise * (1 + 0.5 * shift), s.dtype)
+            for s in self.scanners
+        )
+        return replace(self, scanners=scanners)
 
 
 def phantom(
@@ -71,9 +89,11 @@ def phantom(
     label : (X, Y, Z) uint8, 0 background, 1 organ, 2 lesion
     """
     x, y, z = coords
-    body = (x / 44.0) ** 2 + (y / 40.0) ** 2 + (z / 66.0) ** 2 <= 1.0
-    centre = rng.uniform(-8, 8, size=3)
-    radii = rng.uniform((22, 18, 26), (30, 25, 38))
+    fov = np.array(cfg.fov_mm)
+    body = (x / (0.46 * fov[0])) ** 2 + (y / (0.42 * fov[1])) ** 2 + (z / (0.47 * fov[2])) ** 2 <= 1
+    f = fov / np.array([96.0, 96.0, 140.0])
+    centre = rng.uniform(-8, 8, size=3) * f
+    radii = rng.uniform((22, 18, 26), (30, 25, 38)) * f
     dx, dy, dz = x - centre[0], y - centre[1], z - centre[2]
     r = np.sqrt((dx / radii[0]) ** 2 + (dy / radii[1]) ** 2 + (dz / radii[2]) ** 2)
     theta = np.arctan2(dy, dx)
@@ -107,7 +127,7 @@ def make_subject(seed: int, index: int, cfg: ImagingDemoConfig) -> dict:
         [rng.uniform(*cfg.inplane_spacing), rng.uniform(*cfg.inplane_spacing),
          rng.uniform(*cfg.slice_spacing)]
     )
-    shape = np.maximum(np.round(np.array(cfg.fov_mm) / spacing).astype(int), 48)
+    shape = np.maximum(np.round(np.array(cfg.fov_mm) / spacing).astype(int), cfg.min_shape)
     origin = -(shape - 1) * spacing / 2.0
     affine = np.diag([*spacing, 1.0])
     affine[:3, 3] = origin

@@ -9,12 +9,17 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snakefile
 
 from voxseq import VoxseqError  # noqa: E402
+from voxseq.demo.cohort import labelled_indices  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet  # noqa: E402
 
 
 validate(config, "../schemas/config.schema.yaml")
 validate(config["imaging"], "../schemas/imaging.schema.yaml")
 validate(config["genomics"], "../schemas/genomics.schema.yaml")
+for _block in ("imaging", "genomics"):
+    if config[_block].get("enabled"):
+        config[_block].setdefault("train", {})
+        validate(config[_block]["train"], "../schemas/train.schema.yaml")
 
 COHORT = config["cohort"]
 RES = f"results/{COHORT}"
@@ -33,13 +38,16 @@ TRAIN_GENOMICS = GENOMICS and not config["models"]["genomics"]
 
 def demo_rows(n, imaging, genomics):
     """The rows the demo rule writes (known before it runs, so the DAG is complete)."""
+    labelled = labelled_indices(config["seed"], n, config["demo"]["label_fraction"])
     rows = {}
     for i in range(n):
         sid = f"{COHORT}{i + 1:03d}"
         rows[sid] = {
             "subject": sid,
             "image": f"{DEMO_DIR}/imaging/{sid}_image.nii.gz" if imaging else "",
-            "label": f"{DEMO_DIR}/imaging/{sid}_label.nii.gz" if imaging else "",
+            "label": (
+                f"{DEMO_DIR}/imaging/{sid}_label.nii.gz" if imaging and i in labelled else ""
+            ),
             "bam": f"{DEMO_DIR}/genomics/{sid}.bam" if genomics else "",
             "vcf": f"{DEMO_DIR}/genomics/{sid}.vcf.gz" if genomics else "",
         }
@@ -99,8 +107,29 @@ def get_genomics_bundle_files():
     return [f"{GENOMICS_BUNDLE}/bundle.json", f"{GENOMICS_BUNDLE}/weights.safetensors"]
 
 
+def get_imaging_stats_bundle():
+    """A bundle applied to this cohort fixes the normalisation statistics."""
+    return [f"{IMAGING_BUNDLE}/bundle.json"] if config["models"]["imaging"] else []
+
+
+def get_imaging_report_inputs():
+    return f"{RES}/imaging/train/metrics.tsv" if TRAIN_IMAGING else []
+
+
+def get_summary_inputs(wildcards):
+    out = {}
+    if IMAGING:
+        out["imaging"] = f"{RES}/imaging/cohort.json"
+        out["imaging_report"] = f"{RES}/imaging/report/dice_boxplot.png"
+    if GENOMICS:
+        out["genomics"] = f"{RES}/genomics/cohort.json"
+    return out
+
+
 def get_demo_outputs():
     files = [f"{DEMO_DIR}/samples.tsv"]
+    if config["demo"]["genomics"]:
+        files.append(f"{DEMO_DIR}/reference.fa")
     for row in SUBJECTS.values():
         files += [row[c] for c in ("image", "label", "bam", "vcf") if row[c]]
     return files

@@ -1,0 +1,16 @@
+"""Rule cohort_sheet: validate the sample sheet, resolve paths, assign empty splits."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
+
+from voxseq.scripting import rule_logging  # noqa: E402
+from voxseq.io.sheet import assign_splits, read_sheet, write_sheet  # noqa: E402
+
+with rule_logging(snakemake) as log:
+    rows = read_sheet(snakemake.input.sheet)
+    rows = assign_splits(rows, snakemake.params.seed, snakemake.params.fractions)
+    write_sheet(snakemake.output.sheet, rows)
+    for split in ("train", "val", "test"):
+        log.info("%s: %d subjects", split, sum(r["split"] == split for r in rows))

@@ -1,0 +1,20 @@
+"""Rule imaging_infer: segment one subject back on its original grid."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
+
+from voxseq.scripting import rule_logging  # noqa: E402
+from voxseq.infer.imaging import segment_subject  # noqa: E402
+
+with rule_logging(snakemake):
+    segment_subject(
+        snakemake.wildcards.subject,
+        snakemake.input.store,
+        snakemake.params.bundle,
+        snakemake.output.seg,
+        snakemake.output.result,
+        device=snakemake.params.device,
+        label_path=snakemake.input.get("label"),
+    )

@@ -1,0 +1,22 @@
+"""Rule imaging_normalise: resample + normalise one subject into a zarr store."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
+
+from voxseq.scripting import rule_logging  # noqa: E402
+from voxseq.imaging.prepare import normalise_subject  # noqa: E402
+
+with rule_logging(snakemake):
+    p = snakemake.params
+    normalise_subject(
+        snakemake.wildcards.subject,
+        snakemake.input.meta,
+        snakemake.input.stats,
+        snakemake.output.store,
+        p.target_spacing,
+        p.interpolation,
+        p.n_labels,
+        p.max_voxels,
+    )

@@ -1,0 +1,18 @@
+"""Rule imaging_stats: intensity statistics of the training split (or the bundle's)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
+
+from voxseq.scripting import rule_logging  # noqa: E402
+from voxseq.imaging.prepare import intensity_statistics  # noqa: E402
+
+with rule_logging(snakemake):
+    intensity_statistics(
+        snakemake.input.sheet,
+        dict(zip(snakemake.params.subjects, snakemake.input.samples, strict=True)),
+        snakemake.params.scheme,
+        snakemake.output.stats,
+        bundle=snakemake.params.bundle,
+    )

@@ -1,0 +1,29 @@
+"""Rule imaging_train: train the segmentation UNet and write its model bundle."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
+
+from voxseq.scripting import rule_logging  # noqa: E402
+from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
+from voxseq.train.imaging import train_imaging  # noqa: E402
+
+with rule_logging(snakemake):
+    subjects = snakemake.params.subjects
+    train_imaging(
+        snakemake.input.sheet,
+        dict(zip(subjects, snakemake.input.stores, strict=True)),
+        dict(zip(subjects, snakemake.input.tiles, strict=True)),
+        snakemake.input.stats,
+        snakemake.params.cfg,
+        snakemake.params.seed,
+        snakemake.params.bundle,
+        snakemake.output.metrics,
+        snakemake.params.workdir,
+        provenance={
+            "cohort": snakemake.params.cohort,
+            "config_digest": object_sha256(snakemake.params.cfg),
+            "sample_sheet_digest": file_sha256(snakemake.input.sheet),
+        },
+    )

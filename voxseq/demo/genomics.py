@@ -1,0 +1,359 @@
+"""Synthetic genomics cohort: a reference with planted motifs, per-subject BAMs and VCFs.
+
+The "biology": every exact match of a motif (either strand) is a site whose strength is its
+motif's base strength, times a flank term (GC content of the 5 bp each side) and a small per-site
+log-normal factor. Each subject's expected depth is a background plus a Gaussian peak at every
+site, scaled by the subject's own weight for that motif and its library size. Reads are drawn
+from that profile, so coverage rises at motif sites with subject-specific strength.
+
+Reads carry realistic flags that coverage filters must drop (duplicates, secondary, QC-fail,
+placed and unplaced unmapped reads, MAPQ under 10), CIGARs with deletions, insertions and soft
+clips, and random base qualities. The VCFs hold SNVs that break planted motifs (the alt allele
+destroys a motif match), neutral SNVs far from any site and a few indels; the truth is written to
+``genomics/variant_truth.tsv``.
+
+Seeds: the reference, sites and variants come from ``default_rng([seed, 10, k])``; subject ``i``
+draws from ``default_rng([seed, 11 + k, i])``, so a subject's data do not depend on how many
+subjects are generated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pysam
+from scipy.ndimage import gaussian_filter1d
+
+from voxseq.genomics.reference import ensure_fai
+from voxseq.io.atomic import atomic_path, write_text, write_tsv
+
+log = logging.getLogger(__name__)
+
+_COMP = bytes.maketrans(b"ACGTN", b"TGCAN")
+TRUTH_COLUMNS = ("contig", "pos", "ref", "alt", "class", "motif", "site_start")
+
+
+@dataclass(frozen=True)
+class GenomicsDemoConfig:
+    """Size and difficulty of the demo genomics cohort."""
+
+    contig_lengths: tuple[int, ...] = (240_000, 200_000, 100_000, 100_000, 160_000)
+    gc: float = 0.42
+    n_runs: tuple[int, int] = (2_000, 6_000)  # one N stretch per contig, length range (bp)
+    motifs: tuple[tuple[str, str, float], ...] = (
+        ("ap1_like", "TGACTCAGCA", 1.0),
+        ("ccaat_like", "CCAATCGGAT", 0.6),
+        ("gata_like", "GATAAGGCTT", 0.35),
+    )
+    site_spacing: float = 240.0  # mean bp between planted sites
+    cluster_prob: float = 0.25  # chance that a site gets a same-motif neighbour 20-60 bp away
+    read_length: int = 50
+    background_depth: float = 2.0
+    peak_depth: float = 30.0  # extra depth at the centre of a strength-1 site
+    peak_sigma: float = 40.0
+    library_scale: tuple[float, float] = (0.6, 1.4)
+    motif_weight_sigma: float = 0.35
+    duplicate_rate: float = 0.04
+    secondary_rate: float = 0.02
+    qcfail_rate: float = 0.01
+    unmapped_rate: float = 0.02
+    low_mapq_rate: float = 0.04
+    n_breaking: int = 80
+    n_neutral: int = 80
+    n_indels: int = 4
+    carrier_prob: float = 0.35
+
+
+SMALL = GenomicsDemoConfig(contig_lengths=(16_000,) * 4, n_runs=(500, 1_000),
+                           site_spacing=400.0, n_breaking=8, n_neutral=8, n_indels=2)
+
+
+def revcomp(seq: str) -> str:
+    """Reverse complement of an upper-case ACGTN string."""
+    return seq.encode().translate(_COMP)[::-1].decode()
+
+
+def make_reference(rng: np.random.Generator, cfg: GenomicsDemoConfig) -> dict[str, bytearray]:
+    """Random contigs ``chr1..chrN`` with one N stretch each and planted motif instances."""
+    probs = [(1 - cfg.gc) / 2, cfg.gc / 2, cfg.gc / 2, (1 - cfg.gc) / 2]
+    bases = np.frombuffer(b"ACGT", dtype=np.uint8)
+    genome = {}
+    for k, length in enumerate(cfg.contig_lengths):
+        seq = bases[rng.choice(4, size=length, p=probs)].copy()
+        n_len = int(rng.integers(*cfg.n_runs))
+        n_start = int(rng.integers(length // 4, 3 * length // 4 - n_len))
+        seq[n_start:n_start + n_len] = ord("N")
+        pos = int(rng.integers(50, 150))
+        while pos < length - 100:
+            _plant(rng, seq, pos, cfg)
+            pos += 30 + int(rng.exponential(cfg.site_spacing))
+        genome[f"chr{k + 1}"] = bytearray(seq.tobytes())
+    return genome
+
+
+def _plant(rng: np.random.Generator, seq: np.ndarray, pos: int, cfg: GenomicsDemoConfig) -> None:
+    weights = np.array([1.0 / (1 + i) for i in range(len(cfg.motifs))])
+    t = int(rng.choice(len(cfg.motifs), p=weights / weights.sum()))
+    starts = [pos]
+    if rng.random() < cfg.cluster_prob:
+        starts.append(pos + int(rng.integers(20, 60)))
+    for s in starts:
+        motif = cfg.motifs[t][1]
+        motif = motif if rng.random() < 0.5 else revcomp(motif)
+        window = seq[s:s + len(motif)]
+        if len(window) == len(motif) and not (window == ord("N")).any():
+            seq[s:s + len(motif)] = np.frombuffer(motif.encode(), dtype=np.uint8)
+
+
+def find_sites(seq: str, cfg: GenomicsDemoConfig) -> list[tuple[int, int]]:
+    """Every exact motif match on either strand: (start, motif index), sorted by start."""
+    hits = set()
+    for t, (_, motif, _) in enumerate(cfg.motifs):
+        for m in {motif, revcomp(motif)}:
+            hits.update((h.start(), t) for h in re.finditer(f"(?={m})", seq))
+    return sorted(hits)
+
+
+def site_strengths(seq: str, sites: list[tuple[int, int]], cfg: GenomicsDemoConfig,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Strength of each site: motif strength x (0.6 + 0.8 GC of 5 bp flanks) x lognormal(0.2)."""
+    out = np.empty(len(sites))
+    for i, (s, t) in enumerate(sites):
+        m = len(cfg.motifs[t][1])
+        flank = seq[max(s - 5, 0):s] + seq[s + m:s + m + 5]
+        gc = sum(b in "GC" for b in flank) / max(len(flank), 1)
+        out[i] = cfg.motifs[t][2] * (0.6 + 0.8 * gc)
+    return out * rng.lognormal(0.0, 0.2, size=len(sites))
+
+
+def choose_variants(rng: np.random.Generator, genome: dict[str, bytearray],
+                    sites: dict[str, list[tuple[int, int]]],
+                    cfg: GenomicsDemoConfig) -> list[dict]:
+    """Motif-breaking SNVs (a core base of a site changed), neutral SNVs and a few indels."""
+    contigs = list(genome)
+    variants, taken = [], set()
+    while sum(v["class"] == "motif_breaking" for v in variants) < cfg.n_breaking:
+        c = contigs[int(rng.integers(len(contigs)))]
+        if not sites[c]:
+            continue
+        s, t = sites[c][int(rng.integers(len(sites[c])))]
+        pos0 = s + int(rng.integers(2, len(cfg.motifs[t][1]) - 2))
+        if (c, pos0) in taken:
+            continue
+        ref = chr(genome[c][pos0])
+        alt = "ACGT"[int(rng.choice([i for i in range(4) if "ACGT"[i] != ref]))]
+        taken.add((c, pos0))
+        variants.append({"contig": c, "pos0": pos0, "ref": ref, "alt": alt,
+                         "class": "motif_breaking", "motif": cfg.motifs[t][0], "site_start": s})
+    starts = {c: np.array([s for s, _ in sites[c]] or [-10**9]) for c in contigs}
+    n_neutral = 0
+    while n_neutral < cfg.n_neutral + cfg.n_indels:
+        c = contigs[int(rng.integers(len(contigs)))]
+        pos0 = int(rng.integers(600, len(genome[c]) - 600))
+        if np.abs(starts[c] - pos0).min() < 500 or (c, pos0) in taken:
+            continue
+        ref = chr(genome[c][pos0])
+        if ref not in "ACGT" or chr(genome[c][pos0 + 1]) not in "ACGT":
+            continue
+        taken.add((c, pos0))
+        n_neutral += 1
+        if n_neutral > cfg.n_neutral:  # indels: an insertion, then a deletion, alternating
+            alt2 = ref + "T" if n_neutral % 2 else ref
+            ref2 = ref if n_neutral % 2 else ref + chr(genome[c][pos0 + 1])
+            variants.append({"contig": c, "pos0": pos0, "ref": ref2, "alt": alt2,
+                             "class": "indel", "motif": "", "site_start": ""})
+            continue
+        alt = "ACGT"[int(rng.choice([i for i in range(4) if "ACGT"[i] != ref]))]
+        variants.append({"contig": c, "pos0": pos0, "ref": ref, "alt": alt, "class": "neutral",
+                         "motif": "", "site_start": ""})
+    order = {c: i for i, c in enumerate(contigs)}
+    return sorted(variants, key=lambda v: (order[v["contig"]], v["pos0"]))
+
+
+def depth_profile(length: int, sites: list[tuple[int, int]], strength: np.ndarray,
+                  weights: np.ndarray, n_mask: np.ndarray, background: float,
+                  cfg: GenomicsDemoConfig) -> np.ndarray:
+    """Expected per-base depth ``(length,)`` of one subject on one contig."""
+    peaks = np.zeros(length)
+    if sites:
+        m_len = np.array([len(cfg.motifs[t][1]) for _, t in sites])
+        centre = np.array([s for s, _ in sites]) + m_len // 2
+        amp = strength * weights[np.array([t for _, t in sites])]
+        np.add.at(peaks, np.clip(centre, 0, length - 1), amp)
+    peak = gaussian_filter1d(peaks, cfg.peak_sigma, mode="constant")
+    peak *= cfg.peak_depth * np.sqrt(2 * np.pi) * cfg.peak_sigma
+    return np.where(n_mask, 0.0, background + peak)
+
+
+def simulate_reads(rng: np.random.Generator, depth: np.ndarray, cfg: GenomicsDemoConfig
+                   ) -> np.ndarray:
+    """Sorted 0-based read starts drawn so that the expected depth is ``depth``."""
+    rate = np.convolve(depth, np.ones(cfg.read_length) / cfg.read_length)[cfg.read_length - 1:]
+    rate[len(rate) - cfg.read_length:] = 0.0
+    rate[depth == 0] = 0.0
+    cum = np.cumsum(rate)
+    n = int(rng.poisson(cum[-1]))
+    u = np.sort(rng.random(n)) * cum[-1]
+    return np.searchsorted(cum, u, side="right").astype(np.int64)
+
+
+# CIGAR patterns: (cigar, reference span, [(op, length)]), weights
+_PATTERNS = [("50M", 50), ("20M2D30M", 52), ("25M1I24M", 49), ("5S45M", 45), ("45M5S", 45)]
+_PATTERN_P = np.array([0.88, 0.04, 0.03, 0.025, 0.025])
+
+
+def _read_seq(ref: bytes, start: int, pattern: int, rng: np.random.Generator) -> bytes:
+    if pattern == 0:
+        return ref[start:start + 50]
+    if pattern == 1:
+        return ref[start:start + 20] + ref[start + 22:start + 52]
+    if pattern == 2:
+        return ref[start:start + 25] + b"ACGT"[int(rng.integers(4))].to_bytes(1) \
+            + ref[start + 25:start + 49]
+    clip = bytes(b"ACGT"[i] for i in rng.integers(0, 4, 5))
+    return clip + ref[start:start + 45] if pattern == 3 else ref[start:start + 45] + clip
+
+
+def subject_sam_lines(rng: np.random.Generator, subject: str, contig: str, ref: bytes,
+                      starts: np.ndarray, cfg: GenomicsDemoConfig) -> list[tuple[int, str]]:
+    """SAM records (position, line) of one contig: reads plus flagged decoys."""
+    n = len(starts)
+    pattern = rng.choice(len(_PATTERNS), size=n, p=_PATTERN_P)
+    reverse = rng.random(n) < 0.5
+    mapq = np.where(rng.random(n) < cfg.low_mapq_rate, rng.integers(0, 10, n),
+                    rng.integers(20, 61, n))
+    qcfail = rng.random(n) < cfg.qcfail_rate
+    dup = rng.random(n) < cfg.duplicate_rate
+    quals = rng.integers(2, 41, size=(n, 50)).astype(np.uint8) + 33
+    out = []
+    for i in range(n):
+        s, p = int(starts[i]), int(pattern[i])
+        if s + _PATTERNS[p][1] > len(ref):
+            continue
+        seq = _read_seq(ref, s, p, rng).decode()
+        flag = (16 if reverse[i] else 0) | (512 if qcfail[i] else 0)
+        body = (f"\t{contig}\t{s + 1}\t{mapq[i]}\t{_PATTERNS[p][0]}\t*\t0\t0\t{seq}\t"
+                f"{quals[i].tobytes().decode()}")
+        out.append((s, f"{subject}.{contig}.{i}\t{flag}{body}"))
+        if dup[i]:
+            out.append((s, f"{subject}.{contig}.{i}d\t{flag | 1024}{body}"))
+        if rng.random() < cfg.secondary_rate:
+            s2 = int(rng.integers(0, len(ref) - 60))
+            out.append((s2, f"{subject}.{contig}.{i}\t{256 | flag}\t{contig}\t{s2 + 1}\t0\t50M"
+                            "\t*\t0\t0\t*\t*"))
+        if rng.random() < cfg.unmapped_rate / 2:  # placed unmapped (mate-style position)
+            out.append((s, f"{subject}.{contig}.{i}u\t4\t{contig}\t{s + 1}\t0\t*\t*\t0\t0\t"
+                           f"{seq}\t{quals[i][:len(seq)].tobytes().decode()}"))
+    return out
+
+
+def write_bam(path: Path, subject: str, genome: dict[str, bytearray],
+              lines: list[str], n_unplaced: int, rng: np.random.Generator) -> None:
+    """Write sorted SAM records as an indexed BAM, atomically (index renamed last)."""
+    header = ["@HD\tVN:1.6\tSO:coordinate"]
+    header += [f"@SQ\tSN:{c}\tLN:{len(s)}" for c, s in genome.items()]
+    header += [f"@RG\tID:{subject}\tSM:{subject}", "@PG\tID:voxseq-demo\tPN:voxseq-demo"]
+    for j in range(n_unplaced):
+        seq = bytes(b"ACGT"[i] for i in rng.integers(0, 4, 50)).decode()
+        lines.append(f"{subject}.unplaced.{j}\t4\t*\t0\t0\t*\t*\t0\t0\t{seq}\t{'#' * 50}")
+    with atomic_path(path.with_suffix(".sam")) as sam, atomic_path(path) as bam, \
+            atomic_path(Path(f"{path}.bai")) as bai:
+        sam.write_text("\n".join(header + lines) + "\n")
+        pysam.view("-b", "-o", str(bam), str(sam), catch_stdout=False)
+        pysam.index(str(bam), str(bai))
+        sam.unlink()
+        os.replace(bam, path)  # BAM before its index, so the index is never older
+
+
+def write_vcf(path: Path, subject: str, genome: dict[str, bytearray], variants: list[dict],
+              genotypes: list[str]) -> None:
+    """Write a bgzipped, tabix-indexed single-sample VCF, atomically."""
+    head = ["##fileformat=VCFv4.2", "##source=voxseq-demo"]
+    head += [f"##contig=<ID={c},length={len(s)}>" for c, s in genome.items()]
+    head += ['##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+             f"#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{subject}"]
+    body = [f"{v['contig']}\t{v['pos0'] + 1}\t{v['contig']}_{v['pos0'] + 1}_{v['ref']}_{v['alt']}"
+            f"\t{v['ref']}\t{v['alt']}\t50\tPASS\t.\tGT\t{gt}"
+            for v, gt in zip(variants, genotypes, strict=True)]
+    with atomic_path(path.with_suffix("")) as plain, atomic_path(path) as gz:
+        plain.write_text("\n".join(head + body) + "\n")
+        pysam.tabix_compress(str(plain), str(gz), force=True)
+        pysam.tabix_index(str(gz), preset="vcf", force=True)
+        tbi = Path(f"{gz}.tbi")
+        os.replace(gz, path)
+        os.replace(tbi, f"{path}.tbi")
+        plain.unlink()
+
+
+def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool = False,
+                      shift: float = 0.0, cfg: GenomicsDemoConfig | None = None
+                      ) -> dict[str, dict[str, str]]:
+    """Write the demo reference, per-subject BAM + VCF and the variant truth under ``outdir``.
+
+    Parameters
+    ----------
+    outdir
+        Destination; gets ``reference.fa`` (+ ``.fai``) and ``genomics/``.
+    subjects
+        Subject ids; subject ``i`` is simulated from ``[seed, k, i]``.
+    small
+        Tiny genome (4 x 16 kb) and few variants, for tests.
+    shift
+        Cohort shift: library sizes scale by ``1 + shift`` and background depth by
+        ``1 + shift / 2`` (a "new cohort" sequenced differently).
+
+    Returns
+    -------
+    dict
+        subject -> {"bam": path, "vcf": path}, paths relative to ``outdir``.
+    """
+    outdir = Path(outdir)
+    cfg = cfg or (SMALL if small else GenomicsDemoConfig())
+    genome = make_reference(np.random.default_rng([seed, 10, 0]), cfg)
+    fasta = outdir / "reference.fa"
+    write_text(fasta, "".join(
+        f">{c}\n" + "\n".join(s[i:i + 60].decode() for i in range(0, len(s), 60)) + "\n"
+        for c, s in genome.items()))
+    ensure_fai(fasta)
+    texts = {c: s.decode() for c, s in genome.items()}
+    rng_sites = np.random.default_rng([seed, 10, 1])
+    sites = {c: find_sites(texts[c], cfg) for c in genome}
+    strength = {c: site_strengths(texts[c], sites[c], cfg, rng_sites) for c in genome}
+    variants = choose_variants(np.random.default_rng([seed, 10, 2]), genome, sites, cfg)
+    gdir = outdir / "genomics"
+    gdir.mkdir(parents=True, exist_ok=True)
+    write_tsv(gdir / "variant_truth.tsv",
+              [{**v, "pos": v["pos0"] + 1} for v in variants], TRUTH_COLUMNS)
+    log.info("demo genome: %d contigs, %d bp, %d motif sites, %d variants", len(genome),
+             sum(map(len, genome.values())), sum(map(len, sites.values())), len(variants))
+    out = {}
+    for i, sid in enumerate(subjects):
+        rng = np.random.default_rng([seed, 11, i])
+        lib = rng.uniform(*cfg.library_scale) * (1.0 + shift)
+        weights = rng.lognormal(0.0, cfg.motif_weight_sigma, size=len(cfg.motifs))
+        background = cfg.background_depth * (1.0 + shift / 2)
+        lines: list[tuple[int, str]] = []
+        for c in genome:
+            n_mask = np.frombuffer(bytes(genome[c]), dtype=np.uint8) == ord("N")
+            depth = lib * depth_profile(len(genome[c]), sites[c], strength[c], weights, n_mask,
+                                        background, cfg)
+            starts = simulate_reads(rng, depth, cfg)
+            recs = subject_sam_lines(rng, sid, c, bytes(genome[c]), starts, cfg)
+            recs.sort(key=lambda r: r[0])
+            lines.extend(r[1] for r in recs)
+        n_unplaced = int(len(lines) * cfg.unmapped_rate / 2)
+        write_bam(gdir / f"{sid}.bam", sid, genome, lines, n_unplaced, rng)
+        rng_gt = np.random.default_rng([seed, 12, i])
+        carried = rng_gt.random(len(variants)) < cfg.carrier_prob
+        hom = rng_gt.random(len(variants)) < 0.2
+        mine = [v for v, k in zip(variants, carried, strict=True) if k]
+        gts = ["1/1" if h else "0/1" for h, k in zip(hom, carried, strict=True) if k]
+        write_vcf(gdir / f"{sid}.vcf.gz", sid, genome, mine, gts)
+        log.info("demo subject %s: %d alignments, %d variants", sid, len(lines), len(mine))
+        out[sid] = {"bam": f"genomics/{sid}.bam", "vcf": f"genomics/{sid}.vcf.gz"}
+    return out

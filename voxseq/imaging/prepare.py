@@ -1,0 +1,95 @@
+"""Imaging normalise and tile stages: cohort statistics, per-subject zarr store, patch centres."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from voxseq import VoxseqError
+from voxseq.imaging.intensity import cohort_statistics, normalise
+from voxseq.imaging.patches import foreground_centres, write_centres
+from voxseq.imaging.resample import resample, resampled_spacing, target_shape
+from voxseq.imaging.store import open_store, write_store
+from voxseq.io.atomic import read_tsv, write_json
+from voxseq.io.nifti import load_nifti
+
+log = logging.getLogger(__name__)
+
+
+def intensity_statistics(sheet: str | Path, samples: dict[str, str], scheme: str, out: str | Path,
+                         bundle: str | Path | None = None) -> dict:
+    """Training-split intensity statistics (``ct`` scheme), or the bundle's when one is applied.
+
+    Parameters
+    ----------
+    sheet
+        Resolved sample sheet (for each subject's split).
+    samples
+        subject -> foreground intensity sample (``.npy`` from ingest).
+    bundle
+        A model bundle folder: its statistics are used unchanged (never recomputed from a new
+        cohort).
+    """
+    if bundle:
+        meta = json.loads((Path(bundle) / "bundle.json").read_text())
+        stats = {"scheme": meta["preprocessing"]["normalisation"],
+                 "statistics": meta["preprocessing"].get("statistics"), "source": str(bundle)}
+    elif scheme == "ct":
+        split = {r["subject"]: r["split"] for r in read_tsv(sheet)}
+        train = [s for s in samples if split.get(s) == "train"]
+        if not train:
+            raise VoxseqError(f"intensity statistics: no training-split subjects in {sheet}")
+        arrays = [np.load(samples[s], allow_pickle=False) for s in sorted(train)]
+        stats = {"scheme": scheme, "statistics": cohort_statistics(arrays),
+                 "source": f"{len(train)} training subjects"}
+    else:
+        stats = {"scheme": scheme, "statistics": None, "source": "per subject"}
+    write_json(out, stats)
+    return stats
+
+
+def normalise_subject(subject: str, ingest_json: str | Path, stats_json: str | Path,
+                      out_store: str | Path, target_spacing, interpolation: str,
+                      n_labels: int, max_voxels: int | None = None) -> dict:
+    """Resample one subject to ``target_spacing`` and normalise it into a zarr store."""
+    meta = json.loads(Path(ingest_json).read_text())
+    stats = json.loads(Path(stats_json).read_text())
+    image = load_nifti(meta["image"], subject, "image", max_voxels)
+    shape = target_shape(image.data.shape, image.spacing, target_spacing)
+    data = resample(image.data, shape, interpolation)
+    mask = None
+    label = None
+    if meta.get("label"):
+        lab = load_nifti(meta["label"], subject, "label", max_voxels).data.astype(np.uint8)
+        label = resample(lab, shape, "nearest").astype(np.uint8)
+    data = normalise(data, stats["scheme"], stats.get("statistics"), mask)
+    spacing = resampled_spacing(image.data.shape, image.spacing, shape)
+    geometry = {
+        "subject": subject,
+        "canonical_shape": list(image.data.shape),
+        "canonical_spacing": image.spacing.tolist(),
+        "original_shape": list(image.original_shape),
+        "original_axcodes": list(image.original_axcodes),
+        "original_affine": image.original_affine.tolist(),
+        "normalisation": stats["scheme"],
+        "n_labels": n_labels,
+    }
+    write_store(out_store, data, label, spacing, geometry)
+    log.info("%s: %s at %s mm -> %s at %s mm", subject, image.data.shape,
+             np.round(image.spacing, 3).tolist(), shape, np.round(spacing, 3).tolist())
+    return geometry
+
+
+def tile_subject(subject: str, store: str | Path, out_tsv: str | Path, n_labels: int,
+                 per_class: int, seed: int) -> int:
+    """Write the subject's foreground patch centres (empty table for unlabelled subjects)."""
+    st = open_store(store)
+    if st.label is None:
+        centres = np.zeros((0, 4), np.int64)
+    else:
+        centres = foreground_centres(np.asarray(st.label[...]), n_labels, per_class, seed)
+    write_centres(out_tsv, subject, centres)
+    return len(centres)

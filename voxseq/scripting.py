@@ -1,0 +1,46 @@
+"""Glue for rule scripts: logging to the rule's log file, clear errors for bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+from voxseq import VoxseqError
+
+
+@contextlib.contextmanager
+def rule_logging(snakemake, threads: int | None = None) -> Iterator[logging.Logger]:
+    """Log INFO to the rule's ``log[0]`` and warnings to stderr; turn a :class:`VoxseqError`
+    into a one-line message (on stderr and in the log) and exit status 1.
+
+    Also caps torch's CPU threads at the rule's ``threads``.
+    """
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    if snakemake.log:
+        fh = logging.FileHandler(snakemake.log[0], mode="w")
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setLevel(logging.WARNING)
+    sh.setFormatter(fmt)
+    root.addHandler(sh)
+    n = threads if threads is not None else snakemake.threads
+    if "torch" in sys.modules or n:
+        with contextlib.suppress(ImportError):
+            import torch
+
+            torch.set_num_threads(max(int(n), 1))
+    log = logging.getLogger(f"voxseq.rule.{snakemake.rule}")
+    try:
+        yield log
+    except VoxseqError as exc:
+        log.error("%s", exc)
+        sys.stderr.flush()
+        sys.exit(1)
+    except Exception:
+        log.exception("rule %s failed", snakemake.rule)
+        raise

@@ -1,0 +1,164 @@
+"""Imaging segmentation training: patch batches from zarr, Dice + cross-entropy, sliding-window
+validation; writes the model bundle."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from voxseq import VoxseqError
+from voxseq.bundle import write_bundle
+from voxseq.imaging.patches import PatchSampler, PatchSpec, read_centres, read_patch
+from voxseq.imaging.sliding import sliding_window_logits
+from voxseq.imaging.store import open_store
+from voxseq.io.atomic import read_tsv
+from voxseq.io.digest import object_sha256
+from voxseq.metrics import dice_per_label
+from voxseq.models import build_model
+from voxseq.train.loop import TrainConfig, fit, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+    """Cross-entropy plus soft Dice over foreground classes (per sample, as nnU-Net).
+
+    logits (B, C, X, Y, Z), target (B, X, Y, Z) int64.
+    """
+    logits = logits.float()
+    ce = F.cross_entropy(logits, target)
+    probs = logits.softmax(1)[:, 1:]
+    onehot = F.one_hot(target, logits.shape[1]).movedim(-1, 1)[:, 1:].float()
+    dims = tuple(range(2, logits.ndim))
+    inter = (probs * onehot).sum(dims)
+    denom = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + smooth) / (denom + smooth)
+    return ce + (1.0 - dice.mean())
+
+
+class PatchDataset(Dataset):
+    """Reads an epoch's patches from zarr stores; each worker opens its own handles."""
+
+    def __init__(self, stores: list[str], specs: list[PatchSpec], patch):
+        self.paths, self.specs, self.patch = stores, specs, tuple(patch)
+        self._open: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        sp = self.specs[i]
+        if sp.subject not in self._open:
+            self._open[sp.subject] = open_store(self.paths[sp.subject])
+        st = self._open[sp.subject]
+        x = read_patch(st.image, sp.start, self.patch).astype(np.float32)
+        y = read_patch(st.label, sp.start, self.patch).astype(np.int64)
+        x = x * sp.scale + sp.shift
+        for axis, flip in enumerate(sp.flips):
+            if flip:
+                x, y = np.flip(x, axis), np.flip(y, axis)
+        return {"x": torch.from_numpy(x.copy())[None], "y": torch.from_numpy(y.copy())}
+
+
+class SegmentationTask:
+    """The imaging :class:`voxseq.train.loop.Task`."""
+
+    def __init__(self, train_stores, train_centres, val_stores, patch, n_labels, batch_size,
+                 fg_fraction, seed, augment, num_workers, infer):
+        self.stores = list(train_stores)
+        shapes = [open_store(p).shape for p in self.stores]
+        self.sampler = PatchSampler(shapes, train_centres, patch, fg_fraction, seed, augment)
+        self.val = [open_store(p) for p in val_stores]
+        self.patch, self.n_labels = tuple(patch), n_labels
+        self.batch_size, self.num_workers, self.infer = batch_size, num_workers, infer
+
+    def batches(self, epoch: int, n: int):
+        specs = self.sampler.epoch(epoch, n * self.batch_size)
+        ds = PatchDataset(self.stores, specs, self.patch)
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=False,
+                          num_workers=self.num_workers)
+
+    def loss(self, model, batch, device):
+        return dice_ce_loss(model(batch["x"].to(device)), batch["y"].to(device))
+
+    def validate(self, model, device) -> dict[str, float]:
+        losses, dices = [], []
+        for st in self.val:
+            logits = sliding_window_logits(
+                model, np.asarray(st.image[...]), self.patch, self.n_labels,
+                overlap=self.infer["overlap"], batch_size=self.infer["batch_size"],
+                device=device, sigma_scale=self.infer["sigma_scale"])
+            truth = np.asarray(st.label[...]).astype(np.int64)
+            losses.append(float(dice_ce_loss(logits[None], torch.from_numpy(truth)[None])))
+            dices.append(dice_per_label(logits.argmax(0).numpy(), truth, self.n_labels))
+        d = np.nanmean(np.array(dices), axis=0)
+        out = {"val_loss": float(np.mean(losses)), "score": float(np.nanmean(d))}
+        out.update({f"val_dice_{k + 1}": float(v) for k, v in enumerate(d)})
+        return out
+
+
+def train_imaging(sheet: str, stores: dict[str, str], tiles: dict[str, str], stats_json: str,
+                  cfg: dict, seed: int, bundle_dir: str, metrics_tsv: str, workdir: str,
+                  provenance: dict) -> dict:
+    """Train the segmentation UNet on the sheet's train split, validate on its val split and
+    write the model bundle.
+
+    Parameters
+    ----------
+    stores, tiles
+        subject -> zarr store / foreground-centre table, for every imaging subject.
+    cfg
+        The config's ``imaging`` block (validated).
+    """
+    split = {r["subject"]: r["split"] for r in read_tsv(sheet)}
+    labelled = {s for s in stores if open_store(stores[s]).label is not None}
+    train = sorted(s for s in stores if split.get(s) == "train" and s in labelled)
+    val = sorted(s for s in stores if split.get(s) == "val" and s in labelled)
+    if not train:
+        raise VoxseqError(f"imaging training: no labelled training-split subject in {sheet}")
+    centres = {s: read_centres(tiles[s]) for s in train}
+    empty = [s for s in train if len(centres[s]) == 0]
+    if len(empty) == len(train):
+        raise VoxseqError(f"imaging training: every training subject has an empty foreground "
+                          f"(subjects {empty}); nothing to learn")
+    if not val:
+        log.warning("no labelled validation subject: validating on the training subjects")
+        val = train
+    n_labels = len(cfg["labels"])
+    tcfg = TrainConfig.from_dict(cfg["train"], seed)
+    arch = {"in_channels": 1, "out_channels": n_labels, **cfg["model"]}
+    seed_everything(seed)
+    model = build_model("unet3d", **arch)
+    stats = json.loads(Path(stats_json).read_text())
+    digest = object_sha256({"cfg": cfg, "seed": seed, "train": train, "val": val, "stats": stats})
+    task = SegmentationTask([stores[s] for s in train], [centres[s] for s in train],
+                            [stores[s] for s in val], cfg["patch_size"], n_labels,
+                            tcfg.batch_size, cfg["foreground_fraction"], seed,
+                            cfg["train"].get("augment", {}), tcfg.num_workers, cfg["infer"])
+    log.info("train %d subjects %s, val %d subjects %s, %d parameters", len(train), train,
+             len(val), val, sum(p.numel() for p in model.parameters()))
+    result = fit(task, model, tcfg, workdir, metrics_tsv, digest)
+    best = result["history"][result["best_epoch"]] if result["best_epoch"] >= 0 else {}
+    write_bundle(
+        bundle_dir, model, "imaging", "unet3d", arch,
+        preprocessing={
+            "target_spacing": list(cfg["target_spacing"]),
+            "interpolation": cfg["interpolation"],
+            "normalisation": stats["scheme"],
+            "statistics": stats.get("statistics"),
+            "patch_size": list(cfg["patch_size"]),
+            "labels": list(cfg["labels"]),
+            "in_channels": 1,
+            "infer": dict(cfg["infer"]),
+        },
+        metrics={"best_epoch": result["best_epoch"], "validation": best,
+                 "train_subjects": train, "val_subjects": val},
+        provenance={**provenance, "seed": seed, "device": result["device"], "amp": result["amp"]},
+    )
+    return result

@@ -1,0 +1,73 @@
+# Stage 1, ingest: the demo cohort (when enabled), the resolved sample sheet, per-subject checks.
+
+
+if DEMO:
+
+    rule demo_cohort:
+        output:
+            sheet=f"{DEMO_DIR}/samples.tsv",
+            files=get_demo_outputs()[1:],
+        log:
+            f"{LOGS}/demo_cohort.log",
+        benchmark:
+            f"{BENCH}/demo_cohort.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            "../../envs/demo.yaml"
+        params:
+            outdir=DEMO_DIR,
+            subjects=list(SUBJECTS),
+            seed=config["seed"],
+            demo=config["demo"],
+        script:
+            "../../scripts/demo_cohort.py"
+
+
+rule cohort_sheet:
+    input:
+        sheet=get_sample_sheet(),
+    output:
+        sheet=SHEET,
+    log:
+        f"{LOGS}/cohort_sheet.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/imaging.yaml"
+    params:
+        seed=config["seed"],
+        fractions=config["splits"],
+    script:
+        "../../scripts/cohort_sheet.py"
+
+
+rule imaging_ingest:
+    input:
+        image=get_image,
+        label=get_label,
+    output:
+        meta=f"{RES}/imaging/ingest/{{subject}}.json",
+        sample=f"{RES}/imaging/ingest/{{subject}}.fg.npy",
+    log:
+        f"{LOGS}/imaging/ingest/{{subject}}.log",
+    benchmark:
+        f"{BENCH}/imaging/ingest/{{subject}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    group:
+        "imaging_prepare"
+    conda:
+        "../../envs/imaging.yaml"
+    params:
+        n_labels=len(config["imaging"]["labels"]),
+        seed=config["seed"],
+        max_voxels=config["imaging"]["max_voxels"],
+    script:
+        "../../scripts/imaging_ingest.py"

@@ -1,0 +1,35 @@
+# Stage 4, train: one model per modality; writes a self-describing bundle under models/.
+# Checkpoints live beside the metrics (not declared as outputs), so a rerun resumes.
+
+
+if TRAIN_IMAGING:
+
+    rule imaging_train:
+        input:
+            sheet=SHEET,
+            stats=f"{RES}/imaging/normalise/intensity_stats.json",
+            stores=expand(f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS),
+            tiles=expand(f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_SUBJECTS),
+        output:
+            bundle=get_imaging_bundle_files(),
+            metrics=f"{RES}/imaging/train/metrics.tsv",
+        log:
+            f"{LOGS}/imaging/train.log",
+        benchmark:
+            f"{BENCH}/imaging/train.tsv"
+        threads: 2
+        resources:
+            mem_mb=8000,
+            runtime=240,
+            gpu=1,
+        conda:
+            "../../envs/torch.yaml"
+        params:
+            subjects=IMAGING_SUBJECTS,
+            cfg=config["imaging"],
+            seed=config["seed"],
+            cohort=COHORT,
+            bundle=IMAGING_BUNDLE,
+            workdir=f"{RES}/imaging/train/checkpoints",
+        script:
+            "../../scripts/imaging_train.py"
