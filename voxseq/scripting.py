@@ -15,7 +15,8 @@ def rule_logging(snakemake, threads: int | None = None) -> Iterator[logging.Logg
     """Log INFO to the rule's ``log[0]`` and warnings to stderr; turn a :class:`VoxseqError`
     into a one-line message (on stderr and in the log) and exit status 1.
 
-    Also caps torch's CPU threads at the rule's ``threads``.
+    Also caps torch's CPU threads at the rule's ``threads`` when the script has imported torch
+    (others never pay for importing it).
     """
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     root = logging.getLogger()
@@ -29,11 +30,8 @@ def rule_logging(snakemake, threads: int | None = None) -> Iterator[logging.Logg
     sh.setFormatter(fmt)
     root.addHandler(sh)
     n = threads if threads is not None else snakemake.threads
-    if "torch" in sys.modules or n:
-        with contextlib.suppress(ImportError):
-            import torch
-
-            torch.set_num_threads(max(int(n), 1))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(int(n or 1), 1))
     log = logging.getLogger(f"voxseq.rule.{snakemake.rule}")
     try:
         yield log

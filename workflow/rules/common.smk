@@ -121,6 +121,8 @@ def get_summary_inputs(wildcards):
     if IMAGING:
         out["imaging"] = f"{RES}/imaging/cohort.json"
         out["imaging_report"] = f"{RES}/imaging/report/dice_boxplot.png"
+        if TRAIN_IMAGING:
+            out["imaging_curves"] = f"{RES}/imaging/report/training_curves.png"
     if GENOMICS:
         out["genomics"] = f"{RES}/genomics/cohort.json"
     return out

@@ -1,0 +1,67 @@
+"""Shared fixtures: a cpu/cuda ``device`` fixture, synthetic NIfTI writers, opt-in slow tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: opt in with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def device(request):
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return torch.device(request.param)
+
+
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    img = nib.Nifti1Image(data, affine)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    nib.save(img, str(path))
+    return path
+
+
+def affine_for(codes: str, shape, spacing=(1.0, 1.0, 2.5)) -> np.ndarray:
+    """A storage affine with the given axis codes (e.g. 'LPS'), for a volume of ``shape``."""
+    from nibabel.orientations import axcodes2ornt, inv_ornt_aff, ornt_transform
+
+    ras = np.diag([*spacing, 1.0])
+    ornt = ornt_transform(axcodes2ornt(("R", "A", "S")), axcodes2ornt(tuple(codes)))
+    canon_shape = [0, 0, 0]
+    for i, (ax, _) in enumerate(ornt):
+        canon_shape[int(ax)] = shape[i]
+    return ras @ inv_ornt_aff(ornt, canon_shape)
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = True):
+    """Run the workflow in ``workdir`` (a fresh working directory) and return the result."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+           "--directory", str(workdir), *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if check and res.returncode != 0:
+        raise AssertionError(f"snakemake failed ({res.returncode}):\n{res.stdout[-4000:]}\n"
+                             f"{res.stderr[-6000:]}")
+    return res
