@@ -9,14 +9,11 @@ from voxseq.scripting import rule_logging  # noqa: E402
 from voxseq.imaging.prepare import normalise_subject  # noqa: E402
 
 with rule_logging(snakemake):
-    p = snakemake.params
     normalise_subject(
         snakemake.wildcards.subject,
         snakemake.input.meta,
-        snakemake.input.stats,
+        snakemake.params.plan,
         snakemake.output.store,
-        p.target_spacing,
-        p.interpolation,
-        p.n_labels,
-        p.max_voxels,
+        stats_json=snakemake.input.get("stats"),
+        max_voxels=snakemake.params.max_voxels,
     )

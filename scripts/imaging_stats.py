@@ -14,5 +14,4 @@ with rule_logging(snakemake):
         dict(zip(snakemake.params.subjects, snakemake.input.samples, strict=True)),
         snakemake.params.scheme,
         snakemake.output.stats,
-        bundle=snakemake.params.bundle,
     )

@@ -5,6 +5,8 @@ A bundle is a folder::
     bundle.json          format version, modality, architecture + arguments, preprocessing,
                          metrics, provenance (config / sample-sheet digests, versions), file digests
     weights.safetensors  the state dict; safetensors cannot execute code on load
+    model.torchscript.pt TorchScript export (traced on ``example_input``) for use outside voxseq;
+                         voxseq itself never loads it (TorchScript archives carry code)
 
 Loading checks the format version, the modality and the weights' SHA-256 before building the
 model; nothing in a bundle is ever unpickled.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +31,25 @@ from voxseq.models import build_model
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
+TORCHSCRIPT = "model.torchscript.pt"
 
 
 def write_bundle(outdir: str | Path, model: torch.nn.Module, modality: str, architecture: str,
                  arguments: dict, preprocessing: dict, metrics: dict, provenance: dict,
-                 extra: dict | None = None) -> dict:
-    """Write a bundle folder atomically; return its ``bundle.json`` content."""
+                 example_input: torch.Tensor | None = None, extra: dict | None = None) -> dict:
+    """Write a bundle folder atomically; return its ``bundle.json`` content.
+
+    With ``example_input`` (e.g. one patch, shape (1, C, *patch)), a TorchScript export traced
+    on it is written beside the weights and its output checked against the eager model.
+    """
     with atomic_path(outdir, is_dir=True) as tmp:
+        model = model.cpu().eval()
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
+        files = {WEIGHTS: file_sha256(tmp / WEIGHTS)}
+        if example_input is not None:
+            export_torchscript(model, example_input, tmp / TORCHSCRIPT)
+            files[TORCHSCRIPT] = file_sha256(tmp / TORCHSCRIPT)
         meta = {
             "format_version": FORMAT_VERSION,
             "modality": modality,
@@ -49,11 +62,23 @@ def write_bundle(outdir: str | Path, model: torch.nn.Module, modality: str, arch
                 "torch_version": torch.__version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
-            "files": {WEIGHTS: file_sha256(tmp / WEIGHTS)},
+            "files": files,
             **(extra or {}),
         }
         write_json(tmp / "bundle.json", meta)
     return meta
+
+
+def export_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Trace ``model`` on ``example`` and save it; refuse an export whose output differs."""
+    with torch.no_grad():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TracerWarnings on shape checks inside norms
+            traced = torch.jit.trace(model, example, check_trace=False)
+        expected, got = model(example), traced(example)
+    if not torch.allclose(expected, got, rtol=1e-4, atol=1e-5):
+        raise RuntimeError("TorchScript export differs from the eager model")
+    traced.save(str(path))
 
 
 def read_bundle_meta(path: str | Path, modality: str | None = None) -> dict:

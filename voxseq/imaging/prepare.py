@@ -19,9 +19,9 @@ from voxseq.io.nifti import load_nifti
 log = logging.getLogger(__name__)
 
 
-def intensity_statistics(sheet: str | Path, samples: dict[str, str], scheme: str, out: str | Path,
-                         bundle: str | Path | None = None) -> dict:
-    """Training-split intensity statistics (``ct`` scheme), or the bundle's when one is applied.
+def intensity_statistics(sheet: str | Path, samples: dict[str, str], scheme: str,
+                         out: str | Path) -> dict:
+    """Training-split intensity statistics for the ``ct`` scheme (recorded for every scheme).
 
     Parameters
     ----------
@@ -29,15 +29,8 @@ def intensity_statistics(sheet: str | Path, samples: dict[str, str], scheme: str
         Resolved sample sheet (for each subject's split).
     samples
         subject -> foreground intensity sample (``.npy`` from ingest).
-    bundle
-        A model bundle folder: its statistics are used unchanged (never recomputed from a new
-        cohort).
     """
-    if bundle:
-        meta = json.loads((Path(bundle) / "bundle.json").read_text())
-        stats = {"scheme": meta["preprocessing"]["normalisation"],
-                 "statistics": meta["preprocessing"].get("statistics"), "source": str(bundle)}
-    elif scheme == "ct":
+    if scheme == "ct":
         split = {r["subject"]: r["split"] for r in read_tsv(sheet)}
         train = [s for s in samples if split.get(s) == "train"]
         if not train:
@@ -51,12 +44,26 @@ def intensity_statistics(sheet: str | Path, samples: dict[str, str], scheme: str
     return stats
 
 
-def normalise_subject(subject: str, ingest_json: str | Path, stats_json: str | Path,
-                      out_store: str | Path, target_spacing, interpolation: str,
-                      n_labels: int, max_voxels: int | None = None) -> dict:
-    """Resample one subject to ``target_spacing`` and normalise it into a zarr store."""
+def normalise_subject(subject: str, ingest_json: str | Path, plan: dict, out_store: str | Path,
+                      stats_json: str | Path | None = None,
+                      max_voxels: int | None = None) -> dict:
+    """Resample one subject to the plan's target spacing and normalise it into a zarr store.
+
+    Parameters
+    ----------
+    plan
+        ``target_spacing``, ``interpolation``, ``normalisation``, ``labels`` and, when a model
+        bundle is applied, its ``statistics`` (then ``stats_json`` is not used).
+    stats_json
+        Training-split statistics from :func:`intensity_statistics` (training cohorts).
+    """
     meta = json.loads(Path(ingest_json).read_text())
-    stats = json.loads(Path(stats_json).read_text())
+    if plan.get("statistics") is not None or stats_json is None:
+        stats = {"scheme": plan["normalisation"], "statistics": plan.get("statistics")}
+    else:
+        stats = json.loads(Path(stats_json).read_text())
+    target_spacing, interpolation = plan["target_spacing"], plan["interpolation"]
+    n_labels = len(plan["labels"])
     image = load_nifti(meta["image"], subject, "image", max_voxels)
     shape = target_shape(image.data.shape, image.spacing, target_spacing)
     data = resample(image.data, shape, interpolation)

@@ -160,5 +160,6 @@ def train_imaging(sheet: str, stores: dict[str, str], tiles: dict[str, str], sta
         metrics={"best_epoch": result["best_epoch"], "validation": best,
                  "train_subjects": train, "val_subjects": val},
         provenance={**provenance, "seed": seed, "device": result["device"], "amp": result["amp"]},
+        example_input=torch.zeros((1, 1, *cfg["patch_size"])),
     )
     return result

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snakefile
 
 from voxseq import VoxseqError  # noqa: E402
+from voxseq.bundle import read_bundle_meta  # noqa: E402
 from voxseq.demo.cohort import labelled_indices  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet  # noqa: E402
 
@@ -65,7 +66,20 @@ def load_subjects():
     return {r["subject"]: r for r in rows}
 
 
+def load_bundle_meta(modality):
+    """bundle.json of the bundle applied to ``modality`` (None when training here)."""
+    path = config["models"][modality]
+    if not path or not config[modality]["enabled"]:
+        return None
+    try:
+        return read_bundle_meta(path, modality)
+    except VoxseqError as exc:
+        raise WorkflowError(f"models.{modality}: {exc}") from None
+
+
 SUBJECTS = load_subjects()
+IMAGING_BUNDLE_META = load_bundle_meta("imaging")
+GENOMICS_BUNDLE_META = load_bundle_meta("genomics")
 IMAGING_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if IMAGING and r["image"])
 GENOMICS_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if GENOMICS and r["bam"])
 if IMAGING and not IMAGING_SUBJECTS:
@@ -107,9 +121,24 @@ def get_genomics_bundle_files():
     return [f"{GENOMICS_BUNDLE}/bundle.json", f"{GENOMICS_BUNDLE}/weights.safetensors"]
 
 
-def get_imaging_stats_bundle():
-    """A bundle applied to this cohort fixes the normalisation statistics."""
-    return [f"{IMAGING_BUNDLE}/bundle.json"] if config["models"]["imaging"] else []
+def get_imaging_stats(wildcards):
+    """Training-split statistics, computed here only when the model is trained here."""
+    return [] if IMAGING_BUNDLE_META else f"{RES}/imaging/normalise/intensity_stats.json"
+
+
+def get_imaging_plan():
+    """Preprocessing: the applied bundle's (never recomputed from a new cohort), else the config's.
+
+    Passed as params, so a replaced bundle with the same preprocessing reruns nothing upstream
+    of inference.
+    """
+    if IMAGING_BUNDLE_META:
+        pre = IMAGING_BUNDLE_META["preprocessing"]
+        keys = ("target_spacing", "interpolation", "normalisation", "statistics", "labels")
+        return {k: pre.get(k) for k in keys}
+    c = config["imaging"]
+    return {"target_spacing": c["target_spacing"], "interpolation": c["interpolation"],
+            "normalisation": c["normalisation"], "statistics": None, "labels": c["labels"]}
 
 
 def get_imaging_report_inputs():

@@ -6,7 +6,6 @@ rule imaging_stats:
     input:
         sheet=SHEET,
         samples=expand(f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_SUBJECTS),
-        bundle=get_imaging_stats_bundle(),
     output:
         stats=f"{RES}/imaging/normalise/intensity_stats.json",
     log:
@@ -20,7 +19,6 @@ rule imaging_stats:
     params:
         subjects=IMAGING_SUBJECTS,
         scheme=config["imaging"]["normalisation"],
-        bundle=config["models"]["imaging"],
     script:
         "../../scripts/imaging_stats.py"
 
@@ -28,7 +26,7 @@ rule imaging_stats:
 rule imaging_normalise:
     input:
         meta=f"{RES}/imaging/ingest/{{subject}}.json",
-        stats=f"{RES}/imaging/normalise/intensity_stats.json",
+        stats=get_imaging_stats,
     output:
         store=directory(f"{RES}/imaging/normalise/{{subject}}.zarr"),
     log:
@@ -44,9 +42,7 @@ rule imaging_normalise:
     conda:
         "../../envs/imaging.yaml"
     params:
-        target_spacing=config["imaging"]["target_spacing"],
-        interpolation=config["imaging"]["interpolation"],
-        n_labels=len(config["imaging"]["labels"]),
+        plan=get_imaging_plan(),
         max_voxels=config["imaging"]["max_voxels"],
     script:
         "../../scripts/imaging_normalise.py"
