@@ -24,6 +24,6 @@ with rule_logging(snakemake):
         provenance={
             "cohort": snakemake.params.cohort,
             "config_digest": object_sha256(snakemake.params.cfg),
-            "sample_sheet_digest": file_sha256(snakemake.input.sheet),
+            "sample_sheet_digest": file_sha256(snakemake.input.samples),
         },
     )

@@ -14,8 +14,8 @@ model; nothing in a bundle is ever unpickled.
 
 from __future__ import annotations
 
+import io
 import json
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,13 @@ def write_bundle(outdir: str | Path, model: torch.nn.Module, modality: str, arch
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
         files = {WEIGHTS: file_sha256(tmp / WEIGHTS)}
+        exports = {}
         if example_input is not None:
+            # not digested: TorchScript archives embed a random serialization id, and the
+            # bundle (hence its digest) must be identical across identical training runs
             export_torchscript(model, example_input, tmp / TORCHSCRIPT)
-            files[TORCHSCRIPT] = file_sha256(tmp / TORCHSCRIPT)
+            exports["torchscript"] = {"file": TORCHSCRIPT,
+                                      "example_shape": list(example_input.shape)}
         meta = {
             "format_version": FORMAT_VERSION,
             "modality": modality,
@@ -60,9 +64,9 @@ def write_bundle(outdir: str | Path, model: torch.nn.Module, modality: str, arch
                 **provenance,
                 "voxseq_version": voxseq.__version__,
                 "torch_version": torch.__version__,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
             "files": files,
+            "exports": exports,
             **(extra or {}),
         }
         write_json(tmp / "bundle.json", meta)
@@ -78,7 +82,9 @@ def export_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path
         expected, got = model(example), traced(example)
     if not torch.allclose(expected, got, rtol=1e-4, atol=1e-5):
         raise RuntimeError("TorchScript export differs from the eager model")
-    traced.save(str(path))
+    buf = io.BytesIO()  # an archive saved to a path is named after it: keep bytes path-free
+    torch.jit.save(traced, buf)
+    path.write_bytes(buf.getvalue())
 
 
 def read_bundle_meta(path: str | Path, modality: str | None = None) -> dict:

@@ -9,8 +9,13 @@ from that profile, so coverage rises at motif sites with subject-specific streng
 Reads carry realistic flags that coverage filters must drop (duplicates, secondary, QC-fail,
 placed and unplaced unmapped reads, MAPQ under 10), CIGARs with deletions, insertions and soft
 clips, and random base qualities. The VCFs hold SNVs that break planted motifs (the alt allele
-destroys a motif match), neutral SNVs far from any site and a few indels; the truth is written to
-``genomics/variant_truth.tsv``.
+destroys a motif match), neutral SNVs at least ``neutral_distance`` (100) bp from any site and a
+few indels; the truth is written to ``genomics/variant_truth.tsv``.
+
+Difficulty (default): 800 kb over chr1..chr5 (one N stretch each), ~3,500 motif sites (three
+10-mers of base strength 1, 0.6 and 0.35, a quarter in same-motif pairs), 50 bp reads at a
+background depth of 2 and up to ~+30 at a site, 16 subjects with library scales 0.6-1.4 and
+per-motif weights log-normal(0, 0.35); 80 motif-breaking and 80 neutral SNVs, 4 indels.
 
 Seeds: the reference, sites and variants come from ``default_rng([seed, 10, k])``; subject ``i``
 draws from ``default_rng([seed, 11 + k, i])``, so a subject's data do not depend on how many
@@ -19,9 +24,13 @@ subjects are generated.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +39,7 @@ import pysam
 from scipy.ndimage import gaussian_filter1d
 
 from voxseq.genomics.reference import ensure_fai
-from voxseq.io.atomic import atomic_path, write_text, write_tsv
+from voxseq.io.atomic import write_text, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,7 @@ class GenomicsDemoConfig:
     n_breaking: int = 80
     n_neutral: int = 80
     n_indels: int = 4
+    neutral_distance: int = 100  # bp from the nearest motif site to a neutral SNV
     carrier_prob: float = 0.35
 
 
@@ -131,13 +141,21 @@ def site_strengths(seq: str, sites: list[tuple[int, int]], cfg: GenomicsDemoConf
     return out * rng.lognormal(0.0, 0.2, size=len(sites))
 
 
+def _spend(budget: Iterator[int]) -> None:
+    if next(budget, None) is None:
+        raise ValueError("demo genome too small or too sparse in motif sites for the requested "
+                         "number of variants; lower n_breaking / n_neutral")
+
+
 def choose_variants(rng: np.random.Generator, genome: dict[str, bytearray],
                     sites: dict[str, list[tuple[int, int]]],
                     cfg: GenomicsDemoConfig) -> list[dict]:
     """Motif-breaking SNVs (a core base of a site changed), neutral SNVs and a few indels."""
     contigs = list(genome)
     variants, taken = [], set()
+    budget = iter(range(1000 * (cfg.n_breaking + cfg.n_neutral + cfg.n_indels) + 1000))
     while sum(v["class"] == "motif_breaking" for v in variants) < cfg.n_breaking:
+        _spend(budget)
         c = contigs[int(rng.integers(len(contigs)))]
         if not sites[c]:
             continue
@@ -153,9 +171,10 @@ def choose_variants(rng: np.random.Generator, genome: dict[str, bytearray],
     starts = {c: np.array([s for s, _ in sites[c]] or [-10**9]) for c in contigs}
     n_neutral = 0
     while n_neutral < cfg.n_neutral + cfg.n_indels:
+        _spend(budget)
         c = contigs[int(rng.integers(len(contigs)))]
-        pos0 = int(rng.integers(600, len(genome[c]) - 600))
-        if np.abs(starts[c] - pos0).min() < 500 or (c, pos0) in taken:
+        pos0 = int(rng.integers(600, max(len(genome[c]) - 600, 601)))
+        if np.abs(starts[c] - pos0).min() < cfg.neutral_distance or (c, pos0) in taken:
             continue
         ref = chr(genome[c][pos0])
         if ref not in "ACGT" or chr(genome[c][pos0 + 1]) not in "ACGT":
@@ -193,7 +212,8 @@ def depth_profile(length: int, sites: list[tuple[int, int]], strength: np.ndarra
 def simulate_reads(rng: np.random.Generator, depth: np.ndarray, cfg: GenomicsDemoConfig
                    ) -> np.ndarray:
     """Sorted 0-based read starts drawn so that the expected depth is ``depth``."""
-    rate = np.convolve(depth, np.ones(cfg.read_length) / cfg.read_length)[cfg.read_length - 1:]
+    kernel = np.ones(cfg.read_length) / cfg.read_length**2  # starts per bp = mean depth / L
+    rate = np.convolve(depth, kernel)[cfg.read_length - 1:]
     rate[len(rate) - cfg.read_length:] = 0.0
     rate[depth == 0] = 0.0
     cum = np.cumsum(rate)
@@ -202,21 +222,27 @@ def simulate_reads(rng: np.random.Generator, depth: np.ndarray, cfg: GenomicsDem
     return np.searchsorted(cum, u, side="right").astype(np.int64)
 
 
-# CIGAR patterns: (cigar, reference span, [(op, length)]), weights
+# CIGAR patterns of the 50 bp reads (reference span) and their frequencies
 _PATTERNS = [("50M", 50), ("20M2D30M", 52), ("25M1I24M", 49), ("5S45M", 45), ("45M5S", 45)]
 _PATTERN_P = np.array([0.88, 0.04, 0.03, 0.025, 0.025])
+# reference offset of each read base per pattern; -1: a base not from the reference
+_OFFSETS = np.array([
+    np.arange(50),
+    np.r_[np.arange(20), np.arange(22, 52)],
+    np.r_[np.arange(25), -1, np.arange(25, 49)],
+    np.r_[[-1] * 5, np.arange(45)],
+    np.r_[np.arange(45), [-1] * 5],
+])
 
 
-def _read_seq(ref: bytes, start: int, pattern: int, rng: np.random.Generator) -> bytes:
-    if pattern == 0:
-        return ref[start:start + 50]
-    if pattern == 1:
-        return ref[start:start + 20] + ref[start + 22:start + 52]
-    if pattern == 2:
-        return ref[start:start + 25] + b"ACGT"[int(rng.integers(4))].to_bytes(1) \
-            + ref[start + 25:start + 49]
-    clip = bytes(b"ACGT"[i] for i in rng.integers(0, 4, 5))
-    return clip + ref[start:start + 45] if pattern == 3 else ref[start:start + 45] + clip
+def read_sequences(rng: np.random.Generator, ref: bytes, starts: np.ndarray,
+                   pattern: np.ndarray) -> np.ndarray:
+    """Read bases ``(n, 50)`` (ASCII codes) for reads at ``starts`` with CIGAR ``pattern``."""
+    off = _OFFSETS[pattern]
+    ref_codes = np.frombuffer(ref, dtype=np.uint8)
+    pos = np.clip(starts[:, None] + off, 0, len(ref_codes) - 1)
+    random_bases = np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, off.shape)]
+    return np.where(off >= 0, ref_codes[pos], random_bases)
 
 
 def subject_sam_lines(rng: np.random.Generator, subject: str, contig: str, ref: bytes,
@@ -229,27 +255,39 @@ def subject_sam_lines(rng: np.random.Generator, subject: str, contig: str, ref: 
                     rng.integers(20, 61, n))
     qcfail = rng.random(n) < cfg.qcfail_rate
     dup = rng.random(n) < cfg.duplicate_rate
-    quals = rng.integers(2, 41, size=(n, 50)).astype(np.uint8) + 33
+    secondary = rng.random(n) < cfg.secondary_rate
+    unmapped = rng.random(n) < cfg.unmapped_rate / 2
+    secondary_pos = rng.integers(0, max(len(ref) - 60, 1), n)
+    seqs = read_sequences(rng, ref, starts, pattern).tobytes().decode()
+    quals = (rng.integers(2, 41, size=(n, 50)).astype(np.uint8) + 33).tobytes().decode()
+    span = np.array([sp for _, sp in _PATTERNS])[pattern]
+    keep = starts + span <= len(ref)
     out = []
-    for i in range(n):
-        s, p = int(starts[i]), int(pattern[i])
-        if s + _PATTERNS[p][1] > len(ref):
-            continue
-        seq = _read_seq(ref, s, p, rng).decode()
+    for i in np.flatnonzero(keep).tolist():
+        s, seq, qual = int(starts[i]), seqs[50 * i:50 * i + 50], quals[50 * i:50 * i + 50]
         flag = (16 if reverse[i] else 0) | (512 if qcfail[i] else 0)
-        body = (f"\t{contig}\t{s + 1}\t{mapq[i]}\t{_PATTERNS[p][0]}\t*\t0\t0\t{seq}\t"
-                f"{quals[i].tobytes().decode()}")
+        body = f"\t{contig}\t{s + 1}\t{mapq[i]}\t{_PATTERNS[pattern[i]][0]}\t*\t0\t0\t{seq}\t{qual}"
         out.append((s, f"{subject}.{contig}.{i}\t{flag}{body}"))
         if dup[i]:
             out.append((s, f"{subject}.{contig}.{i}d\t{flag | 1024}{body}"))
-        if rng.random() < cfg.secondary_rate:
-            s2 = int(rng.integers(0, len(ref) - 60))
+        if secondary[i]:
+            s2 = int(secondary_pos[i])
             out.append((s2, f"{subject}.{contig}.{i}\t{256 | flag}\t{contig}\t{s2 + 1}\t0\t50M"
                             "\t*\t0\t0\t*\t*"))
-        if rng.random() < cfg.unmapped_rate / 2:  # placed unmapped (mate-style position)
+        if unmapped[i]:  # placed unmapped (mate-style position)
             out.append((s, f"{subject}.{contig}.{i}u\t4\t{contig}\t{s + 1}\t0\t*\t*\t0\t0\t"
-                           f"{seq}\t{quals[i][:len(seq)].tobytes().decode()}"))
+                           f"{seq}\t{qual}"))
     return out
+
+
+@contextlib.contextmanager
+def _scratch(path: Path) -> Iterator[Path]:
+    """A temporary folder beside ``path`` (same file system, so renames are atomic)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_bam(path: Path, subject: str, genome: dict[str, bytearray],
@@ -261,13 +299,13 @@ def write_bam(path: Path, subject: str, genome: dict[str, bytearray],
     for j in range(n_unplaced):
         seq = bytes(b"ACGT"[i] for i in rng.integers(0, 4, 50)).decode()
         lines.append(f"{subject}.unplaced.{j}\t4\t*\t0\t0\t*\t*\t0\t0\t{seq}\t{'#' * 50}")
-    with atomic_path(path.with_suffix(".sam")) as sam, atomic_path(path) as bam, \
-            atomic_path(Path(f"{path}.bai")) as bai:
-        sam.write_text("\n".join(header + lines) + "\n")
-        pysam.view("-b", "-o", str(bam), str(sam), catch_stdout=False)
-        pysam.index(str(bam), str(bai))
-        sam.unlink()
-        os.replace(bam, path)  # BAM before its index, so the index is never older
+    with _scratch(path) as tmp:
+        (tmp / "in.sam").write_text("\n".join(header + lines) + "\n")
+        pysam.view("-b", "-1", "--no-PG", "-o", str(tmp / "out.bam"), str(tmp / "in.sam"),
+                   catch_stdout=False)
+        pysam.index(str(tmp / "out.bam"))
+        os.replace(tmp / "out.bam", path)  # BAM before its index, so the index is never older
+        os.replace(tmp / "out.bam.bai", f"{path}.bai")
 
 
 def write_vcf(path: Path, subject: str, genome: dict[str, bytearray], variants: list[dict],
@@ -280,14 +318,12 @@ def write_vcf(path: Path, subject: str, genome: dict[str, bytearray], variants: 
     body = [f"{v['contig']}\t{v['pos0'] + 1}\t{v['contig']}_{v['pos0'] + 1}_{v['ref']}_{v['alt']}"
             f"\t{v['ref']}\t{v['alt']}\t50\tPASS\t.\tGT\t{gt}"
             for v, gt in zip(variants, genotypes, strict=True)]
-    with atomic_path(path.with_suffix("")) as plain, atomic_path(path) as gz:
-        plain.write_text("\n".join(head + body) + "\n")
-        pysam.tabix_compress(str(plain), str(gz), force=True)
-        pysam.tabix_index(str(gz), preset="vcf", force=True)
-        tbi = Path(f"{gz}.tbi")
-        os.replace(gz, path)
-        os.replace(tbi, f"{path}.tbi")
-        plain.unlink()
+    with _scratch(path) as tmp:
+        (tmp / "in.vcf").write_text("\n".join(head + body) + "\n")
+        pysam.tabix_compress(str(tmp / "in.vcf"), str(tmp / "out.vcf.gz"), force=True)
+        pysam.tabix_index(str(tmp / "out.vcf.gz"), preset="vcf", force=True)
+        os.replace(tmp / "out.vcf.gz", path)
+        os.replace(tmp / "out.vcf.gz.tbi", f"{path}.tbi")
 
 
 def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool = False,
@@ -334,9 +370,9 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
     out = {}
     for i, sid in enumerate(subjects):
         rng = np.random.default_rng([seed, 11, i])
-        lib = rng.uniform(*cfg.library_scale) * (1.0 + shift)
+        lib = rng.uniform(*cfg.library_scale) * max(1.0 + shift, 0.1)
         weights = rng.lognormal(0.0, cfg.motif_weight_sigma, size=len(cfg.motifs))
-        background = cfg.background_depth * (1.0 + shift / 2)
+        background = cfg.background_depth * max(1.0 + shift / 2, 0.1)
         lines: list[tuple[int, str]] = []
         for c in genome:
             n_mask = np.frombuffer(bytes(genome[c]), dtype=np.uint8) == ord("N")

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 from torch import nn
 
+from voxseq.models.seqcnn import SeqCNN
 from voxseq.models.unet import UNet3D
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"unet3d": UNet3D}
+MODELS: dict[str, Callable[..., nn.Module]] = {"unet3d": UNet3D, "seqcnn": SeqCNN}
 
 
 def register(name: str, factory: Callable[..., nn.Module]) -> None:

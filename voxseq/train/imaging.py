@@ -145,6 +145,7 @@ def train_imaging(sheet: str, stores: dict[str, str], tiles: dict[str, str], sta
              len(val), val, sum(p.numel() for p in model.parameters()))
     result = fit(task, model, tcfg, workdir, metrics_tsv, digest)
     best = result["history"][result["best_epoch"]] if result["best_epoch"] >= 0 else {}
+    best = {k: v for k, v in best.items() if k != "seconds"}  # keep the bundle deterministic
     write_bundle(
         bundle_dir, model, "imaging", "unet3d", arch,
         preprocessing={

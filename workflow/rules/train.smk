@@ -7,6 +7,7 @@ if TRAIN_IMAGING:
     rule imaging_train:
         input:
             sheet=SHEET,
+            samples=get_sample_sheet(),
             stats=f"{RES}/imaging/normalise/intensity_stats.json",
             stores=expand(f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS),
             tiles=expand(f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_SUBJECTS),

@@ -1,0 +1,31 @@
+"""Rule genomics_infer: predicted tracks, test Pearson R, variant scores, cohort JSON, plots."""
+# ruff: noqa: F821  (`snakemake` is injected by Snakemake's script directive)
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the voxseq package
+
+from voxseq.infer.genomics import infer_genomics  # noqa: E402
+from voxseq.scripting import rule_logging  # noqa: E402
+
+with rule_logging(snakemake):
+    p, out = snakemake.params, snakemake.output
+    infer_genomics(
+        Path(snakemake.input.bundle[0]).parent,
+        snakemake.input.fasta,
+        snakemake.input.windows,
+        dict(zip(p.vcf_subjects, snakemake.input.vcfs, strict=True)),
+        bigwig_dir=out.bigwig,
+        pearson_tsv=out.pearson,
+        variants_tsv=out.variants,
+        cohort_json=out.cohort,
+        track_png=out.track_plot,
+        pearson_png=out.pearson_plot,
+        genome_wide=p.genome_wide,
+        variant_bins=p.variant_bins,
+        truth=snakemake.input.get("truth") or None,
+        batch_size=p.batch_size,
+        device=p.device,
+        subjects=p.subjects,
+    )

@@ -1,0 +1,29 @@
+"""Rule genomics_train: train the sequence-to-coverage model and write its bundle."""
+# ruff: noqa: F821  (`snakemake` is injected by Snakemake's script directive)
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the voxseq package
+
+from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
+from voxseq.scripting import rule_logging  # noqa: E402
+from voxseq.train.genomics import train_genomics  # noqa: E402
+
+with rule_logging(snakemake):
+    p = snakemake.params
+    train_genomics(
+        snakemake.input.windows,
+        Path(snakemake.output.bundle[0]).parent,
+        snakemake.output.metrics,
+        p.workdir,
+        model_args=p.model,
+        train=p.train,
+        seed=p.seed,
+        max_shift=p.augment_shift,
+        provenance={
+            "cohort": p.cohort,
+            "config_digest": object_sha256(p.cfg),
+            "sample_sheet_digest": file_sha256(snakemake.input.sheet),
+        },
+    )

@@ -1,0 +1,244 @@
+"""The tiny demo through a real one-node SLURM cluster, with the site profile profiles/slurm.
+
+The cluster (tests/slurm_cluster.py) has the partitions the profile names and advertises fake
+GPUs. The run uses the profile as a user would, except for what a laptop-sized cluster without
+conda channels or accounting needs: conda is switched off (``--sdm env-modules``: no rule has an
+``envmodules:`` directive, so nothing is deployed; ``--sdm`` takes no empty value), job status
+comes from ``squeue``, no account, no retries, smaller group batches (so that the six subjects
+still make more than one group job) and successful jobs keep their SLURM logs.
+
+The test then shows, from the Snakemake log and from SLURM itself, that every job that is not a
+localrule was submitted to SLURM and completed there, each in the partition its resources name,
+that exactly the jobs with a ``gpu`` resource were given a GPU (a ``gpu`` GRES in the job's
+allocation and ``CUDA_VISIBLE_DEVICES`` set inside the job), and that a group job asks for its
+largest member's memory and the sum of its members' runtimes (profile's ``group_slot``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, run_snakemake
+from slurm_cluster import (
+    PROLOG_TAG,
+    SlurmUnavailable,
+    ensure_slurm_installed,
+    local_slurm_cluster,
+)
+
+pytestmark = pytest.mark.slurm
+
+PROFILE = REPO / "profiles" / "slurm"
+TINY = REPO / "tests" / "config" / "tiny.yaml"
+#: Test-only overrides of the profile (see the module docstring).
+CLUSTER_ARGS = (
+    "--workflow-profile", "none",
+    "--sdm", "env-modules",
+    "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "1",
+    "--slurm-keep-successful-logs",
+    "--retries", "0",
+    "--group-components", "imaging_ingest=3", "imaging_prepare=3", "imaging_infer=3",
+)  # fmt: skip
+RUN_TIMEOUT_S = 420
+
+
+def profile_partitions(profile: Path = PROFILE) -> list[str]:
+    """Partitions named by the profile: the default one first, then the per-rule ones."""
+    cfg = yaml.safe_load((profile / "profile.yaml").read_text())
+    names = [cfg.get("default-resources", {}).get("slurm_partition")]
+    names += [r.get("slurm_partition") for r in (cfg.get("set-resources") or {}).values()]
+    names = [str(n).strip("'\"") for n in names if n]
+    return list(dict.fromkeys(names)) or ["debug"]
+
+
+@dataclass
+class LoggedJob:
+    """One job block of a Snakemake log."""
+
+    jobid: str
+    rule: str
+    local: bool
+    resources: dict[str, str] = field(default_factory=dict)
+    group: str | None = None
+
+
+@dataclass
+class Submission:
+    """One ``sbatch`` of the SLURM executor: a single job or a group job."""
+
+    slurm_id: str
+    log: Path
+    jobs: list[LoggedJob]
+
+
+_JOB = re.compile(r"^(\s*)(localrule|rule) (\S+):$")
+_GROUP = re.compile(r"Group job (\S+) \(jobs in lexicogr\. order\):$")
+_FIELD = re.compile(r"^\s+(jobid|resources): (.*)$")
+_SUBMIT = re.compile(r"^Job (\S+) has been submitted with SLURM jobid (\S+) \(log: (.+)\)\.$")
+
+
+def parse_log(text: str) -> tuple[list[LoggedJob], list[Submission]]:
+    """Job blocks and SLURM submissions of a Snakemake (main process) log."""
+    jobs: list[LoggedJob] = []
+    groups: list[tuple[str, list[LoggedJob]]] = []  # printed, not yet matched to a submission
+    subs: list[Submission] = []
+    current: LoggedJob | None = None
+    for line in text.splitlines():
+        if m := _GROUP.search(line):
+            groups.append((m.group(1), []))
+            current = None
+        elif m := _JOB.match(line):
+            member = bool(m.group(1)) and bool(groups)
+            current = LoggedJob(
+                "", m.group(3), m.group(2) == "localrule", group=groups[-1][0] if member else None
+            )
+            jobs.append(current)
+            if member:
+                groups[-1][1].append(current)
+        elif current is not None and (m := _FIELD.match(line)):
+            if m.group(1) == "jobid":
+                current.jobid = m.group(2).strip()
+            else:
+                current.resources = dict(
+                    kv.split("=", 1) for kv in m.group(2).split(", ") if "=" in kv
+                )
+        elif m := _SUBMIT.match(line):
+            current = None
+            ident, slurm_id, log = m.groups()
+            single = [j for j in jobs if j.jobid == ident and j.group is None]
+            if single:
+                subs.append(Submission(slurm_id, Path(log), single[-1:]))
+                continue
+            name = next((g for g, _ in groups if f"/group_{g}_" in log), None)
+            idx = next((i for i, (g, _) in enumerate(groups) if g == name), None)
+            if idx is None:
+                raise AssertionError(f"submission of unknown job {ident}: {line}")
+            subs.append(Submission(slurm_id, Path(log), groups.pop(idx)[1]))
+    return jobs, subs
+
+
+def slurm_minutes(limit: str) -> int:
+    """A SLURM time limit (``[D-]HH:MM:SS``, ``MM:SS``) in whole minutes."""
+    days, _, hms = limit.rpartition("-")
+    parts = [int(x) for x in hms.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    return int(days or 0) * 1440 + parts[0] * 60 + parts[1] + (parts[2] > 0)
+
+
+def prolog_gpus(slurm_log: Path) -> str:
+    """``CUDA_VISIBLE_DEVICES`` as the job saw it (written by the cluster's task prolog)."""
+    m = re.search(rf"{PROLOG_TAG} CUDA_VISIBLE_DEVICES=(\S+)", slurm_log.read_text())
+    if m is None:
+        raise AssertionError(f"no task prolog line in {slurm_log}")
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    try:
+        ensure_slurm_installed()
+    except SlurmUnavailable as exc:
+        pytest.skip(f"SLURM cannot be installed here: {exc}")
+    with local_slurm_cluster(
+        partitions=profile_partitions(), gpus=4, cpus=64, mem_mb=256_000
+    ) as cluster:
+        yield cluster
+
+
+def test_profile_partitions_are_read():
+    parts = profile_partitions()
+    assert parts and all(re.fullmatch(r"[\w.-]+", p) for p in parts), parts
+
+
+def test_slurm_minutes():
+    assert slurm_minutes("01:30:00") == 90 and slurm_minutes("1-00:10:00") == 1450
+    assert slurm_minutes("05:00") == 5
+
+
+def test_parse_log_matches_group_submissions():
+    text = "\n".join([
+        "rule a:", "    jobid: 4", "    resources: mem_mb=10, gpu=1",
+        "Job 4 has been submitted with SLURM jobid 7 (log: /x/rule_a/7.log).",
+        "[Mon] Group job g (jobs in lexicogr. order):",
+        "    rule b:", "        jobid: 5", "    rule b:", "        jobid: 6",
+        "Job 0f-1 has been submitted with SLURM jobid 8 (log: /x/group_g_b/8.log).",
+        "localrule c:", "    jobid: 1",
+    ])  # fmt: skip
+    jobs, subs = parse_log(text)
+    assert [(j.rule, j.jobid, j.local, j.group) for j in jobs] == [
+        ("a", "4", False, None), ("b", "5", False, "g"), ("b", "6", False, "g"),
+        ("c", "1", True, None),
+    ]  # fmt: skip
+    assert [(s.slurm_id, [j.jobid for j in s.jobs]) for s in subs] == [
+        ("7", ["4"]),
+        ("8", ["5", "6"]),
+    ]
+    assert jobs[0].resources == {"mem_mb": "10", "gpu": "1"}
+
+
+def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    monkeypatch.delenv("VOXSEQ_SLURM_ACCOUNT", raising=False)
+    t0 = time.monotonic()
+    run_snakemake(
+        tmp_path,
+        "--configfile",
+        str(TINY),
+        "--profile",
+        str(PROFILE),
+        *CLUSTER_ARGS,
+        timeout=RUN_TIMEOUT_S,
+    )
+    elapsed = time.monotonic() - t0
+    for out in ("results/tiny/summary.json", "results/tiny/imaging/cohort.tsv"):
+        assert (tmp_path / out).is_file(), out
+
+    logs = sorted((tmp_path / ".snakemake" / "log").glob("*.snakemake.log"))
+    assert logs, "no Snakemake log"
+    jobs, subs = parse_log(logs[-1].read_text())
+    remote = [j for j in jobs if not j.local]
+    submitted = {id(j) for s in subs for j in s.jobs}
+    assert remote and subs, f"no SLURM submissions in {logs[-1]}"
+    missing = [f"{j.rule} (jobid {j.jobid})" for j in remote if id(j) not in submitted]
+    assert not missing, f"non-local jobs that did not go through SLURM: {missing}"
+    assert len({s.slurm_id for s in subs}) == len(subs), "a SLURM job id appears twice"
+    assert any(len(s.jobs) > 1 for s in subs), "no group job was submitted"
+    assert {j.rule for j in jobs if j.local} >= {"all"}, "expected localrules in the log"
+
+    slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
+    gpu_rules = set()
+    for sub in subs:
+        assert sub.log.is_file() and sub.log.is_relative_to(slurm_logs), sub.log
+        info = slurm_cluster.job(sub.slurm_id)
+        rules = sorted({j.rule for j in sub.jobs})
+        assert info.get("JobState") == "COMPLETED", (rules, info)
+        partitions = {j.resources.get("slurm_partition") for j in sub.jobs}
+        assert partitions == {info.get("Partition")}, (rules, partitions, info)
+        if len(sub.jobs) > 1:  # one group_slot: largest member's memory, summed runtimes
+            mem = max(int(j.resources["mem_mb"]) for j in sub.jobs)
+            minutes = sum(int(j.resources["runtime"]) for j in sub.jobs)
+            assert info.get("MinMemoryNode") == f"{mem}M", (rules, mem, info.get("MinMemoryNode"))
+            assert slurm_minutes(info.get("TimeLimit", "")) == minutes, (rules, minutes, info)
+        wants_gpu = any(int(j.resources.get("gpu", 0) or 0) > 0 for j in sub.jobs)
+        visible = prolog_gpus(sub.log)
+        if wants_gpu:
+            gpu_rules.update(rules)
+            assert info.get("JOB_GRES", "").startswith("gpu:"), (rules, info.get("JOB_GRES"))
+            assert re.fullmatch(r"\d+(,\d+)*", visible), (rules, visible)
+        else:
+            assert "gpu" not in info.get("JOB_GRES", ""), (rules, info.get("JOB_GRES"))
+            assert visible == "unset", (rules, visible)
+    assert gpu_rules >= {"imaging_train", "imaging_infer"}, gpu_rules
+    assert elapsed < RUN_TIMEOUT_S, elapsed
+    print(
+        f"SLURM run: {elapsed:.0f} s, {len(subs)} SLURM jobs for {len(remote)} jobs, "
+        f"GPU rules {sorted(gpu_rules)}; SLURM_CONF={os.environ['SLURM_CONF']}"
+    )

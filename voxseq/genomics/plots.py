@@ -1,0 +1,75 @@
+"""Report figures of the genomics track (PNG, matplotlib without a display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from voxseq.io.atomic import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_tracks(path: str | Path, region: str, observed: np.ndarray, predicted: np.ndarray,
+                names: list[str], bin_size: int, start: int) -> None:
+    """Observed vs predicted coverage over one region, one panel per track.
+
+    Parameters
+    ----------
+    observed, predicted
+        ``(bins, K)`` for the K tracks in ``names``.
+    region
+        Title, e.g. ``chr4:10000-14096``.
+    """
+    plt = _pyplot()
+    k = len(names)
+    fig, axes = plt.subplots(k, 1, figsize=(10, 1.8 * k + 0.6), sharex=True, squeeze=False)
+    x = start + (np.arange(observed.shape[0]) + 0.5) * bin_size
+    for i, ax in enumerate(axes[:, 0]):
+        ax.fill_between(x, observed[:, i], step="mid", color="0.6", label="observed")
+        ax.plot(x, predicted[:, i], color="C3", lw=1.2, label="predicted")
+        ax.set_ylabel(names[i], fontsize=8)
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    axes[0, 0].set_title(f"test region {region}: observed vs predicted (normalised, soft-clipped)")
+    axes[-1, 0].set_xlabel("position (bp)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_pearson(path: str | Path, raw: np.ndarray, log1p: np.ndarray) -> None:
+    """Distribution of per-track test Pearson R (raw and log1p), box plus points."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    data = [np.asarray(raw)[np.isfinite(raw)], np.asarray(log1p)[np.isfinite(log1p)]]
+    ax.boxplot(data, widths=0.5)
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(data, start=1):
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(d)), d, s=12, color="C0", zorder=3)
+    ax.set_xticks([1, 2], ["raw", "log1p"])
+    ax.set_ylabel("Pearson R per track (test windows)")
+    ax.set_ylim(min(0.0, *(float(d.min()) for d in data if len(d))), 1.0)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_message(path: str | Path, text: str) -> None:
+    """A small PNG holding only ``text`` (a report figure with nothing to show)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 1.5))
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    ax.axis("off")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -1,0 +1,212 @@
+"""Apply a genomics bundle to a cohort: predicted tracks, test Pearson R, variant effects.
+
+Pearson R is computed per observed track on the cohort's test windows, in the units the model is
+trained on (library-normalised coverage per bin, soft-clipped); both the raw-value R
+(``test_pearson_mean``, the headline) and the stricter R of ``log1p`` values are reported. An
+observed track whose name (subject) the bundle also predicts is compared with that output; any
+other track (a new cohort's subject) is compared with the mean over the bundle's outputs.
+BigWig values are predictions in normalised coverage units (soft clip undone).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pysam
+
+from voxseq import VoxseqError
+from voxseq.bundle import load_bundle
+from voxseq.genomics.bigwig import predict_contig, write_bigwigs
+from voxseq.genomics.metrics import pearson_per_track
+from voxseq.genomics.plots import plot_message, plot_pearson, plot_tracks
+from voxseq.genomics.variants import read_truth, read_variants, score_variants, truth_labels
+from voxseq.genomics.windows import SPLITS, read_meta, read_windows, unclip
+from voxseq.io.atomic import write_json, write_tsv
+from voxseq.metrics import auroc
+from voxseq.train.genomics import predict
+from voxseq.train.loop import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+class Predictor:
+    """A loaded bundle as a function: one-hot ``(N, L, 4)`` -> ``(N, bins, T)`` target units."""
+
+    def __init__(self, bundle: str | Path, device: str = "auto", batch_size: int = 16,
+                 rc_average: bool = True) -> None:
+        self.model, self.meta = load_bundle(bundle, "genomics")
+        self.prep = self.meta["preprocessing"]
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        self.batch_size, self.rc_average = batch_size, rc_average
+        self.scale = np.asarray(self.prep["target_scale"], dtype=np.float32)
+        self.tracks: list[str] = list(self.prep["tracks"])
+
+    def __call__(self, onehot: np.ndarray) -> np.ndarray:
+        return predict(self.model, onehot, self.device, self.batch_size, self.rc_average) \
+            * self.scale
+
+
+def check_compatible(prep: dict, wmeta: dict, bundle: str | Path, windows: str | Path) -> None:
+    """The cohort's windows must use the bundle's window and bin size."""
+    for key in ("window", "bin_size"):
+        if int(prep[key]) != int(wmeta[key]):
+            raise VoxseqError(f"model bundle {bundle} expects genomics.{key} = {prep[key]}, but "
+                              f"the windows {windows} use {wmeta[key]}; set it in the config")
+    if prep.get("normalisation") != wmeta.get("normalisation"):
+        log.warning("bundle %s was trained on %s coverage, this cohort uses %s: variant scores "
+                    "and bigWigs are in the bundle's units", bundle, prep.get("normalisation"),
+                    wmeta.get("normalisation"))
+
+
+def evaluate_test_windows(pred_fn: Predictor, windows: str | Path, wmeta: dict
+                 ) -> tuple[list[dict], dict | None]:
+    """Per observed track Pearson R (raw, log1p) on test windows, and a plot region."""
+    with h5py.File(windows, "r") as h5:
+        idx = np.flatnonzero(h5["split"][()] == SPLITS.index("test"))
+        if not len(idx):
+            return [], None
+        preds, obs = [], []
+        for i in range(0, len(idx), 64):
+            seq, tgt = read_windows(h5, idx[i:i + 64])
+            preds.append(pred_fn(seq))
+            obs.append(tgt)
+        starts, contig_ids = h5["start"][idx], h5["contig"][idx]
+    pred, obs = np.concatenate(preds), np.concatenate(obs)
+    model_idx = {t: k for k, t in enumerate(pred_fn.tracks)}
+    matched = np.stack([pred[..., model_idx[t]] if t in model_idx else pred.mean(-1)
+                        for t in wmeta["tracks"]], -1)
+    raw = pearson_per_track(matched, obs)
+    logp = pearson_per_track(matched, obs, log1p=True)
+    rows = [{"track": t, "compared_with": t if t in model_idx else "mean of bundle tracks",
+             "pearson": raw[k], "pearson_log1p": logp[k], "n_bins": int(obs[..., k].size)}
+            for k, t in enumerate(wmeta["tracks"])]
+    best = int(np.argmax(obs.std(axis=(1, 2))))
+    contig = list(wmeta["contigs"])[int(contig_ids[best])]
+    region = {"region": f"{contig}:{int(starts[best]) + 1}-{int(starts[best]) + wmeta['window']}",
+              "observed": obs[best], "predicted": matched[best], "start": int(starts[best])}
+    return rows, region
+
+
+def write_tracks(pred_fn: Predictor, reference: str | Path, contigs: list[str], outdir: Path
+                 ) -> list[str]:
+    """Stitched predictions over ``contigs`` as one bigWig per bundle track in ``outdir``."""
+    prep = pred_fn.prep
+    window, bin_size = int(prep["window"]), int(prep["bin_size"])
+    with pysam.FastaFile(str(reference)) as fa:
+        lengths = dict(zip(fa.references, fa.lengths, strict=True))
+
+    def per_contig() -> Iterator[tuple[str, np.ndarray]]:
+        with pysam.FastaFile(str(reference)) as fa:
+            for contig in sorted(contigs, key=list(lengths).index):
+                pred = predict_contig(pred_fn, fa.fetch(contig).upper(), window, bin_size,
+                                      pred_fn.batch_size)
+                log.info("predicted %s (%d bins)", contig, len(pred))
+                yield contig, unclip(pred, prep.get("soft_clip"))
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = {t: outdir / f"{t}.bw" for t in pred_fn.tracks}
+    write_bigwigs(paths, lengths, per_contig(), bin_size)
+    return [str(p) for p in paths.values()]
+
+
+def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Path,
+                   vcfs: dict[str, str], *, bigwig_dir: str | Path, pearson_tsv: str | Path,
+                   variants_tsv: str | Path, cohort_json: str | Path, track_png: str | Path,
+                   pearson_png: str | Path, genome_wide: bool = False, variant_bins: int = 8,
+                   truth: str | Path | None = None, batch_size: int = 16, device: str = "auto",
+                   subjects: list[str] | None = None) -> dict:
+    """Predicted tracks, test metrics, variant scores, cohort JSON and report plots.
+
+    Parameters
+    ----------
+    bundle
+        Genomics model bundle folder.
+    reference, windows
+        The cohort's FASTA and windows HDF5 (its test split gives the evaluation windows and
+        the contigs predicted unless ``genome_wide``).
+    vcfs
+        Subject -> VCF; every variant in them is scored.
+    bigwig_dir, pearson_tsv, variants_tsv, cohort_json, track_png, pearson_png
+        Outputs: a folder with ``<track>.bw``; per-track R table; variant scores; the cohort
+        summary; the observed vs predicted plot; the per-track R distribution.
+    genome_wide
+        Predict every reference contig, not only the test contigs.
+    variant_bins
+        Bins around each variant summed into its score.
+    truth
+        Variant truth TSV (the demo's); gives ``vep_auroc`` (AUROC of ``-score`` for
+        motif-breaking vs neutral SNVs), else it is null.
+    subjects
+        The cohort's genomics subjects (for ``n_subjects``; default the windows' tracks).
+
+    Returns
+    -------
+    dict
+        The cohort JSON content.
+    """
+    pred_fn = Predictor(bundle, device, batch_size)
+    wmeta = read_meta(windows)
+    check_compatible(pred_fn.prep, wmeta, bundle, windows)
+    rows, region = evaluate_test_windows(pred_fn, windows, wmeta)
+    write_tsv(pearson_tsv, rows, ["track", "compared_with", "pearson", "pearson_log1p", "n_bins"])
+    raw = np.array([r["pearson"] for r in rows], dtype=float)
+    logp = np.array([r["pearson_log1p"] for r in rows], dtype=float)
+    with h5py.File(windows, "r") as h5:
+        names = list(wmeta["contigs"])
+        test_contigs = sorted({names[i] for i in h5["contig"][h5["split"][()] == 2]},
+                              key=names.index)
+    contigs = names if genome_wide else test_contigs
+    if not contigs:
+        log.warning("no test contigs and genome_wide is off: no predicted tracks written")
+    write_tracks(pred_fn, reference, contigs, Path(bigwig_dir))
+    variants = read_variants(vcfs)
+    scored, per_track = score_variants(pred_fn, reference, variants, int(pred_fn.prep["window"]),
+                                       int(pred_fn.prep["bin_size"]), variant_bins, batch_size)
+    truth_map = read_truth(truth) if truth else {}
+    for i, r in enumerate(scored):
+        r["truth"] = truth_map.get((r["contig"], r["pos"], r["ref"], r["alt"]), "")
+        r["n_carriers"] = len(r["carriers"])
+        r["carriers"] = ",".join(r["carriers"])
+        for k, t in enumerate(pred_fn.tracks):
+            r[f"score_{t}"] = float(per_track[i, k]) if per_track.shape[1] else None
+    cols = ["contig", "pos", "id", "ref", "alt", "n_carriers", "status", "score", "truth",
+            *[f"score_{t}" for t in pred_fn.tracks], "carriers"]
+    write_tsv(variants_tsv, scored, cols)
+    vep_auroc, n_pos, n_neg = None, 0, 0
+    if truth:
+        idx, labels = truth_labels(scored, truth_map)
+        n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+        value = auroc(-np.array([scored[i]["score"] for i in idx]), labels) if len(idx) else None
+        vep_auroc = None if value is None or not np.isfinite(value) else value
+    if region is not None:
+        show = list(range(min(3, len(wmeta["tracks"]))))
+        plot_tracks(track_png, region["region"], region["observed"][:, show],
+                    region["predicted"][:, show], [wmeta["tracks"][k] for k in show],
+                    int(wmeta["bin_size"]), region["start"])
+    else:
+        plot_message(track_png, "no test windows")
+    plot_pearson(pearson_png, raw, logp)
+    summary = {
+        "n_subjects": len(subjects) if subjects is not None else len(wmeta["tracks"]),
+        "n_tracks": len(rows), "bundle": str(bundle),
+        "test_contigs": test_contigs,
+        "test_pearson_mean": float(np.nanmean(raw)) if len(raw) else None,
+        "test_pearson_log1p_mean": float(np.nanmean(logp)) if len(logp) else None,
+        "pearson_basis": "normalised, soft-clipped coverage per bin on test windows",
+        "vep_auroc": vep_auroc, "vep_n_motif_breaking": n_pos, "vep_n_neutral": n_neg,
+        "n_variants": len(scored), "n_variants_scored": sum(r["status"] == "ok" for r in scored),
+        "genome_wide": genome_wide,
+        "test_pearson": {r["track"]: r["pearson"] for r in rows},
+    }
+    write_json(cohort_json, summary)
+    log.info("test Pearson %.3f (log1p %.3f), VEP AUROC %s over %d variants",
+             summary["test_pearson_mean"] or float("nan"),
+             summary["test_pearson_log1p_mean"] or float("nan"),
+             "n/a" if vep_auroc is None else f"{vep_auroc:.3f}", len(scored))
+    return summary
+

@@ -1,0 +1,1 @@
+"""Command-line helpers for users and benchmarks (large sample sheets, ...)."""

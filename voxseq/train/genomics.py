@@ -1,0 +1,252 @@
+"""Sequence-to-coverage training: windows from HDF5, Poisson loss, reverse-complement and shift
+augmentation, validation Pearson R per track; writes the genomics model bundle.
+
+Targets are divided by a per-track scale (the mean target over the training windows) so that the
+model's outputs are near 1; the scale is stored in the bundle and multiplied back at inference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from voxseq import VoxseqError
+from voxseq.bundle import write_bundle
+from voxseq.genomics.metrics import pearson_per_track
+from voxseq.genomics.windows import read_meta, read_windows, split_indices
+from voxseq.io.atomic import write_json
+from voxseq.io.digest import file_sha256, object_sha256
+from voxseq.models import build_model
+from voxseq.train.loop import TrainConfig, fit, resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+CACHE_BYTES = 2 << 30  # windows files up to this size are read into memory once
+
+
+def rc_tensor(x: torch.Tensor) -> torch.Tensor:
+    """Reverse complement of one-hot ``(N, 4, L)`` (A, C, G, T): flip channels and length."""
+    return x.flip(1, 2)
+
+
+def shift_onehot(x: np.ndarray, shift: int) -> np.ndarray:
+    """Shift one-hot ``(L, 4)`` by ``shift`` bp (positive: towards the end), N-padded."""
+    out = np.zeros_like(x)
+    if shift > 0:
+        out[shift:] = x[:-shift]
+    elif shift < 0:
+        out[:shift] = x[-shift:]
+    else:
+        out[:] = x
+    return out
+
+
+def poisson_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean Poisson negative log-likelihood (without the target-only term)."""
+    return (pred - target * torch.log(pred + eps)).mean()
+
+
+def predict(model: nn.Module, onehot: np.ndarray, device: torch.device, batch_size: int = 32,
+            rc_average: bool = True) -> np.ndarray:
+    """Model outputs for one-hot windows, optionally averaged with the reverse strand.
+
+    Parameters
+    ----------
+    onehot
+        ``(N, L, 4)`` uint8 or float.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, L // bin_size, T)`` float32 in the model's (scaled) units.
+    """
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(onehot), batch_size):
+            x = torch.from_numpy(np.asarray(onehot[i:i + batch_size], dtype=np.float32))
+            x = x.transpose(1, 2).to(device)
+            y = model(x).float()
+            if rc_average:
+                y = 0.5 * (y + model(rc_tensor(x)).float().flip(2))
+            out.append(y.transpose(1, 2).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
+
+
+class GenomicsTask:
+    """Windows of one HDF5 file as a :class:`voxseq.train.loop.Task`.
+
+    Parameters
+    ----------
+    windows
+        The windows HDF5 (see :mod:`voxseq.genomics.windows`).
+    seed, batch_size
+        Batches of epoch ``e`` are drawn from ``default_rng([seed, e])`` only.
+    reverse_complement
+        Reverse-complement half of the training windows (targets flipped to match).
+    max_shift
+        Shift training sequences by up to this many bp (N-padded); targets unchanged.
+    max_val_windows
+        Validate on at most this many val windows (evenly spaced), for speed.
+    """
+
+    def __init__(self, windows: str | Path, seed: int, batch_size: int,
+                 reverse_complement: bool = True, max_shift: int = 3,
+                 max_val_windows: int = 512) -> None:
+        self.path = Path(windows)
+        self.meta = read_meta(self.path)
+        self.seed, self.batch_size = seed, batch_size
+        self.rc, self.max_shift = reverse_complement, max_shift
+        self.train_idx = split_indices(self.path, "train")
+        val = split_indices(self.path, "val")
+        if len(self.train_idx) == 0 or len(val) == 0:
+            raise VoxseqError(f"windows file {self.path}: {len(self.train_idx)} train and "
+                              f"{len(val)} val windows; need both (check val_contigs, window)")
+        step = max(len(val) // max_val_windows, 1)
+        self.val_idx = val[::step][:max_val_windows]
+        self._h5 = h5py.File(self.path, "r")
+        self._cache = None
+        if self._h5["sequence"].nbytes + self._h5["targets"].nbytes <= CACHE_BYTES:
+            self._cache = (self._h5["sequence"][()], self._h5["targets"][()])
+        self.scale = self._train_scale()
+
+    def _train_scale(self) -> np.ndarray:
+        total = np.zeros(len(self.meta["tracks"]))
+        for i in range(0, len(self.train_idx), 256):
+            total += self.read(self.train_idx[i:i + 256])[1].sum(axis=(0, 1))
+        n_bins = len(self.train_idx) * self.meta["window"] // self.meta["bin_size"]
+        scale = total / max(n_bins, 1)
+        return np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+    def read(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One-hot ``(n, L, 4)`` and unscaled targets ``(n, bins, T)`` of windows ``idx``."""
+        if self._cache is not None:
+            return self._cache[0][idx], self._cache[1][idx]
+        return read_windows(self._h5, idx)
+
+    def _augment(self, rng: np.random.Generator, seq: np.ndarray, tgt: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        seq, tgt = seq.copy(), tgt.copy()
+        for j in range(len(seq)):
+            if self.max_shift:
+                seq[j] = shift_onehot(seq[j], int(rng.integers(-self.max_shift,
+                                                               self.max_shift + 1)))
+            if self.rc and rng.random() < 0.5:
+                seq[j] = seq[j, ::-1, ::-1]
+                tgt[j] = tgt[j, ::-1]
+        return seq, tgt
+
+    def batches(self, epoch: int, n: int) -> Iterator[dict[str, torch.Tensor]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        for _ in range(n):
+            idx = rng.choice(self.train_idx, size=self.batch_size)
+            seq, tgt = self._augment(rng, *self.read(idx))
+            yield {"x": torch.from_numpy(seq.astype(np.float32)).transpose(1, 2),
+                   "y": torch.from_numpy(tgt / self.scale).transpose(1, 2)}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
+             device: torch.device) -> torch.Tensor:
+        pred = model(batch["x"].to(device))
+        return poisson_loss(pred.float(), batch["y"].to(device))
+
+    def evaluate(self, model: nn.Module, device: torch.device, idx: np.ndarray
+                 ) -> dict[str, float]:
+        """Poisson loss and Pearson R per track (RC-averaged predictions) on windows ``idx``."""
+        seq, tgt = self.read(idx)
+        pred = predict(model, seq, device)
+        y = tgt / self.scale
+        loss = float(np.mean(pred - y * np.log(pred + 1e-6)))
+        r = pearson_per_track(pred, y)
+        out = {"val_loss": loss, "score": float(np.nanmean(r))}
+        out.update({f"pearson_{t}": float(v) for t, v in zip(self.meta["tracks"], r, strict=True)})
+        return out
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        return self.evaluate(model, device, self.val_idx)
+
+    def close(self) -> None:
+        self._h5.close()
+
+
+def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: str | Path,
+                   workdir: str | Path, model_args: dict, train: dict, seed: int,
+                   max_shift: int = 3, provenance: dict | None = None,
+                   eval_json: str | Path | None = None) -> dict:
+    """Train the sequence model on a windows file and write its bundle.
+
+    Parameters
+    ----------
+    windows
+        Windows HDF5 from :func:`voxseq.genomics.windows.tile_genome`.
+    bundle_dir
+        Bundle folder (``bundle.json`` + ``weights.safetensors``), written atomically.
+    metrics_path
+        Per-epoch TSV: losses, ``score`` (mean val Pearson) and ``pearson_<track>``.
+    workdir
+        Checkpoints (``last.pt``, ``best.pt``); a rerun with the same inputs resumes.
+    model_args
+        ``seqcnn`` arguments besides ``n_tracks`` and ``bin_size`` (channels, dilated_layers,
+        stem_kernel, dropout).
+    train
+        The ``train:`` config block (see :class:`voxseq.train.loop.TrainConfig`);
+        ``augment.reverse_complement`` (default true) switches reverse-complement augmentation.
+    seed
+        The config's seed.
+    max_shift
+        Shift augmentation: training sequences move by up to this many bp.
+    provenance
+        Extra provenance for the bundle (cohort, config / sheet digests).
+    eval_json
+        Optional JSON with the best model's val and test metrics.
+
+    Returns
+    -------
+    dict
+        The bundle's metrics.
+    """
+    meta = read_meta(windows)
+    cfg = TrainConfig.from_dict(train, seed)
+    augment = train.get("augment", {}) or {}
+    seed_everything(seed)
+    args = {"n_tracks": len(meta["tracks"]), "bin_size": meta["bin_size"], **model_args}
+    model = build_model("seqcnn", **args)
+    task = GenomicsTask(windows, seed, cfg.batch_size, augment.get("reverse_complement", True),
+                        max_shift)
+    digest = object_sha256({"windows": file_sha256(windows), "model": args, "train": train,
+                            "seed": seed, "max_shift": max_shift})
+    log.info("seqcnn %s: %d parameters; %d train / %d val windows, %d tracks", model_args,
+             sum(p.numel() for p in model.parameters()), len(task.train_idx), len(task.val_idx),
+             len(meta["tracks"]))
+    result = fit(task, model, cfg, workdir, metrics_path, digest)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    val = task.evaluate(model, device, split_indices(windows, "val"))
+    test_idx = split_indices(windows, "test")
+    test = task.evaluate(model, device, test_idx) if len(test_idx) else {"score": float("nan")}
+    task.close()
+    model.to("cpu")
+    metrics = {"best_epoch": result["best_epoch"], "val_pearson_mean": val["score"],
+               "val_loss": val["val_loss"], "test_pearson_mean": test["score"],
+               "val_pearson": {t: val[f"pearson_{t}"] for t in meta["tracks"]}}
+    preprocessing = {
+        "window": meta["window"], "stride": meta["stride"], "bin_size": meta["bin_size"],
+        "contigs": meta["contigs"], "tracks": meta["tracks"],
+        "normalisation": meta["normalisation"], "library_sizes": meta["library_sizes"],
+        "soft_clip": meta["soft_clip"], "target_scale": task.scale.tolist(),
+        "min_mapq": meta.get("min_mapq"), "exclude_flags": meta.get("exclude_flags"),
+        "count_deletions": meta.get("count_deletions"),
+    }
+    write_bundle(bundle_dir, model, "genomics", "seqcnn", args, preprocessing, metrics,
+                 {**(provenance or {}), "seed": seed, "device": result["device"],
+                  "amp": result["amp"], "training_digest": digest})
+    if eval_json:
+        write_json(eval_json, {"val": val, "test": test})
+    log.info("best epoch %d: val Pearson %.3f, test Pearson %.3f", result["best_epoch"],
+             val["score"], test["score"])
+    return metrics
