@@ -11,7 +11,7 @@ from voxseq.demo.cohort import make_demo_cohort  # noqa: E402
 with rule_logging(snakemake):
     d = snakemake.params.demo
     make_demo_cohort(
-        snakemake.params.outdir,
+        Path(snakemake.output.sheet).parent,
         snakemake.params.subjects,
         snakemake.params.seed,
         imaging=d["imaging"],

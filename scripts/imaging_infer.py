@@ -12,7 +12,7 @@ with rule_logging(snakemake):
     segment_subject(
         snakemake.wildcards.subject,
         snakemake.input.store,
-        snakemake.params.bundle,
+        str(Path(snakemake.input.bundle[0]).parent),
         snakemake.output.seg,
         snakemake.output.result,
         device=snakemake.params.device,

@@ -18,7 +18,7 @@ with rule_logging(snakemake):
         snakemake.input.stats,
         snakemake.params.cfg,
         snakemake.params.seed,
-        snakemake.params.bundle,
+        str(Path(snakemake.output.bundle[0]).parent),
         snakemake.output.metrics,
         snakemake.params.workdir,
         provenance={

@@ -13,7 +13,6 @@ from voxseq.bundle import read_bundle_meta  # noqa: E402
 from voxseq.demo.cohort import labelled_indices  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet  # noqa: E402
 
-
 validate(config, "../schemas/config.schema.yaml")
 validate(config["imaging"], "../schemas/imaging.schema.yaml")
 validate(config["genomics"], "../schemas/genomics.schema.yaml")
@@ -47,7 +46,9 @@ def demo_rows(n, imaging, genomics):
             "subject": sid,
             "image": f"{DEMO_DIR}/imaging/{sid}_image.nii.gz" if imaging else "",
             "label": (
-                f"{DEMO_DIR}/imaging/{sid}_label.nii.gz" if imaging and i in labelled else ""
+                f"{DEMO_DIR}/imaging/{sid}_label.nii.gz"
+                if imaging and i in labelled
+                else ""
             ),
             "bam": f"{DEMO_DIR}/genomics/{sid}.bam" if genomics else "",
             "vcf": f"{DEMO_DIR}/genomics/{sid}.vcf.gz" if genomics else "",
@@ -83,9 +84,13 @@ GENOMICS_BUNDLE_META = load_bundle_meta("genomics")
 IMAGING_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if IMAGING and r["image"])
 GENOMICS_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if GENOMICS and r["bam"])
 if IMAGING and not IMAGING_SUBJECTS:
-    raise WorkflowError(f"imaging.enabled but no subject in {config['samples']} has an image")
+    raise WorkflowError(
+        f"imaging.enabled but no subject in {config['samples']} has an image"
+    )
 if GENOMICS and not GENOMICS_SUBJECTS:
-    raise WorkflowError(f"genomics.enabled but no subject in {config['samples']} has a bam")
+    raise WorkflowError(
+        f"genomics.enabled but no subject in {config['samples']} has a bam"
+    )
 
 
 wildcard_constraints:
@@ -123,7 +128,9 @@ def get_genomics_bundle_files():
 
 def get_imaging_stats(wildcards):
     """Training-split statistics, computed here only when the model is trained here."""
-    return [] if IMAGING_BUNDLE_META else f"{RES}/imaging/normalise/intensity_stats.json"
+    return (
+        [] if IMAGING_BUNDLE_META else f"{RES}/imaging/normalise/intensity_stats.json"
+    )
 
 
 def get_imaging_plan():
@@ -134,11 +141,22 @@ def get_imaging_plan():
     """
     if IMAGING_BUNDLE_META:
         pre = IMAGING_BUNDLE_META["preprocessing"]
-        keys = ("target_spacing", "interpolation", "normalisation", "statistics", "labels")
+        keys = (
+            "target_spacing",
+            "interpolation",
+            "normalisation",
+            "statistics",
+            "labels",
+        )
         return {k: pre.get(k) for k in keys}
     c = config["imaging"]
-    return {"target_spacing": c["target_spacing"], "interpolation": c["interpolation"],
-            "normalisation": c["normalisation"], "statistics": None, "labels": c["labels"]}
+    return {
+        "target_spacing": c["target_spacing"],
+        "interpolation": c["interpolation"],
+        "normalisation": c["normalisation"],
+        "statistics": None,
+        "labels": c["labels"],
+    }
 
 
 def get_imaging_report_inputs():

@@ -13,15 +13,14 @@ rule imaging_infer:
         f"{LOGS}/imaging/infer/{{subject}}.log",
     benchmark:
         f"{BENCH}/imaging/infer/{{subject}}.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=6000,
         runtime=30,
         gpu=1,
-    conda:
-        "../../envs/torch.yaml"
     params:
-        bundle=IMAGING_BUNDLE,
         device=config["imaging"]["train"]["device"],
     script:
         "../../scripts/imaging_infer.py"
@@ -30,18 +29,20 @@ rule imaging_infer:
 rule imaging_cohort:
     input:
         sheet=SHEET,
-        results=expand(f"{RES}/imaging/infer/{{subject}}.json", subject=IMAGING_SUBJECTS),
+        results=expand(
+            f"{RES}/imaging/infer/{{subject}}.json", subject=IMAGING_SUBJECTS
+        ),
     output:
         table=f"{RES}/imaging/cohort.tsv",
         metrics=f"{RES}/imaging/cohort.json",
     log:
         f"{LOGS}/imaging/cohort.log",
+    conda:
+        "../../envs/imaging.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/imaging.yaml"
     params:
         subjects=IMAGING_SUBJECTS,
         labels=config["imaging"]["labels"],

@@ -11,14 +11,13 @@ if DEMO:
             f"{LOGS}/demo_cohort.log",
         benchmark:
             f"{BENCH}/demo_cohort.tsv"
+        conda:
+            "../../envs/demo.yaml"
         threads: 1
         resources:
             mem_mb=4000,
             runtime=30,
-        conda:
-            "../../envs/demo.yaml"
         params:
-            outdir=DEMO_DIR,
             subjects=list(SUBJECTS),
             seed=config["seed"],
             demo=config["demo"],
@@ -33,12 +32,12 @@ rule cohort_sheet:
         sheet=SHEET,
     log:
         f"{LOGS}/cohort_sheet.log",
+    conda:
+        "../../envs/imaging.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/imaging.yaml"
     params:
         seed=config["seed"],
         fractions=config["splits"],
@@ -57,14 +56,14 @@ rule imaging_ingest:
         f"{LOGS}/imaging/ingest/{{subject}}.log",
     benchmark:
         f"{BENCH}/imaging/ingest/{{subject}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=10,
     group:
         "imaging_prepare"
     conda:
         "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
     params:
         n_labels=len(config["imaging"]["labels"]),
         seed=config["seed"],

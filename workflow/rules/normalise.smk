@@ -5,17 +5,19 @@
 rule imaging_stats:
     input:
         sheet=SHEET,
-        samples=expand(f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_SUBJECTS),
+        samples=expand(
+            f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_SUBJECTS
+        ),
     output:
         stats=f"{RES}/imaging/normalise/intensity_stats.json",
     log:
         f"{LOGS}/imaging/normalise/intensity_stats.log",
+    conda:
+        "../../envs/imaging.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../../envs/imaging.yaml"
     params:
         subjects=IMAGING_SUBJECTS,
         scheme=config["imaging"]["normalisation"],
@@ -33,14 +35,14 @@ rule imaging_normalise:
         f"{LOGS}/imaging/normalise/{{subject}}.log",
     benchmark:
         f"{BENCH}/imaging/normalise/{{subject}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=20,
     group:
         "imaging_prepare"
     conda:
         "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
     params:
         plan=get_imaging_plan(),
         max_voxels=config["imaging"]["max_voxels"],

@@ -14,12 +14,12 @@ if TRAIN_IMAGING:
             ),
         log:
             f"{LOGS}/imaging/report_training.log",
+        conda:
+            "../../envs/report.yaml"
         threads: 1
         resources:
             mem_mb=1000,
             runtime=10,
-        conda:
-            "../../envs/report.yaml"
         script:
             "../../scripts/report_training.py"
 
@@ -28,7 +28,9 @@ rule imaging_report:
     input:
         sheet=SHEET,
         table=f"{RES}/imaging/cohort.tsv",
-        segs=expand(f"{RES}/imaging/infer/{{subject}}_seg.nii.gz", subject=IMAGING_SUBJECTS),
+        segs=expand(
+            f"{RES}/imaging/infer/{{subject}}_seg.nii.gz", subject=IMAGING_SUBJECTS
+        ),
     output:
         dice=report(
             f"{RES}/imaging/report/dice_boxplot.png",
@@ -43,12 +45,12 @@ rule imaging_report:
         ),
     log:
         f"{LOGS}/imaging/report.log",
+    conda:
+        "../../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/report.yaml"
     params:
         subjects=IMAGING_SUBJECTS,
         labels=config["imaging"]["labels"],
@@ -64,12 +66,12 @@ rule summary:
         summary=f"{RES}/summary.json",
     log:
         f"{LOGS}/summary.log",
+    conda:
+        "../../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../../envs/report.yaml"
     params:
         cohort=COHORT,
         benchmarks=BENCH,

@@ -10,14 +10,14 @@ rule imaging_tile:
         f"{LOGS}/imaging/tile/{{subject}}.log",
     benchmark:
         f"{BENCH}/imaging/tile/{{subject}}.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
     group:
         "imaging_prepare"
     conda:
         "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         n_labels=len(config["imaging"]["labels"]),
         per_class=config["imaging"]["centres_per_class"],

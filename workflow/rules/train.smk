@@ -9,8 +9,12 @@ if TRAIN_IMAGING:
             sheet=SHEET,
             samples=get_sample_sheet(),
             stats=f"{RES}/imaging/normalise/intensity_stats.json",
-            stores=expand(f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS),
-            tiles=expand(f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_SUBJECTS),
+            stores=expand(
+                f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS
+            ),
+            tiles=expand(
+                f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_SUBJECTS
+            ),
         output:
             bundle=get_imaging_bundle_files(),
             metrics=f"{RES}/imaging/train/metrics.tsv",
@@ -18,19 +22,18 @@ if TRAIN_IMAGING:
             f"{LOGS}/imaging/train.log",
         benchmark:
             f"{BENCH}/imaging/train.tsv"
+        conda:
+            "../../envs/torch.yaml"
         threads: 2
         resources:
             mem_mb=8000,
             runtime=240,
             gpu=1,
-        conda:
-            "../../envs/torch.yaml"
         params:
             subjects=IMAGING_SUBJECTS,
             cfg=config["imaging"],
             seed=config["seed"],
             cohort=COHORT,
-            bundle=IMAGING_BUNDLE,
             workdir=f"{RES}/imaging/train/checkpoints",
         script:
             "../../scripts/imaging_train.py"
