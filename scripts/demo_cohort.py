@@ -19,4 +19,5 @@ with rule_logging(snakemake):
         small=d["small"],
         shift=d["shift"],
         label_fraction=d["label_fraction"],
+        reference_seed=d["reference_seed"],
     )

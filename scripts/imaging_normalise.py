@@ -14,6 +14,6 @@ with rule_logging(snakemake):
         snakemake.input.meta,
         snakemake.params.plan,
         snakemake.output.store,
-        stats_json=snakemake.input.get("stats"),
+        stats_json=snakemake.input.get("stats") or None,
         max_voxels=snakemake.params.max_voxels,
     )

@@ -65,3 +65,11 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = T
         raise AssertionError(f"snakemake failed ({res.returncode}):\n{res.stdout[-4000:]}\n"
                              f"{res.stderr[-6000:]}")
     return res
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One run of the tiny demo config, shared by the tests that only read its outputs."""
+    work = tmp_path_factory.mktemp("tiny")
+    run_snakemake(work, "--configfile", str(REPO / "tests/config/tiny.yaml"), "--cores", "2")
+    return work

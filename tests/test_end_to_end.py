@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import nibabel as nib
 import numpy as np
-import pytest
 import zarr
 from conftest import REPO, run_snakemake
 
@@ -15,13 +12,6 @@ from voxseq.bundle import load_bundle
 from voxseq.io.atomic import read_tsv
 
 CFG = str(REPO / "tests/config/tiny.yaml")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("tiny")
-    run_snakemake(work, "--configfile", CFG, "--cores", "2")
-    return work
 
 
 def test_every_subject_segmented_on_its_original_grid(tiny_run):

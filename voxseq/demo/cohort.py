@@ -22,7 +22,7 @@ def labelled_indices(seed: int, n: int, label_fraction: float) -> set[int]:
 
 def make_demo_cohort(outdir: str | Path, subjects: list[str], seed: int, imaging: bool = True,
                      genomics: bool = True, small: bool = False, shift: float = 0.0,
-                     label_fraction: float = 1.0) -> Path:
+                     label_fraction: float = 1.0, reference_seed: int | None = None) -> Path:
     """Generate the demo cohort in ``outdir`` and write ``outdir/samples.tsv``.
 
     Parameters
@@ -35,6 +35,8 @@ def make_demo_cohort(outdir: str | Path, subjects: list[str], seed: int, imaging
         Move the scanner (and coverage) distribution, to mimic a new cohort.
     label_fraction
         Share of subjects whose label file is listed in the sheet (the others are unlabelled).
+    reference_seed
+        Seed of the demo genome (default ``seed``); see :func:`generate_genomics`.
 
     Returns
     -------
@@ -55,7 +57,8 @@ def make_demo_cohort(outdir: str | Path, subjects: list[str], seed: int, imaging
     if genomics:
         from voxseq.demo.genomics import generate_genomics
 
-        made = generate_genomics(outdir, subjects, seed, small=small, shift=shift)
+        made = generate_genomics(outdir, subjects, seed, small=small, shift=shift,
+                                 reference_seed=reference_seed)
         for s in subjects:
             rows[s].update(made[s])
         log.info("genomics: %d subjects", len(subjects))

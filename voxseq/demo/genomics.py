@@ -327,8 +327,8 @@ def write_vcf(path: Path, subject: str, genome: dict[str, bytearray], variants: 
 
 
 def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool = False,
-                      shift: float = 0.0, cfg: GenomicsDemoConfig | None = None
-                      ) -> dict[str, dict[str, str]]:
+                      shift: float = 0.0, cfg: GenomicsDemoConfig | None = None,
+                      reference_seed: int | None = None) -> dict[str, dict[str, str]]:
     """Write the demo reference, per-subject BAM + VCF and the variant truth under ``outdir``.
 
     Parameters
@@ -342,6 +342,9 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
     shift
         Cohort shift: library sizes scale by ``1 + shift`` and background depth by
         ``1 + shift / 2`` (a "new cohort" sequenced differently).
+    reference_seed
+        Seed of the genome and its motif sites (default ``seed``): a new cohort of the same
+        species keeps the training cohort's reference while its subjects and variants change.
 
     Returns
     -------
@@ -350,14 +353,15 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
     """
     outdir = Path(outdir)
     cfg = cfg or (SMALL if small else GenomicsDemoConfig())
-    genome = make_reference(np.random.default_rng([seed, 10, 0]), cfg)
+    ref_seed = seed if reference_seed is None else reference_seed
+    genome = make_reference(np.random.default_rng([ref_seed, 10, 0]), cfg)
     fasta = outdir / "reference.fa"
     write_text(fasta, "".join(
         f">{c}\n" + "\n".join(s[i:i + 60].decode() for i in range(0, len(s), 60)) + "\n"
         for c, s in genome.items()))
     ensure_fai(fasta)
     texts = {c: s.decode() for c, s in genome.items()}
-    rng_sites = np.random.default_rng([seed, 10, 1])
+    rng_sites = np.random.default_rng([ref_seed, 10, 1])
     sites = {c: find_sites(texts[c], cfg) for c in genome}
     strength = {c: site_strengths(texts[c], sites[c], cfg, rng_sites) for c in genome}
     variants = choose_variants(np.random.default_rng([seed, 10, 2]), genome, sites, cfg)

@@ -55,8 +55,7 @@ def decode(onehot: np.ndarray) -> str:
 def reverse_complement(onehot: np.ndarray) -> np.ndarray:
     """Reverse complement of one-hot sequence(s) ``(..., L, 4)`` (A, C, G, T order).
 
-    Works for numpy arrays and torch tensors alike when given as numpy; see
-    :func:`voxseq.train.genomics.rc_tensor` for ``(N, 4, L)`` tensors.
+    For channel-first torch tensors ``(N, 4, L)`` see :func:`voxseq.train.genomics.rc_tensor`.
     """
     return np.ascontiguousarray(onehot[..., ::-1, ::-1])
 

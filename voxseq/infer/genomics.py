@@ -52,7 +52,13 @@ class Predictor:
 
 
 def check_compatible(prep: dict, wmeta: dict, bundle: str | Path, windows: str | Path) -> None:
-    """The cohort's windows must use the bundle's window and bin size."""
+    """The cohort's windows must use the bundle's reference contigs, window and bin size."""
+    ours, theirs = dict(wmeta.get("contigs", {})), dict(prep.get("contigs", {}))
+    if ours != theirs:
+        diff = [f"{c}: bundle {theirs.get(c, 'absent')}, cohort {ours.get(c, 'absent')}"
+                for c in sorted(set(ours) | set(theirs)) if ours.get(c) != theirs.get(c)]
+        raise VoxseqError(f"model bundle {bundle}: reference contigs differ from the cohort's "
+                          f"({windows}): {'; '.join(diff[:10])}")
     for key in ("window", "bin_size"):
         if int(prep[key]) != int(wmeta[key]):
             raise VoxseqError(f"model bundle {bundle} expects genomics.{key} = {prep[key]}, but "

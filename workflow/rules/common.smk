@@ -178,7 +178,7 @@ def get_summary_inputs(wildcards):
 def get_demo_outputs():
     files = [f"{DEMO_DIR}/samples.tsv"]
     if config["demo"]["genomics"]:
-        files.append(f"{DEMO_DIR}/reference.fa")
+        files += [f"{DEMO_DIR}/reference.fa", f"{DEMO_DIR}/genomics/variant_truth.tsv"]
     for row in SUBJECTS.values():
         files += [row[c] for c in ("image", "label", "bam", "vcf") if row[c]]
     return files
