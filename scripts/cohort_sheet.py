@@ -5,8 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
-from voxseq.scripting import rule_logging  # noqa: E402
 from voxseq.io.sheet import assign_splits, read_sheet, write_sheet  # noqa: E402
+from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake) as log:
     rows = read_sheet(snakemake.input.sheet)

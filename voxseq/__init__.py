@@ -6,4 +6,7 @@ __version__ = "0.1.0"
 
 
 class VoxseqError(Exception):
-    """An input problem the user can fix; the message names the subject, the file and the problem."""
+    """An input problem the user can fix.
+
+    The message names the subject, the file and the problem.
+    """

@@ -34,9 +34,18 @@ WEIGHTS = "weights.safetensors"
 TORCHSCRIPT = "model.torchscript.pt"
 
 
-def write_bundle(outdir: str | Path, model: torch.nn.Module, modality: str, architecture: str,
-                 arguments: dict, preprocessing: dict, metrics: dict, provenance: dict,
-                 example_input: torch.Tensor | None = None, extra: dict | None = None) -> dict:
+def write_bundle(
+    outdir: str | Path,
+    model: torch.nn.Module,
+    modality: str,
+    architecture: str,
+    arguments: dict,
+    preprocessing: dict,
+    metrics: dict,
+    provenance: dict,
+    example_input: torch.Tensor | None = None,
+    extra: dict | None = None,
+) -> dict:
     """Write a bundle folder atomically; return its ``bundle.json`` content.
 
     With ``example_input`` (e.g. one patch, shape (1, C, *patch)), a TorchScript export traced
@@ -52,8 +61,10 @@ def write_bundle(outdir: str | Path, model: torch.nn.Module, modality: str, arch
             # not digested: TorchScript archives embed a random serialization id, and the
             # bundle (hence its digest) must be identical across identical training runs
             export_torchscript(model, example_input, tmp / TORCHSCRIPT)
-            exports["torchscript"] = {"file": TORCHSCRIPT,
-                                      "example_shape": list(example_input.shape)}
+            exports["torchscript"] = {
+                "file": TORCHSCRIPT,
+                "example_shape": list(example_input.shape),
+            }
         meta = {
             "format_version": FORMAT_VERSION,
             "modality": modality,
@@ -112,7 +123,7 @@ def read_bundle_meta(path: str | Path, modality: str | None = None) -> dict:
 
 
 def load_bundle(path: str | Path, modality: str | None = None) -> tuple[torch.nn.Module, dict]:
-    """Build the bundle's model with its weights (eval mode, CPU) and return it with its metadata."""
+    """Build the bundle's model with its weights (eval mode, CPU); return it and its metadata."""
     path = Path(path)
     meta = read_bundle_meta(path, modality)
     weights = path / WEIGHTS
@@ -127,15 +138,18 @@ def load_bundle(path: str | Path, modality: str | None = None) -> tuple[torch.nn
     try:
         state = load_file(str(weights))
     except Exception as exc:
-        raise VoxseqError(f"model bundle {path}: {WEIGHTS} is not a valid safetensors file "
-                          f"({exc})") from exc
+        raise VoxseqError(
+            f"model bundle {path}: {WEIGHTS} is not a valid safetensors file ({exc})"
+        ) from exc
     arch = meta["architecture"]
     model = build_model(arch["name"], **arch["arguments"])
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise VoxseqError(f"model bundle {path}: weights do not fit {arch['name']} "
-                          f"{arch['arguments']} ({str(exc).splitlines()[0]})") from exc
+        raise VoxseqError(
+            f"model bundle {path}: weights do not fit {arch['name']} "
+            f"{arch['arguments']} ({str(exc).splitlines()[0]})"
+        ) from exc
     model.eval()
     return model, meta
 
@@ -143,8 +157,9 @@ def load_bundle(path: str | Path, modality: str | None = None) -> tuple[torch.nn
 def bundle_digest(path: str | Path) -> str:
     """Digest identifying a bundle's content (its metadata and weights)."""
     path = Path(path)
-    return object_sha256({"bundle.json": file_sha256(path / "bundle.json"),
-                          WEIGHTS: file_sha256(path / WEIGHTS)})
+    return object_sha256(
+        {"bundle.json": file_sha256(path / "bundle.json"), WEIGHTS: file_sha256(path / WEIGHTS)}
+    )
 
 
 def describe(meta: dict[str, Any]) -> str:

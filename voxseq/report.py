@@ -47,8 +47,9 @@ def dice_boxplot(cohort_tsv: str, labels: list[str], out_png: str) -> None:
     data, names = [], []
     for name in labels[1:]:
         for split in ("train", "val", "test"):
-            vals = [float(r[f"dice_{name}"]) for r in rows
-                    if r["split"] == split and r[f"dice_{name}"]]
+            vals = [
+                float(r[f"dice_{name}"]) for r in rows if r["split"] == split and r[f"dice_{name}"]
+            ]
             if vals:
                 data.append(vals)
                 names.append(f"{name}\n{split}")
@@ -61,8 +62,9 @@ def dice_boxplot(cohort_tsv: str, labels: list[str], out_png: str) -> None:
     _save(fig, out_png)
 
 
-def overlay(image: np.ndarray, seg: np.ndarray, truth: np.ndarray | None, title: str,
-            out_png: str | Path) -> None:
+def overlay(
+    image: np.ndarray, seg: np.ndarray, truth: np.ndarray | None, title: str, out_png: str | Path
+) -> None:
     """Image slice with predicted (solid) and true (dashed) contours."""
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(image, cmap="gray", origin="lower")

@@ -20,9 +20,17 @@ def labelled_indices(seed: int, n: int, label_fraction: float) -> set[int]:
     return set(rng.permutation(n)[: int(round(label_fraction * n))].tolist())
 
 
-def make_demo_cohort(outdir: str | Path, subjects: list[str], seed: int, imaging: bool = True,
-                     genomics: bool = True, small: bool = False, shift: float = 0.0,
-                     label_fraction: float = 1.0, reference_seed: int | None = None) -> Path:
+def make_demo_cohort(
+    outdir: str | Path,
+    subjects: list[str],
+    seed: int,
+    imaging: bool = True,
+    genomics: bool = True,
+    small: bool = False,
+    shift: float = 0.0,
+    label_fraction: float = 1.0,
+    reference_seed: int | None = None,
+) -> Path:
     """Generate the demo cohort in ``outdir`` and write ``outdir/samples.tsv``.
 
     Parameters
@@ -57,8 +65,9 @@ def make_demo_cohort(outdir: str | Path, subjects: list[str], seed: int, imaging
     if genomics:
         from voxseq.demo.genomics import generate_genomics
 
-        made = generate_genomics(outdir, subjects, seed, small=small, shift=shift,
-                                 reference_seed=reference_seed)
+        made = generate_genomics(
+            outdir, subjects, seed, small=small, shift=shift, reference_seed=reference_seed
+        )
         for s in subjects:
             rows[s].update(made[s])
         log.info("genomics: %d subjects", len(subjects))

@@ -56,16 +56,26 @@ class ImagingDemoConfig:
     @classmethod
     def small(cls) -> ImagingDemoConfig:
         """A tiny variant for tests: about 32 x 32 x 24 voxels."""
-        return cls(fov_mm=(40.0, 40.0, 60.0), inplane_spacing=(1.2, 1.4),
-                   slice_spacing=(2.4, 2.8), min_shape=16, lesion_radius_mm=(4.0, 6.0))
+        return cls(
+            fov_mm=(40.0, 40.0, 60.0),
+            inplane_spacing=(1.2, 1.4),
+            slice_spacing=(2.4, 2.8),
+            min_shape=16,
+            lesion_radius_mm=(4.0, 6.0),
+        )
 
     def shifted(self, shift: float) -> ImagingDemoConfig:
         """Another scanner distribution: intensity scale, offset and noise moved by ``shift``."""
         if shift == 0:
             return self
         scanners = tuple(
-            Scanner(f"{s.name}-shift", s.scale * (1 + shift), s.offset + 100 * shift,
-                    s.noise * (1 + 0.5 * shift), s.dtype)
+            Scanner(
+                f"{s.name}-shift",
+                s.scale * (1 + shift),
+                s.offset + 100 * shift,
+                s.noise * (1 + 0.5 * shift),
+                s.dtype,
+            )
             for s in self.scanners
         )
         return replace(self, scanners=scanners)
@@ -124,8 +134,11 @@ def make_subject(seed: int, index: int, cfg: ImagingDemoConfig) -> dict:
     scanner = cfg.scanners[index % len(cfg.scanners)]
     orient = cfg.orientations[int(rng.integers(len(cfg.orientations)))]
     spacing = np.array(
-        [rng.uniform(*cfg.inplane_spacing), rng.uniform(*cfg.inplane_spacing),
-         rng.uniform(*cfg.slice_spacing)]
+        [
+            rng.uniform(*cfg.inplane_spacing),
+            rng.uniform(*cfg.inplane_spacing),
+            rng.uniform(*cfg.slice_spacing),
+        ]
     )
     shape = np.maximum(np.round(np.array(cfg.fov_mm) / spacing).astype(int), cfg.min_shape)
     origin = -(shape - 1) * spacing / 2.0

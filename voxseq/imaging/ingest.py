@@ -20,12 +20,11 @@ def check_label(image: Volume, label: Volume, subject: str, path: str, n_labels:
     integer values in ``0 .. n_labels - 1``.
     """
     where = f"subject {subject}: label {path}"
-    if image.original_shape != label.original_shape or not np.allclose(
-        image.original_affine, label.original_affine, atol=1e-3
-    ):
+    same_affine = np.allclose(image.original_affine, label.original_affine, atol=1e-3)
+    if image.original_shape != label.original_shape or not same_affine:
         raise VoxseqError(
             f"{where}: not on the image's grid (label shape {label.original_shape}, image shape "
-            f"{image.original_shape}; affines {'equal' if np.allclose(image.original_affine, label.original_affine, atol=1e-3) else 'differ'})"
+            f"{image.original_shape}; affines {'equal' if same_affine else 'differ'})"
         )
     data = label.data
     if not np.all(data == np.round(data)):
@@ -79,12 +78,19 @@ def ingest_subject(
     fg = image.data[mask] if mask.any() else image.data.ravel()
     d = image.data
     meta["intensity"] = {
-        "min": float(d.min()), "max": float(d.max()), "mean": float(d.mean()),
-        "std": float(d.std()), "fg_mean": float(fg.mean()), "fg_std": float(fg.std()),
-        "fg_p005": float(np.percentile(fg, 0.5)), "fg_p995": float(np.percentile(fg, 99.5)),
+        "min": float(d.min()),
+        "max": float(d.max()),
+        "mean": float(d.mean()),
+        "std": float(d.std()),
+        "fg_mean": float(fg.mean()),
+        "fg_std": float(fg.std()),
+        "fg_p005": float(np.percentile(fg, 0.5)),
+        "fg_p995": float(np.percentile(fg, 99.5)),
     }
     rng = np.random.default_rng([seed, 7])
-    sample = fg if fg.size <= FOREGROUND_SAMPLE else rng.choice(fg, FOREGROUND_SAMPLE, replace=False)
+    sample = (
+        fg if fg.size <= FOREGROUND_SAMPLE else rng.choice(fg, FOREGROUND_SAMPLE, replace=False)
+    )
     with atomic_path(out_sample) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, sample.astype(np.float32), allow_pickle=False)

@@ -86,8 +86,15 @@ class PatchSampler:
         Draw intensity scale/shift and axis flips per patch.
     """
 
-    def __init__(self, shapes, centres, patch, fg_fraction: float = 0.33, seed: int = 0,
-                 augment: dict | None = None):
+    def __init__(
+        self,
+        shapes,
+        centres,
+        patch,
+        fg_fraction: float = 0.33,
+        seed: int = 0,
+        augment: dict | None = None,
+    ):
         if not 0.0 <= fg_fraction <= 1.0:
             raise ValueError(f"fg_fraction must lie in [0, 1], got {fg_fraction}")
         self.shapes = [tuple(s) for s in shapes]
@@ -116,7 +123,9 @@ class PatchSampler:
             scale = float(rng.uniform(*aug["scale"])) if aug.get("scale") else 1.0
             shift = float(rng.uniform(*aug["shift"])) if aug.get("shift") else 0.0
             flips = tuple(bool(rng.random() < 0.5) if aug.get("flip") else False for _ in range(3))
-            specs.append(PatchSpec(s, patch_start(centre, shape, self.patch), fg, scale, shift, flips))
+            specs.append(
+                PatchSpec(s, patch_start(centre, shape, self.patch), fg, scale, shift, flips)
+            )
         return specs
 
 

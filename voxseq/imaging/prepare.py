@@ -19,8 +19,9 @@ from voxseq.io.nifti import load_nifti
 log = logging.getLogger(__name__)
 
 
-def intensity_statistics(sheet: str | Path, samples: dict[str, str], scheme: str,
-                         out: str | Path) -> dict:
+def intensity_statistics(
+    sheet: str | Path, samples: dict[str, str], scheme: str, out: str | Path
+) -> dict:
     """Training-split intensity statistics for the ``ct`` scheme (recorded for every scheme).
 
     Parameters
@@ -36,17 +37,25 @@ def intensity_statistics(sheet: str | Path, samples: dict[str, str], scheme: str
         if not train:
             raise VoxseqError(f"intensity statistics: no training-split subjects in {sheet}")
         arrays = [np.load(samples[s], allow_pickle=False) for s in sorted(train)]
-        stats = {"scheme": scheme, "statistics": cohort_statistics(arrays),
-                 "source": f"{len(train)} training subjects"}
+        stats = {
+            "scheme": scheme,
+            "statistics": cohort_statistics(arrays),
+            "source": f"{len(train)} training subjects",
+        }
     else:
         stats = {"scheme": scheme, "statistics": None, "source": "per subject"}
     write_json(out, stats)
     return stats
 
 
-def normalise_subject(subject: str, ingest_json: str | Path, plan: dict, out_store: str | Path,
-                      stats_json: str | Path | None = None,
-                      max_voxels: int | None = None) -> dict:
+def normalise_subject(
+    subject: str,
+    ingest_json: str | Path,
+    plan: dict,
+    out_store: str | Path,
+    stats_json: str | Path | None = None,
+    max_voxels: int | None = None,
+) -> dict:
     """Resample one subject to the plan's target spacing and normalise it into a zarr store.
 
     Parameters
@@ -85,13 +94,20 @@ def normalise_subject(subject: str, ingest_json: str | Path, plan: dict, out_sto
         "n_labels": n_labels,
     }
     write_store(out_store, data, label, spacing, geometry)
-    log.info("%s: %s at %s mm -> %s at %s mm", subject, image.data.shape,
-             np.round(image.spacing, 3).tolist(), shape, np.round(spacing, 3).tolist())
+    log.info(
+        "%s: %s at %s mm -> %s at %s mm",
+        subject,
+        image.data.shape,
+        np.round(image.spacing, 3).tolist(),
+        shape,
+        np.round(spacing, 3).tolist(),
+    )
     return geometry
 
 
-def tile_subject(subject: str, store: str | Path, out_tsv: str | Path, n_labels: int,
-                 per_class: int, seed: int) -> int:
+def tile_subject(
+    subject: str, store: str | Path, out_tsv: str | Path, n_labels: int, per_class: int, seed: int
+) -> int:
     """Write the subject's foreground patch centres (empty table for unlabelled subjects)."""
     st = open_store(store)
     if st.label is None:

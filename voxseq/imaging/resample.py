@@ -49,8 +49,13 @@ def resample(data: np.ndarray, out_shape: Sequence[int], order: int | str = 1) -
         return data.copy()
     src = data if order == 0 else data.astype(np.float32, copy=False)
     res = affine_transform(
-        src, scale, offset=offset, output_shape=tuple(int(s) for s in out_shape),
-        order=order, mode="nearest", prefilter=order > 1,
+        src,
+        scale,
+        offset=offset,
+        output_shape=tuple(int(s) for s in out_shape),
+        order=order,
+        mode="nearest",
+        prefilter=order > 1,
     )
     return res
 

@@ -81,8 +81,14 @@ def sliding_window_logits(
     acc = torch.zeros((n_out, *padded), dtype=torch.float32)
     wsum = torch.zeros(padded, dtype=torch.float32)
     weight = torch.from_numpy(gaussian_importance(patch, sigma_scale))
-    starts = list(itertools.product(*(window_starts(s, p, overlap) for s, p in zip(padded, patch, strict=True))))
-    flips = [()] + [c for r in range(1, len(mirror_axes) + 1) for c in itertools.combinations(mirror_axes, r)]
+    starts = list(
+        itertools.product(
+            *(window_starts(s, p, overlap) for s, p in zip(padded, patch, strict=True))
+        )
+    )
+    flips = [()] + [
+        c for r in range(1, len(mirror_axes) + 1) for c in itertools.combinations(mirror_axes, r)
+    ]
     w_dev = weight.to(device)
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]

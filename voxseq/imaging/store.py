@@ -28,24 +28,35 @@ AXES = [{"name": n, "type": "space", "unit": "millimeter"} for n in ("x", "y", "
 def _multiscales(spacing, name: str) -> dict:
     return {
         "version": "0.5",
-        "multiscales": [{
-            "name": name,
-            "axes": AXES,
-            "datasets": [{
-                "path": "0",
-                "coordinateTransformations": [{"type": "scale", "scale": list(map(float, spacing))}],
-            }],
-        }],
+        "multiscales": [
+            {
+                "name": name,
+                "axes": AXES,
+                "datasets": [
+                    {
+                        "path": "0",
+                        "coordinateTransformations": [
+                            {"type": "scale", "scale": list(map(float, spacing))}
+                        ],
+                    }
+                ],
+            }
+        ],
     }
 
 
-def write_store(path: str | Path, image: np.ndarray, label: np.ndarray | None, spacing,
-                meta: dict) -> None:
+def write_store(
+    path: str | Path, image: np.ndarray, label: np.ndarray | None, spacing, meta: dict
+) -> None:
     """Write a subject store atomically (temporary folder renamed onto ``path``)."""
     with atomic_path(path, is_dir=True) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        root.attrs.update({"ome": _multiscales(spacing, meta.get("subject", "")),
-                           "voxseq": {**meta, "spacing": list(map(float, spacing))}})
+        root.attrs.update(
+            {
+                "ome": _multiscales(spacing, meta.get("subject", "")),
+                "voxseq": {**meta, "spacing": list(map(float, spacing))},
+            }
+        )
         chunks = tuple(min(c, s) for c, s in zip(CHUNKS, image.shape, strict=True))
         arr = root.create_array("0", shape=image.shape, dtype="float32", chunks=chunks)
         arr[...] = image.astype(np.float32)
@@ -53,8 +64,14 @@ def write_store(path: str | Path, image: np.ndarray, label: np.ndarray | None, s
             lg = root.create_group("labels")
             lg.attrs.update({"ome": {"version": "0.5", "labels": ["label"]}})
             lab = lg.create_group("label")
-            lab.attrs.update({"ome": {**_multiscales(spacing, "label"),
-                                      "image-label": {"source": {"image": "../../"}}}})
+            lab.attrs.update(
+                {
+                    "ome": {
+                        **_multiscales(spacing, "label"),
+                        "image-label": {"source": {"image": "../../"}},
+                    }
+                }
+            )
             la = lab.create_array("0", shape=label.shape, dtype="uint8", chunks=chunks)
             la[...] = label.astype(np.uint8)
 

@@ -30,14 +30,28 @@ def predict_volume(model: torch.nn.Module, volume: np.ndarray, pre: dict, device
     n_out = len(pre["labels"])
     with torch.no_grad():
         logits = sliding_window_logits(
-            model, volume, pre["patch_size"], n_out, overlap=inf["overlap"],
-            batch_size=inf["batch_size"], device=device, sigma_scale=inf["sigma_scale"],
-            mirror_axes=(0, 1, 2) if inf.get("mirror") else ())
+            model,
+            volume,
+            pre["patch_size"],
+            n_out,
+            overlap=inf["overlap"],
+            batch_size=inf["batch_size"],
+            device=device,
+            sigma_scale=inf["sigma_scale"],
+            mirror_axes=(0, 1, 2) if inf.get("mirror") else (),
+        )
     return logits.softmax(0).numpy()
 
 
-def segment_subject(subject: str, store: str, bundle: str, out_seg: str, out_json: str,
-                    device: str = "auto", label_path: str | None = None) -> dict:
+def segment_subject(
+    subject: str,
+    store: str,
+    bundle: str,
+    out_seg: str,
+    out_json: str,
+    device: str = "auto",
+    label_path: str | None = None,
+) -> dict:
     """Segment one subject and write ``<subject>_seg.nii.gz`` on its original grid.
 
     The probabilities are resampled (linearly) to the canonical original grid, then the argmax
@@ -50,12 +64,16 @@ def segment_subject(subject: str, store: str, bundle: str, out_seg: str, out_jso
     model, meta = load_bundle(bundle, "imaging")
     pre = meta["preprocessing"]
     if pre.get("in_channels", 1) != 1:
-        raise VoxseqError(f"subject {subject}: bundle {bundle} expects {pre['in_channels']} "
-                          "input channels; imaging stores have 1")
+        raise VoxseqError(
+            f"subject {subject}: bundle {bundle} expects {pre['in_channels']} "
+            "input channels; imaging stores have 1"
+        )
     if pre["normalisation"] != geo["normalisation"]:
-        raise VoxseqError(f"subject {subject}: store {store} was normalised with "
-                          f"{geo['normalisation']!r}, bundle {bundle} expects "
-                          f"{pre['normalisation']!r}")
+        raise VoxseqError(
+            f"subject {subject}: store {store} was normalised with "
+            f"{geo['normalisation']!r}, bundle {bundle} expects "
+            f"{pre['normalisation']!r}"
+        )
     dev = resolve_device(device)
     model.to(dev)
     probs = predict_volume(model, np.asarray(st.image[...]), pre, dev)
@@ -63,8 +81,10 @@ def segment_subject(subject: str, store: str, bundle: str, out_seg: str, out_jso
     seg = to_original(probs.argmax(0).astype(np.uint8), tuple(geo["original_axcodes"]))
     affine = np.array(geo["original_affine"])
     if tuple(seg.shape) != tuple(geo["original_shape"]):
-        raise VoxseqError(f"subject {subject}: segmentation shape {seg.shape} differs from the "
-                          f"input's {geo['original_shape']}")
+        raise VoxseqError(
+            f"subject {subject}: segmentation shape {seg.shape} differs from the "
+            f"input's {geo['original_shape']}"
+        )
     save_nifti(out_seg, seg, affine)
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
     labels = pre["labels"]
@@ -78,14 +98,17 @@ def segment_subject(subject: str, store: str, bundle: str, out_seg: str, out_jso
     if label_path:
         truth = np.asarray(nib.load(label_path).dataobj).reshape(seg.shape)
         d = dice_per_label(seg, np.round(truth).astype(np.int64), len(labels))
-        result["dice"] = {labels[k + 1]: (None if np.isnan(v) else float(v)) for k, v in enumerate(d)}
+        result["dice"] = {
+            labels[k + 1]: (None if np.isnan(v) else float(v)) for k, v in enumerate(d)
+        }
     write_json(out_json, result)
     log.info("%s: volumes %s dice %s", subject, result["volumes_mm3"], result["dice"])
     return result
 
 
-def cohort_table(sheet: str, results: dict[str, str], labels: list[str], out_tsv: str,
-                 out_json: str) -> dict:
+def cohort_table(
+    sheet: str, results: dict[str, str], labels: list[str], out_tsv: str, out_json: str
+) -> dict:
     """One row per subject (split, class, Dice per label, volumes); cohort metrics JSON.
 
     ``imaging.test_dice_mean`` is the mean over test-split subjects with a label and over
@@ -98,8 +121,12 @@ def cohort_table(sheet: str, results: dict[str, str], labels: list[str], out_tsv
     for sid in sorted(results):
         res = json.loads(Path(results[sid]).read_text())
         digests.add(res["bundle_digest"])
-        row = {"subject": sid, "split": rows_in[sid]["split"], "class": rows_in[sid]["class"],
-               "labelled": "yes" if res["dice"] else "no"}
+        row = {
+            "subject": sid,
+            "split": rows_in[sid]["split"],
+            "class": rows_in[sid]["class"],
+            "labelled": "yes" if res["dice"] else "no",
+        }
         for name in fg:
             row[f"dice_{name}"] = (res["dice"] or {}).get(name)
             row[f"volume_{name}_mm3"] = res["volumes_mm3"][name]
@@ -116,10 +143,13 @@ def cohort_table(sheet: str, results: dict[str, str], labels: list[str], out_tsv
     summary = {
         "n_subjects": len(rows),
         "n_labelled": sum(r["labelled"] == "yes" for r in rows),
-        "n_test_labelled": len({r["subject"] for r in rows
-                                if r["split"] == "test" and r["labelled"] == "yes"}),
+        "n_test_labelled": len(
+            {r["subject"] for r in rows if r["split"] == "test" and r["labelled"] == "yes"}
+        ),
         "test_dice_mean": float(np.mean(test_dice)) if test_dice else None,
-        "test_dice_per_label": {n: (float(np.mean(v)) if v else None) for n, v in per_label.items()},
+        "test_dice_per_label": {
+            n: (float(np.mean(v)) if v else None) for n, v in per_label.items()
+        },
         "bundle_digests": sorted(digests),
     }
     write_json(out_json, summary)

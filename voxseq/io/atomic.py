@@ -91,7 +91,9 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def write_tsv(path: str | os.PathLike, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+def write_tsv(
+    path: str | os.PathLike, rows: Sequence[dict[str, Any]], columns: Sequence[str]
+) -> None:
     """Write dict rows as a tab-separated table with a header, atomically.
 
     Floats are written with 6 significant digits; ``None`` and NaN as empty cells.

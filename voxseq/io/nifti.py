@@ -10,8 +10,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel.orientations import (
-    apply_orientation,
     aff2axcodes,
+    apply_orientation,
     axcodes2ornt,
     inv_ornt_aff,
     io_orientation,
@@ -44,8 +44,13 @@ class Volume:
     original_axcodes: tuple[str, str, str]
 
 
-def load_nifti(path: str | Path, subject: str, what: str = "image", max_voxels: int | None = None,
-               dtype: type = np.float32) -> Volume:
+def load_nifti(
+    path: str | Path,
+    subject: str,
+    what: str = "image",
+    max_voxels: int | None = None,
+    dtype: type = np.float32,
+) -> Volume:
     """Load a NIfTI file, check it and reorient it to canonical RAS.
 
     A 4D file with a single volume is accepted as 3D. Raises :class:`VoxseqError` naming the
@@ -64,7 +69,9 @@ def load_nifti(path: str | Path, subject: str, what: str = "image", max_voxels: 
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
-        raise VoxseqError(f"{where}: expected a 3D volume (or 4D with one volume), got shape {shape}")
+        raise VoxseqError(
+            f"{where}: expected a 3D volume (or 4D with one volume), got shape {shape}"
+        )
     n_vox = int(np.prod(shape))
     if max_voxels is not None and n_vox > max_voxels:
         raise VoxseqError(

@@ -71,7 +71,8 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
         missing = [r["subject"] for r in out if not r["class"]]
         raise VoxseqError(
             f"sample sheet {path}: column 'class' is set for some subjects but empty for "
-            f"{missing[:10]}{'...' if len(missing) > 10 else ''}; give every subject a class or none"
+            f"{missing[:10]}{'...' if len(missing) > 10 else ''}; "
+            "give every subject a class or none"
         )
     return out
 
@@ -88,7 +89,8 @@ def _check_row(sheet: Path, line: int, row: dict, check_files: bool) -> dict[str
         )
     if clean["split"] and clean["split"] not in SPLITS:
         raise VoxseqError(
-            f"subject {sid} in sample sheet {sheet}: split {clean['split']!r} is not one of {SPLITS}"
+            f"subject {sid} in sample sheet {sheet}: "
+            f"split {clean['split']!r} is not one of {SPLITS}"
         )
     if clean["label"] and not clean["image"]:
         raise VoxseqError(f"subject {sid} in sample sheet {sheet}: 'label' given without 'image'")

@@ -33,8 +33,14 @@ class UNet3D(nn.Module):
     Input (B, in_channels, X, Y, Z) -> logits (B, out_channels, X, Y, Z).
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 2, depth: int = 3,
-                 base_channels: int = 16, max_channels: int = 256):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 2,
+        depth: int = 3,
+        base_channels: int = 16,
+        max_channels: int = 256,
+    ):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -45,7 +51,10 @@ class UNet3D(nn.Module):
             + [_block(widths[i - 1], widths[i], stride=2) for i in range(1, depth)]
         )
         self.ups = nn.ModuleList(
-            [nn.ConvTranspose3d(widths[i], widths[i - 1], 2, stride=2) for i in range(depth - 1, 0, -1)]
+            [
+                nn.ConvTranspose3d(widths[i], widths[i - 1], 2, stride=2)
+                for i in range(depth - 1, 0, -1)
+            ]
         )
         self.decoders = nn.ModuleList(
             [_block(2 * widths[i - 1], widths[i - 1]) for i in range(depth - 1, 0, -1)]

@@ -69,8 +69,20 @@ class PatchDataset(Dataset):
 class SegmentationTask:
     """The imaging :class:`voxseq.train.loop.Task`."""
 
-    def __init__(self, train_stores, train_centres, val_stores, patch, n_labels, batch_size,
-                 fg_fraction, seed, augment, num_workers, infer):
+    def __init__(
+        self,
+        train_stores,
+        train_centres,
+        val_stores,
+        patch,
+        n_labels,
+        batch_size,
+        fg_fraction,
+        seed,
+        augment,
+        num_workers,
+        infer,
+    ):
         self.stores = list(train_stores)
         shapes = [open_store(p).shape for p in self.stores]
         self.sampler = PatchSampler(shapes, train_centres, patch, fg_fraction, seed, augment)
@@ -81,8 +93,9 @@ class SegmentationTask:
     def batches(self, epoch: int, n: int):
         specs = self.sampler.epoch(epoch, n * self.batch_size)
         ds = PatchDataset(self.stores, specs, self.patch)
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=False,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
+        )
 
     def loss(self, model, batch, device):
         return dice_ce_loss(model(batch["x"].to(device)), batch["y"].to(device))
@@ -91,9 +104,15 @@ class SegmentationTask:
         losses, dices = [], []
         for st in self.val:
             logits = sliding_window_logits(
-                model, np.asarray(st.image[...]), self.patch, self.n_labels,
-                overlap=self.infer["overlap"], batch_size=self.infer["batch_size"],
-                device=device, sigma_scale=self.infer["sigma_scale"])
+                model,
+                np.asarray(st.image[...]),
+                self.patch,
+                self.n_labels,
+                overlap=self.infer["overlap"],
+                batch_size=self.infer["batch_size"],
+                device=device,
+                sigma_scale=self.infer["sigma_scale"],
+            )
             truth = np.asarray(st.label[...]).astype(np.int64)
             losses.append(float(dice_ce_loss(logits[None], torch.from_numpy(truth)[None])))
             dices.append(dice_per_label(logits.argmax(0).numpy(), truth, self.n_labels))
@@ -103,9 +122,18 @@ class SegmentationTask:
         return out
 
 
-def train_imaging(sheet: str, stores: dict[str, str], tiles: dict[str, str], stats_json: str,
-                  cfg: dict, seed: int, bundle_dir: str, metrics_tsv: str, workdir: str,
-                  provenance: dict) -> dict:
+def train_imaging(
+    sheet: str,
+    stores: dict[str, str],
+    tiles: dict[str, str],
+    stats_json: str,
+    cfg: dict,
+    seed: int,
+    bundle_dir: str,
+    metrics_tsv: str,
+    workdir: str,
+    provenance: dict,
+) -> dict:
     """Train the segmentation UNet on the sheet's train split, validate on its val split and
     write the model bundle.
 
@@ -125,8 +153,10 @@ def train_imaging(sheet: str, stores: dict[str, str], tiles: dict[str, str], sta
     centres = {s: read_centres(tiles[s]) for s in train}
     empty = [s for s in train if len(centres[s]) == 0]
     if len(empty) == len(train):
-        raise VoxseqError(f"imaging training: every training subject has an empty foreground "
-                          f"(subjects {empty}); nothing to learn")
+        raise VoxseqError(
+            f"imaging training: every training subject has an empty foreground "
+            f"(subjects {empty}); nothing to learn"
+        )
     if not val:
         log.warning("no labelled validation subject: validating on the training subjects")
         val = train
@@ -137,17 +167,36 @@ def train_imaging(sheet: str, stores: dict[str, str], tiles: dict[str, str], sta
     model = build_model("unet3d", **arch)
     stats = json.loads(Path(stats_json).read_text())
     digest = object_sha256({"cfg": cfg, "seed": seed, "train": train, "val": val, "stats": stats})
-    task = SegmentationTask([stores[s] for s in train], [centres[s] for s in train],
-                            [stores[s] for s in val], cfg["patch_size"], n_labels,
-                            tcfg.batch_size, cfg["foreground_fraction"], seed,
-                            cfg["train"].get("augment", {}), tcfg.num_workers, cfg["infer"])
-    log.info("train %d subjects %s, val %d subjects %s, %d parameters", len(train), train,
-             len(val), val, sum(p.numel() for p in model.parameters()))
+    task = SegmentationTask(
+        [stores[s] for s in train],
+        [centres[s] for s in train],
+        [stores[s] for s in val],
+        cfg["patch_size"],
+        n_labels,
+        tcfg.batch_size,
+        cfg["foreground_fraction"],
+        seed,
+        cfg["train"].get("augment", {}),
+        tcfg.num_workers,
+        cfg["infer"],
+    )
+    log.info(
+        "train %d subjects %s, val %d subjects %s, %d parameters",
+        len(train),
+        train,
+        len(val),
+        val,
+        sum(p.numel() for p in model.parameters()),
+    )
     result = fit(task, model, tcfg, workdir, metrics_tsv, digest)
     best = result["history"][result["best_epoch"]] if result["best_epoch"] >= 0 else {}
     best = {k: v for k, v in best.items() if k != "seconds"}  # keep the bundle deterministic
     write_bundle(
-        bundle_dir, model, "imaging", "unet3d", arch,
+        bundle_dir,
+        model,
+        "imaging",
+        "unet3d",
+        arch,
         preprocessing={
             "target_spacing": list(cfg["target_spacing"]),
             "interpolation": cfg["interpolation"],
@@ -158,8 +207,12 @@ def train_imaging(sheet: str, stores: dict[str, str], tiles: dict[str, str], sta
             "in_channels": 1,
             "infer": dict(cfg["infer"]),
         },
-        metrics={"best_epoch": result["best_epoch"], "validation": best,
-                 "train_subjects": train, "val_subjects": val},
+        metrics={
+            "best_epoch": result["best_epoch"],
+            "validation": best,
+            "train_subjects": train,
+            "val_subjects": val,
+        },
         provenance={**provenance, "seed": seed, "device": result["device"], "amp": result["amp"]},
         example_input=torch.zeros((1, 1, *cfg["patch_size"])),
     )

@@ -62,7 +62,9 @@ class Task(Protocol):
     def batches(self, epoch: int, n: int) -> Iterable[dict[str, torch.Tensor]]:
         """The ``n`` training batches of ``epoch`` (a pure function of the seed and epoch)."""
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+    def loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device
+    ) -> torch.Tensor:
         """Training loss of one batch."""
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
@@ -106,8 +108,13 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=True, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=True,
+            weight_decay=cfg.weight_decay,
+        )
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
 
 
@@ -121,8 +128,14 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def fit(task: Task, model: nn.Module, cfg: TrainConfig, workdir: str | Path,
-        metrics_path: str | Path, digest: str = "") -> dict[str, Any]:
+def fit(
+    task: Task,
+    model: nn.Module,
+    cfg: TrainConfig,
+    workdir: str | Path,
+    metrics_path: str | Path,
+    digest: str = "",
+) -> dict[str, Any]:
     """Train ``model`` on ``task``; return the history and best epoch.
 
     Parameters
@@ -160,8 +173,14 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, workdir: str | Path,
             log.info("resuming from %s after epoch %d", last, ck["epoch"])
         else:
             log.info("ignoring %s: it was made from other inputs or settings", last)
-    log.info("training on %s (AMP %s), epochs %d x %d iterations, batch %d",
-             device, "on" if use_amp else "off", cfg.epochs, cfg.iters_per_epoch, cfg.batch_size)
+    log.info(
+        "training on %s (AMP %s), epochs %d x %d iterations, batch %d",
+        device,
+        "on" if use_amp else "off",
+        cfg.epochs,
+        cfg.iters_per_epoch,
+        cfg.batch_size,
+    )
     for epoch in range(start, cfg.epochs):
         if cfg.patience and stale >= cfg.patience:
             log.info("early stop: no improvement for %d epochs", stale)
@@ -185,24 +204,47 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, workdir: str | Path,
         model.eval()
         with torch.no_grad(), torch.autocast(device.type, enabled=use_amp):
             metrics = task.validate(model, device)
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
-               **{k: float(v) for k, v in metrics.items()}, "lr": lr,
-               "seconds": round(time.time() - t0, 2)}
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            **{k: float(v) for k, v in metrics.items()},
+            "lr": lr,
+            "seconds": round(time.time() - t0, 2),
+        }
         history.append(row)
         improved = metrics["score"] > best_score
         if improved:
             best_score, best_epoch, stale = metrics["score"], epoch, 0
-            _save(workdir / "best.pt", {"model": model.state_dict(), "epoch": epoch,
-                                        "digest": digest})
+            _save(
+                workdir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "digest": digest}
+            )
         else:
             stale += 1
-        _save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                     "scaler": scaler.state_dict(), "epoch": epoch, "history": history,
-                     "best_score": best_score, "best_epoch": best_epoch, "stale": stale,
-                     "digest": digest, "config": asdict(cfg)})
-        log.info("epoch %d/%d train_loss %.4f val_loss %.4f score %.4f%s (%.1fs)",
-                 epoch + 1, cfg.epochs, row["train_loss"], row["val_loss"], row["score"],
-                 " *best*" if improved else "", row["seconds"])
+        _save(
+            last,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "best_score": best_score,
+                "best_epoch": best_epoch,
+                "stale": stale,
+                "digest": digest,
+                "config": asdict(cfg),
+            },
+        )
+        log.info(
+            "epoch %d/%d train_loss %.4f val_loss %.4f score %.4f%s (%.1fs)",
+            epoch + 1,
+            cfg.epochs,
+            row["train_loss"],
+            row["val_loss"],
+            row["score"],
+            " *best*" if improved else "",
+            row["seconds"],
+        )
         write_tsv(workdir / "metrics.tsv", history, list(history[0].keys()))
     if history:
         write_tsv(metrics_path, history, list(history[0].keys()))
@@ -210,5 +252,10 @@ def fit(task: Task, model: nn.Module, cfg: TrainConfig, workdir: str | Path,
     if best.exists():
         model.load_state_dict(load_checkpoint(best)["model"])
     model.to("cpu")
-    return {"history": history, "best_epoch": best_epoch, "best_score": best_score,
-            "device": str(device), "amp": use_amp}
+    return {
+        "history": history,
+        "best_epoch": best_epoch,
+        "best_score": best_score,
+        "device": str(device),
+        "amp": use_amp,
+    }
