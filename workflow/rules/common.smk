@@ -10,6 +10,7 @@ sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snak
 
 from voxseq import VoxseqError  # noqa: E402
 from voxseq.bundle import read_bundle_meta  # noqa: E402
+from voxseq.config import check_config  # noqa: E402
 from voxseq.demo.cohort import labelled_indices  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet  # noqa: E402
 
@@ -20,6 +21,10 @@ for _block in ("imaging", "genomics"):
     if config[_block].get("enabled"):
         config[_block].setdefault("train", {})
         validate(config[_block]["train"], "../schemas/train.schema.yaml")
+try:
+    check_config(config)
+except VoxseqError as exc:
+    raise WorkflowError(str(exc)) from None
 
 COHORT = config["cohort"]
 RES = f"results/{COHORT}"
