@@ -57,7 +57,7 @@ rule imaging_ingest:
     benchmark:
         f"{BENCH}/imaging/ingest/{{subject}}.tsv"
     group:
-        "imaging_prepare"
+        "imaging_ingest"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
