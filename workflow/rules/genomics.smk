@@ -162,10 +162,12 @@ if GENOMICS:
             variants=f"{RES}/genomics/infer/variant_scores.tsv",
             track_plot=report(
                 f"{RES}/genomics/report/observed_vs_predicted.png",
+                caption="../report/observed_vs_predicted.rst",
                 category="Genomics",
             ),
             pearson_plot=report(
                 f"{RES}/genomics/report/pearson_per_track.png",
+                caption="../report/pearson_per_track.rst",
                 category="Genomics",
             ),
             cohort=f"{RES}/genomics/cohort.json",
