@@ -25,7 +25,13 @@ def check_config(config: dict) -> None:
             raise VoxseqError(
                 f"config genomics.bin_size {bin_size} does not divide genomics.window {window}"
             )
-        if gen.get("stride") and window and gen["stride"] > window:
+        stride = gen.get("stride")
+        if stride and bin_size and stride % bin_size:
+            raise VoxseqError(
+                f"config genomics.stride {stride} is not a multiple of genomics.bin_size "
+                f"{bin_size}: window targets would not line up with the coverage bins"
+            )
+        if stride and window and stride > window:
             raise VoxseqError(
                 f"config genomics.stride {gen['stride']} is larger than genomics.window {window}: "
                 "parts of the genome would never be seen"

@@ -146,6 +146,7 @@ def compute_coverage(subject: str, bam_path: str | Path, reference: str | Path,
     dict
         ``library_size``, ``scale`` and per-contig totals, also stored as attributes.
     """
+    from voxseq.genomics.ingest import open_alignments
     from voxseq.genomics.reference import read_contigs
 
     if bin_size < 1:
@@ -154,15 +155,20 @@ def compute_coverage(subject: str, bam_path: str | Path, reference: str | Path,
     masks = read_blacklist(blacklist, contigs) if blacklist else {}
     raw: dict[str, np.ndarray] = {}
     library = 0
-    with pysam.AlignmentFile(str(bam_path), reference_filename=str(reference)) as bam:
+    with open_alignments(subject, bam_path, reference) as (bam, _):
         for contig, length in contigs.items():
             if contig not in bam.references:
                 raise VoxseqError(f"subject {subject}: BAM {bam_path} has no contig {contig!r} "
                                   f"of reference {reference}")
             sums = []
             for c0 in range(0, length, _CHUNK):
-                depth, n = contig_depth(bam, contig, c0, min(c0 + _CHUNK, length), min_mapq,
-                                        exclude_flags, count_deletions)
+                try:
+                    depth, n = contig_depth(bam, contig, c0, min(c0 + _CHUNK, length), min_mapq,
+                                            exclude_flags, count_deletions)
+                except OSError as exc:
+                    raise VoxseqError(f"subject {subject}: alignment file {bam_path} is truncated "
+                                      f"or corrupt in {contig}:{c0 + 1}-{min(c0 + _CHUNK, length)}"
+                                      f" ({exc})") from exc
                 sums.append(depth)
                 library += n
             raw[contig] = bin_sums(np.concatenate(sums), bin_size)

@@ -1,16 +1,24 @@
 """Per-subject input checks for the genomics track, and read counts by filter category.
 
 Checks, each failing with a :class:`voxseq.VoxseqError` naming the subject, the file and the
-problem: the BAM/CRAM and its index exist; its header contigs (names and lengths) equal the
-reference's, listing every mismatch; a CRAM's ``@SQ M5`` checksums match the cohort reference
-(a CRAM made against another reference cannot be decoded correctly); the VCF is bgzipped and
-indexed and names no contig absent from the reference.
+problem: the BAM/CRAM and its index exist, and an index older than the file still finds the
+file's records (htslib only warns, then reads through a stale index; see
+:func:`checked_index`); the file is complete (BGZF EOF marker, every block decodes); it is
+coordinate-sorted (header ``SO`` and the order of its records); its header contigs (names and
+lengths) equal the reference's, listing every mismatch; a CRAM's ``@SQ M5`` checksums match the
+cohort reference (a CRAM made against another reference cannot be decoded correctly); the VCF is
+bgzipped and indexed (an older index checked likewise), names no contig absent from the
+reference, and the REF alleles of its first ``VCF_REF_CHECKED`` records agree with the reference
+(a VCF called against another build).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pysam
@@ -26,6 +34,8 @@ FLAG_NAMES = {4: "unmapped", 256: "secondary", 512: "qc_fail", 1024: "duplicate"
               16: "reverse", 32: "mate_reverse", 64: "read1", 128: "read2"}
 _INDEX_SUFFIXES = {".bam": (".bai", ".csi"), ".cram": (".crai",), ".gz": (".tbi", ".csi"),
                    ".bcf": (".csi",)}
+_BGZF_MAGIC = b"\x1f\x8b\x08\x04"
+VCF_REF_CHECKED = 100_000  # VCF records whose REF allele is compared with the reference
 
 
 def find_index(path: str | Path) -> Path | None:
@@ -36,6 +46,106 @@ def find_index(path: str | Path) -> Path | None:
             if cand.is_file():
                 return cand
     return None
+
+
+def checked_index(subject: str, kind: str, path: str | Path, command: str,
+                  verify: Callable[[], list[str]]) -> Path:
+    """The index of ``path``; raise when it is missing, or older than the file and stale.
+
+    htslib only warns about an older index, then reads through it: a file rewritten after
+    indexing (re-sorted, re-compressed, filtered) has its records skipped or misplaced. An older
+    index is not always stale, though (a copy without ``-p``, or a workflow that declared the
+    file but not its index as an output and touched the file after the job), so an older index
+    is checked with ``verify`` (problems found, empty when the index still finds the file's
+    records): kept with a warning when it matches, an error naming the mismatches when not.
+    ``command`` (re)creates the index.
+    """
+    path = Path(path)
+    index = find_index(path)
+    if index is None:
+        raise VoxseqError(f"subject {subject}: {kind} {path} has no index; create it with "
+                          f"{command}")
+    if index.stat().st_mtime < path.stat().st_mtime:
+        problems = verify()
+        if problems:
+            raise VoxseqError(f"subject {subject}: {kind} {path}: its index {index} is older than "
+                              f"the file and does not match it ({'; '.join(problems[:5])}); "
+                              f"re-create it with {command}")
+        log.warning("subject %s: %s %s: its index %s is older than the file but finds its records "
+                    "(first and last of every contig); touch the index to skip this check",
+                    subject, kind, path, index)
+    return index
+
+
+def _scan_bounds(records: Iterable[tuple[str, tuple]]) -> tuple[dict[str, list], dict[str, int]]:
+    """Contig -> [first, last] record signatures, and contig -> records, from a linear scan."""
+    bounds: dict[str, list] = {}
+    counts: dict[str, int] = {}
+    for contig, sig in records:
+        if contig in bounds:
+            bounds[contig][1] = sig
+        else:
+            bounds[contig] = [sig, sig]
+        counts[contig] = counts.get(contig, 0) + 1
+    return bounds, counts
+
+
+def _bound_problems(bounds: dict[str, list],
+                    fetch: Callable[[str, int | None, int | None], Iterator[tuple]]) -> list[str]:
+    """Whether an index finds each contig's first and last record (signatures start with the
+    0-based position; ``fetch(contig, start, end)`` yields signatures through the index)."""
+    problems = []
+    for contig, (first, last) in bounds.items():
+        try:
+            head = next(fetch(contig, None, None), None)
+            found_last = last in list(fetch(contig, last[0], last[0] + 1))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{contig}: reading through the index fails ({exc})")
+            continue
+        if head != first:
+            problems.append(f"{contig}: the index finds {head} first, the file starts with {first}")
+        elif not found_last:
+            problems.append(f"{contig}: the index does not find the last record {last}")
+    return problems
+
+
+def alignment_index_problems(subject: str, bam: str | Path, reference: str | Path) -> list[str]:
+    """How an alignment index disagrees with its file (see :func:`checked_index`): each
+    contig's first and last record, and (BAI/CSI) the record count of each contig."""
+
+    def sig(r: pysam.AlignedSegment) -> tuple:
+        return (r.reference_start, r.query_name, r.flag)
+
+    with pysam.AlignmentFile(str(bam), reference_filename=str(reference)) as aln:
+        try:
+            bounds, counts = _scan_bounds((r.reference_name, sig(r))
+                                          for r in aln.fetch(until_eof=True)
+                                          if r.reference_id >= 0)
+        except OSError as exc:
+            raise VoxseqError(f"subject {subject}: alignment file {bam} is truncated or corrupt "
+                              f"({exc})") from exc
+        problems = _bound_problems(bounds, lambda c, s, e: (sig(r) for r in aln.fetch(c, s, e)))
+        try:
+            indexed = {st.contig: st.total for st in aln.get_index_statistics()}
+        except (ValueError, NotImplementedError):  # a CRAM index holds no counts
+            indexed = {}
+    problems += [f"{c}: {n} records in the index, {counts.get(c, 0)} in the file"
+                 for c, n in indexed.items() if n != counts.get(c, 0)]
+    return problems
+
+
+def vcf_index_problems(subject: str, vcf: str | Path) -> list[str]:
+    """How a VCF's index disagrees with it (each contig's first and last record)."""
+
+    def sig(rec: pysam.VariantRecord) -> tuple:
+        return (rec.start, rec.ref, rec.alts)
+
+    try:
+        with pysam.VariantFile(str(vcf)) as vf:
+            bounds, _ = _scan_bounds((rec.contig, sig(rec)) for rec in vf)
+            return _bound_problems(bounds, lambda c, s, e: (sig(r) for r in vf.fetch(c, s, e)))
+    except OSError as exc:
+        raise VoxseqError(f"subject {subject}: VCF {vcf} cannot be read ({exc})") from exc
 
 
 def contig_mismatches(found: dict[str, int], expected: dict[str, int]) -> list[str]:
@@ -75,38 +185,111 @@ def check_cram_reference(subject: str, path: str | Path, header: dict, reference
     return len(m5)
 
 
-def count_reads(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int) -> dict[str, int]:
-    """Count every record by the first filter that drops it.
+def count_reads(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int,
+                subject: str = "?") -> dict[str, int]:
+    """Count every record by the first filter that drops it, checking the coordinate order.
 
     Categories, in order of precedence: each flag bit of ``exclude_flags`` (``unmapped``,
     ``secondary``, ``qc_fail``, ``duplicate``, ...), then ``low_mapq`` (MAPQ < ``min_mapq``),
     else ``passed``; plus ``total``.
+
+    Raises
+    ------
+    VoxseqError
+        At the first record out of coordinate order, or when a block cannot be decoded
+        (a truncated or corrupt file).
     """
     bits = [b for b in sorted(FLAG_NAMES, key=lambda b: (b not in (4, 256, 512, 1024), b))
             if exclude_flags & b]
     counts = {FLAG_NAMES[b]: 0 for b in bits} | {"low_mapq": 0, "passed": 0, "total": 0}
-    for read in bam.fetch(until_eof=True):
-        counts["total"] += 1
-        hit = read.flag & exclude_flags
-        if hit:
-            counts[FLAG_NAMES[next(b for b in bits if hit & b)]] += 1
-        elif read.mapping_quality < min_mapq:
-            counts["low_mapq"] += 1
-        else:
-            counts["passed"] += 1
+    name, n_refs = bam.filename.decode(), len(bam.references)
+    last = (-1, -1)
+    try:
+        for read in bam.fetch(until_eof=True):
+            # unplaced reads (reference_id -1) sort after every contig
+            here = (read.reference_id if read.reference_id >= 0 else n_refs,
+                    read.reference_start)
+            if here < last:
+                raise VoxseqError(
+                    f"subject {subject}: alignment file {name} is not coordinate-sorted (record "
+                    f"{counts['total'] + 1}, {read.query_name} at {_locus(bam, *here)}, comes "
+                    f"after {_locus(bam, *last)}); sort it with `samtools sort` and index it "
+                    "again")
+            last = here
+            counts["total"] += 1
+            hit = read.flag & exclude_flags
+            if hit:
+                counts[FLAG_NAMES[next(b for b in bits if hit & b)]] += 1
+            elif read.mapping_quality < min_mapq:
+                counts["low_mapq"] += 1
+            else:
+                counts["passed"] += 1
+    except OSError as exc:
+        raise VoxseqError(f"subject {subject}: alignment file {name} is truncated or corrupt after "
+                          f"{counts['total']} records ({exc})") from exc
     return counts
+
+
+def _locus(bam: pysam.AlignmentFile, ref_id: int, start: int) -> str:
+    name = bam.references[ref_id] if 0 <= ref_id < len(bam.references) else "*"
+    return f"{name}:{start + 1}"
+
+
+def _same_bases(vcf_ref: str, ref: str) -> bool:
+    return len(vcf_ref) == len(ref) and all(a == b or "N" in (a, b)
+                                            for a, b in zip(vcf_ref, ref, strict=True))
+
+
+def check_vcf_refs(subject: str, vcf: str | Path, reference: str | Path,
+                   limit: int = VCF_REF_CHECKED) -> int:
+    """Compare the REF allele of the first ``limit`` records with the reference.
+
+    A VCF called against the cohort's reference never disagrees with it (``N`` on either side
+    matches anything); one that does was made against another build or reference.
+
+    Returns
+    -------
+    int
+        Records checked.
+    """
+    bad: list[str] = []
+    n = 0
+    try:
+        with pysam.VariantFile(str(vcf)) as vf, pysam.FastaFile(str(reference)) as fa:
+            known = set(fa.references)
+            for rec in itertools.islice(vf, limit):
+                n += 1
+                if rec.contig not in known or not rec.ref:
+                    continue
+                ref = rec.ref.upper()
+                base = fa.fetch(rec.contig, rec.pos - 1, rec.pos - 1 + len(ref)).upper()
+                if not _same_bases(ref, base):
+                    bad.append(f"{rec.contig}:{rec.pos} REF {ref}, reference "
+                               f"{base or '(past the contig end)'}")
+    except (OSError, ValueError) as exc:
+        raise VoxseqError(f"subject {subject}: VCF {vcf} cannot be read ({exc})") from exc
+    if bad:
+        raise VoxseqError(
+            f"subject {subject}: VCF {vcf} does not match reference {reference}: the REF allele "
+            f"differs from the reference at {len(bad)} of {n} records checked (e.g. "
+            f"{'; '.join(bad[:5])}); was it called against another reference build?")
+    return n
 
 
 def check_vcf(subject: str, vcf: str | Path, ref_contigs: dict[str, int],
               reference: str | Path) -> dict:
-    """Check a subject's VCF: readable, bgzipped + indexed, contigs within the reference."""
+    """Check a subject's VCF: bgzipped, indexed (index up to date), contigs within the
+    reference, REF alleles equal to the reference's bases (see :func:`check_vcf_refs`)."""
     vcf = Path(vcf)
     if not vcf.is_file():
         raise VoxseqError(f"subject {subject}: VCF {vcf} not found")
-    index = find_index(vcf)
-    if index is None:
-        raise VoxseqError(f"subject {subject}: VCF {vcf} has no index (.tbi or .csi); bgzip it "
-                          f"and run `tabix -p vcf {vcf}`")
+    with open(vcf, "rb") as fh:
+        if fh.read(4) != _BGZF_MAGIC:
+            raise VoxseqError(f"subject {subject}: VCF {vcf} is not bgzip-compressed (plain text "
+                              f"or ordinary gzip); compress it with `bgzip` and index it with "
+                              "`tabix -p vcf`")
+    index = checked_index(subject, "VCF", vcf, f"`tabix -f -p vcf {vcf}`",
+                          lambda: vcf_index_problems(subject, vcf))
     try:
         with pysam.VariantFile(str(vcf)) as vf:
             header = {c: vf.header.contigs[c].length for c in vf.header.contigs}
@@ -119,7 +302,46 @@ def check_vcf(subject: str, vcf: str | Path, ref_contigs: dict[str, int],
                  for c, n in header.items() if c in ref_contigs and n and n != ref_contigs[c]]
     if problems:
         raise _mismatch_error(subject, "VCF", vcf, reference, problems)
-    return {"path": str(vcf), "index": str(index), "contigs_with_records": with_records}
+    n_checked = check_vcf_refs(subject, vcf, reference)
+    return {"path": str(vcf), "index": str(index), "contigs_with_records": with_records,
+            "ref_alleles_checked": n_checked}
+
+
+@contextlib.contextmanager
+def open_alignments(subject: str, bam: str | Path, reference: str | Path
+                    ) -> Iterator[tuple[pysam.AlignmentFile, Path]]:
+    """Open a subject's BAM/CRAM once it exists, has an up-to-date index, is complete and is
+    not declared unsorted; yield it and its index, and close it.
+
+    A file that failed to decode also fails to close: that second error is dropped, so the
+    first one (a :class:`VoxseqError` naming the problem) is the one raised.
+    """
+    bam = Path(bam)
+    if not bam.is_file():
+        raise VoxseqError(f"subject {subject}: alignment file {bam} not found")
+    if find_index(bam) is None:
+        raise VoxseqError(f"subject {subject}: alignment file {bam} has no index; create it with "
+                          f"`samtools index {bam}`")
+    try:  # pysam refuses a BGZF file without its EOF marker (a truncated download or copy)
+        aln = pysam.AlignmentFile(str(bam), reference_filename=str(reference))
+    except (OSError, ValueError) as exc:
+        raise VoxseqError(f"subject {subject}: alignment file {bam} is not a readable BAM/CRAM "
+                          f"or is truncated ({exc})") from exc
+    try:
+        if not (aln.is_bam or aln.is_cram):
+            raise VoxseqError(f"subject {subject}: alignment file {bam} is SAM text; convert it "
+                              "to an indexed BAM or CRAM")
+        order = aln.header.to_dict().get("HD", {}).get("SO")
+        if order in ("unsorted", "queryname"):
+            raise VoxseqError(f"subject {subject}: alignment file {bam} is not "
+                              f"coordinate-sorted (header @HD SO:{order}); sort it with "
+                              "`samtools sort` and index it")
+        index = checked_index(subject, "alignment file", bam, f"`samtools index {bam}`",
+                              lambda: alignment_index_problems(subject, bam, reference))
+        yield aln, index
+    finally:
+        with contextlib.suppress(OSError):
+            aln.close()
 
 
 def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_json: str | Path,
@@ -150,28 +372,15 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
     """
     bam = Path(bam)
     ref_contigs = read_contigs(reference)
-    if not bam.is_file():
-        raise VoxseqError(f"subject {subject}: alignment file {bam} not found")
-    index = find_index(bam)
-    if index is None:
-        raise VoxseqError(f"subject {subject}: alignment file {bam} has no index (.bai, .csi or "
-                          f".crai); create it with `samtools index {bam}`")
-    try:
-        aln = pysam.AlignmentFile(str(bam), reference_filename=str(reference))
-    except (OSError, ValueError) as exc:
-        raise VoxseqError(f"subject {subject}: {bam} is not a readable BAM/CRAM ({exc})") from exc
-    with aln:
-        fmt = "CRAM" if aln.is_cram else "BAM" if aln.is_bam else "SAM"
-        if fmt == "SAM":
-            raise VoxseqError(f"subject {subject}: {bam} is SAM text; convert it to an indexed "
-                              "BAM or CRAM")
+    with open_alignments(subject, bam, reference) as (aln, index):
+        fmt = "CRAM" if aln.is_cram else "BAM"
         header = aln.header.to_dict()
         found = dict(zip(aln.references, aln.lengths, strict=True))
         problems = contig_mismatches(found, ref_contigs)
         if problems:
             raise _mismatch_error(subject, fmt, bam, reference, problems)
         n_m5 = check_cram_reference(subject, bam, header, reference) if fmt == "CRAM" else None
-        counts = count_reads(aln, min_mapq, exclude_flags)
+        counts = count_reads(aln, min_mapq, exclude_flags, subject)
     report = {"subject": subject, "alignments": str(bam), "format": fmt, "index": str(index),
               "reference": str(reference), "n_contigs": len(found), "cram_m5_checked": n_m5,
               "min_mapq": min_mapq, "exclude_flags": exclude_flags, "read_counts": counts,

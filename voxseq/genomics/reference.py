@@ -73,11 +73,41 @@ def read_contigs(fasta: str | Path) -> dict[str, int]:
     return contigs
 
 
+def unknown_fractions(fasta: str | Path, chunk: int = 10_000_000) -> dict[str, float]:
+    """Contig -> fraction of bases that are not A, C, G or T (N and other IUPAC codes).
+
+    Reads one ``chunk`` of a contig at a time, so memory stays bounded on large genomes.
+    """
+    out: dict[str, float] = {}
+    with pysam.FastaFile(str(fasta)) as fa:
+        for contig, length in zip(fa.references, fa.lengths, strict=True):
+            known = 0
+            for start in range(0, length, chunk):
+                seq = fa.fetch(contig, start, min(start + chunk, length)).upper()
+                known += sum(seq.count(b) for b in "ACGT")
+            out[contig] = 1.0 - known / length if length else 1.0
+    return out
+
+
 def write_contig_table(fasta: str | Path, out_tsv: str | Path) -> dict[str, int]:
-    """Check/index the reference and write its contig table (``contig``, ``length``) as TSV."""
+    """Check/index the reference and write its contig table (``contig``, ``length``,
+    ``n_fraction``) as TSV.
+
+    A contig made only of N (or other unknown bases) is kept, since every BAM header must list
+    the reference's contigs, but it gives no window to train or evaluate on: it is logged as a
+    warning naming the contig. A reference with no known base at all is an error.
+    """
     contigs = read_contigs(fasta)
-    write_tsv(out_tsv, [{"contig": c, "length": n} for c, n in contigs.items()],
-              ["contig", "length"])
+    unknown = unknown_fractions(fasta)
+    all_n = [c for c in contigs if unknown[c] >= 1.0]
+    if len(all_n) == len(contigs):
+        raise VoxseqError(f"reference FASTA {fasta}: every contig is all N ({all_n[:10]}); "
+                          "nothing to model")
+    for contig in all_n:
+        log.warning("reference FASTA %s: contig %s (%d bp) is all N: no window comes from it",
+                    fasta, contig, contigs[contig])
+    write_tsv(out_tsv, [{"contig": c, "length": n, "n_fraction": round(unknown[c], 6)}
+                        for c, n in contigs.items()], ["contig", "length", "n_fraction"])
     log.info("reference %s: %d contigs, %d bp", fasta, len(contigs), sum(contigs.values()))
     return contigs
 

@@ -147,7 +147,8 @@ def score_variants(predict_fn: Callable[[np.ndarray], np.ndarray], reference: st
         scores = np.full((len(rows), 0), np.nan)
     skipped = [r for r in rows if r["status"] != "ok"]
     if skipped:
-        ex = "; ".join(f"{r['contig']}:{r['pos']} {r['ref']}>{r['alt']} {r['status']}"
+        ex = "; ".join(f"{r['contig']}:{r['pos']} {r['ref']}>{r['alt']} {r['status']} "
+                       f"(subjects {', '.join(r.get('carriers', [])[:3]) or '-'})"
                        for r in skipped[:3])
         log.warning("%d of %d variants not scored (e.g. %s)", len(skipped), len(rows), ex)
     for i, r in enumerate(rows):

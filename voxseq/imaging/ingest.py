@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import numpy as np
 from voxseq import VoxseqError
 from voxseq.io.atomic import atomic_path, write_json
 from voxseq.io.nifti import Volume, load_nifti
+
+log = logging.getLogger(__name__)
 
 FOREGROUND_SAMPLE = 20000
 
@@ -73,6 +76,13 @@ def ingest_subject(
         mask = lab > 0
         counts = np.bincount(lab.ravel(), minlength=n_labels)
         meta["label_voxels"] = counts.tolist()
+        if not mask.any():
+            log.warning(
+                "subject %s: label %s has no foreground voxel (all background): no foreground "
+                "patch can come from it; training needs at least one subject with foreground",
+                subject,
+                label_path,
+            )
     if mask is None or not mask.any():
         mask = image.data != 0
     fg = image.data[mask] if mask.any() else image.data.ravel()

@@ -50,6 +50,8 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
         reader = csv.DictReader(fh, delimiter="\t")
         header = reader.fieldnames or []
         rows = list(reader)
+    if not header:
+        raise VoxseqError(f"sample sheet {path}: empty file (no header row, no subjects)")
     if "subject" not in header:
         raise VoxseqError(f"sample sheet {path}: missing required column 'subject' (has {header})")
     unknown = [c for c in header if c not in COLUMNS]

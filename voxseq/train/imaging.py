@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,44 @@ class SegmentationTask:
         return out
 
 
+def check_patch_fits(
+    patch: Sequence[int], shapes: dict[str, tuple[int, ...]], stores: dict[str, str], depth: int
+) -> None:
+    """Refuse a patch that, along some axis, is only padding beyond every training volume.
+
+    Volumes smaller than the patch are zero-padded, as nnU-Net does: a patch may exceed every
+    volume along an axis by the rounding up to a valid size (a multiple of
+    ``2**(depth - 1)``, at least 8). Beyond that, every patch carries padding and nothing else
+    along that axis (memory and time for no context, usually a typo or a wrong
+    ``target_spacing``), so it is an error naming the largest useful size.
+
+    Parameters
+    ----------
+    patch
+        ``imaging.patch_size`` (X, Y, Z), canonical RAS axes.
+    shapes
+        Training subject -> resampled volume shape (X, Y, Z).
+    stores
+        Subject -> zarr store (for the message).
+    depth
+        ``imaging.model.depth``.
+    """
+    factor = 2 ** (depth - 1)
+    smallest = -(-8 // factor) * factor
+    for axis, size in enumerate(patch):
+        biggest = max(shapes, key=lambda s: shapes[s][axis])
+        largest = int(shapes[biggest][axis])
+        useful = max(-(-largest // factor) * factor, smallest)
+        if size > useful:
+            raise VoxseqError(
+                f"config imaging.patch_size {list(patch)}: along axis {axis} ({'RAS'[axis]}) the "
+                f"patch ({size}) is larger than every training volume after resampling (largest "
+                f"{largest} voxels: subject {biggest}, store {stores[biggest]}), so every patch "
+                f"would be padding there; use at most {useful} (a multiple of "
+                f"2**(model.depth - 1) = {factor}) or a finer imaging.target_spacing"
+            )
+
+
 def train_imaging(
     sheet: str,
     stores: dict[str, str],
@@ -144,7 +183,8 @@ def train_imaging(
     cfg
         The config's ``imaging`` block (validated).
     """
-    split = {r["subject"]: r["split"] for r in read_tsv(sheet)}
+    rows = {r["subject"]: r for r in read_tsv(sheet)}
+    split = {s: r["split"] for s, r in rows.items()}
     labelled = {s for s in stores if open_store(stores[s]).label is not None}
     train = sorted(s for s in stores if split.get(s) == "train" and s in labelled)
     val = sorted(s for s in stores if split.get(s) == "val" and s in labelled)
@@ -153,10 +193,18 @@ def train_imaging(
     centres = {s: read_centres(tiles[s]) for s in train}
     empty = [s for s in train if len(centres[s]) == 0]
     if len(empty) == len(train):
+        files = [rows.get(s, {}).get("label") or tiles[s] for s in empty]
         raise VoxseqError(
-            f"imaging training: every training subject has an empty foreground "
-            f"(subjects {empty}); nothing to learn"
+            f"imaging training: every training subject's label is empty (no foreground voxel): "
+            f"subjects {empty[:10]}, label files {files[:10]}; nothing to learn. Check the "
+            f"label files, or imaging.labels"
         )
+    check_patch_fits(
+        cfg["patch_size"],
+        {s: open_store(stores[s]).shape for s in train},
+        stores,
+        cfg["model"].get("depth", 3),
+    )
     if not val:
         log.warning("no labelled validation subject: validating on the training subjects")
         val = train

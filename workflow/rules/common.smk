@@ -186,6 +186,9 @@ def get_demo_outputs():
         files += [f"{DEMO_DIR}/reference.fa", f"{DEMO_DIR}/genomics/variant_truth.tsv"]
     for row in SUBJECTS.values():
         files += [row[c] for c in ("image", "label", "bam", "vcf") if row[c]]
+        # indexes too: Snakemake touches declared outputs, which would leave them "older"
+        files += [row["bam"] + ".bai"] if row["bam"] else []
+        files += [row["vcf"] + ".tbi"] if row["vcf"] else []
     return files
 
 
