@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
-from voxseq.infer.imaging import overlay_slices  # noqa: E402
+from voxseq.imaging.cohort import overlay_slices  # noqa: E402
 from voxseq.io.atomic import atomic_path, read_tsv  # noqa: E402
 from voxseq.report import dice_boxplot, overlay  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402

@@ -3,9 +3,7 @@ original grid and affine, volumes and Dice; the cohort table."""
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -16,8 +14,8 @@ from voxseq.bundle import bundle_digest, load_bundle
 from voxseq.imaging.resample import resample
 from voxseq.imaging.sliding import sliding_window_logits
 from voxseq.imaging.store import open_store
-from voxseq.io.atomic import read_tsv, write_json, write_tsv
-from voxseq.io.nifti import load_nifti, save_nifti, to_original
+from voxseq.io.atomic import write_json
+from voxseq.io.nifti import save_nifti, to_original
 from voxseq.metrics import dice_per_label
 from voxseq.train.loop import resolve_device
 
@@ -104,63 +102,3 @@ def segment_subject(
     write_json(out_json, result)
     log.info("%s: volumes %s dice %s", subject, result["volumes_mm3"], result["dice"])
     return result
-
-
-def cohort_table(
-    sheet: str, results: dict[str, str], labels: list[str], out_tsv: str, out_json: str
-) -> dict:
-    """One row per subject (split, class, Dice per label, volumes); cohort metrics JSON.
-
-    ``imaging.test_dice_mean`` is the mean over test-split subjects with a label and over
-    foreground labels (labels absent from both prediction and truth are skipped).
-    """
-    rows_in = {r["subject"]: r for r in read_tsv(sheet)}
-    fg = labels[1:]
-    rows, test_dice, per_label = [], [], {name: [] for name in fg}
-    digests = set()
-    for sid in sorted(results):
-        res = json.loads(Path(results[sid]).read_text())
-        digests.add(res["bundle_digest"])
-        row = {
-            "subject": sid,
-            "split": rows_in[sid]["split"],
-            "class": rows_in[sid]["class"],
-            "labelled": "yes" if res["dice"] else "no",
-        }
-        for name in fg:
-            row[f"dice_{name}"] = (res["dice"] or {}).get(name)
-            row[f"volume_{name}_mm3"] = res["volumes_mm3"][name]
-        rows.append(row)
-        if res["dice"] and row["split"] == "test":
-            vals = [v for v in res["dice"].values() if v is not None]
-            test_dice.extend(vals)
-            for name in fg:
-                if res["dice"].get(name) is not None:
-                    per_label[name].append(res["dice"][name])
-    columns = ["subject", "split", "class", "labelled"]
-    columns += [f"dice_{n}" for n in fg] + [f"volume_{n}_mm3" for n in fg]
-    write_tsv(out_tsv, rows, columns)
-    summary = {
-        "n_subjects": len(rows),
-        "n_labelled": sum(r["labelled"] == "yes" for r in rows),
-        "n_test_labelled": len(
-            {r["subject"] for r in rows if r["split"] == "test" and r["labelled"] == "yes"}
-        ),
-        "test_dice_mean": float(np.mean(test_dice)) if test_dice else None,
-        "test_dice_per_label": {
-            n: (float(np.mean(v)) if v else None) for n, v in per_label.items()
-        },
-        "bundle_digests": sorted(digests),
-    }
-    write_json(out_json, summary)
-    return summary
-
-
-def overlay_slices(image_path: str, seg_path: str, label_path: str | None, subject: str):
-    """Axial slice (canonical RAS) with the most foreground: image, prediction, truth."""
-    img = load_nifti(image_path, subject, "image").data
-    seg = load_nifti(seg_path, subject, "segmentation").data
-    lab = load_nifti(label_path, subject, "label").data if label_path else None
-    ref = lab if lab is not None else seg
-    z = int(np.argmax((ref > 0).sum(axis=(0, 1))))
-    return img[:, :, z].T, seg[:, :, z].T, (lab[:, :, z].T if lab is not None else None)
