@@ -4,8 +4,10 @@ The cluster (tests/slurm_cluster.py) has the partitions the profile names and ad
 GPUs. The run uses the profile as a user would, except for what a laptop-sized cluster without
 conda channels or accounting needs: conda is switched off (``--sdm env-modules``: no rule has an
 ``envmodules:`` directive, so nothing is deployed; ``--sdm`` takes no empty value), job status
-comes from ``squeue``, no account, no retries, smaller group batches (so that the six subjects
-still make more than one group job) and successful jobs keep their SLURM logs.
+comes from ``squeue``, no account, no retries, batches of 3 subjects (the profile's groups and,
+test-only, normalise + tile and inference: fewer, longer jobs keep the run short on 2 cores,
+and the six subjects still make several group jobs, GPU ones included) and successful jobs keep
+their SLURM logs.
 
 The test then shows, from the Snakemake log and from SLURM itself, that every job that is not a
 localrule was submitted to SLURM and completed there, each in the partition its resources name,
@@ -44,14 +46,23 @@ CLUSTER_ARGS = (
     "--slurm-init-seconds-before-status-checks", "1",
     "--slurm-keep-successful-logs",
     "--retries", "0",
-    "--group-components", "imaging_ingest=3", "imaging_prepare=3", "imaging_infer=3",
 )  # fmt: skip
+#: Subjects per group job in the test (the profile's batches are larger than the tiny cohort).
+TEST_BATCH = 3
+#: Test-only batches of the per-subject rules that the profile leaves ungrouped: fewer, longer
+#: SLURM jobs keep the run short on 2 cores (the executor polls job states at growing intervals).
+TEST_GROUPS = {"imaging_normalise": "t_prepare", "imaging_tile": "t_prepare",
+               "imaging_infer": "t_infer"}  # fmt: skip
 RUN_TIMEOUT_S = 420
+
+
+def read_profile(profile: Path = PROFILE) -> dict:
+    return yaml.safe_load((profile / "profile.yaml").read_text())
 
 
 def profile_partitions(profile: Path = PROFILE) -> list[str]:
     """Partitions named by the profile: the default one first, then the per-rule ones."""
-    cfg = yaml.safe_load((profile / "profile.yaml").read_text())
+    cfg = read_profile(profile)
     names = [cfg.get("default-resources", {}).get("slurm_partition")]
     names += [r.get("slurm_partition") for r in (cfg.get("set-resources") or {}).values()]
     names = [str(n).strip("'\"") for n in names if n]
@@ -71,10 +82,10 @@ class LoggedJob:
 
 @dataclass
 class Submission:
-    """One ``sbatch`` of the SLURM executor: a single job or a group job."""
+    """One SLURM job of the executor: a single job, a group job or one task of a job array."""
 
     slurm_id: str
-    log: Path
+    log: Path | None  # None for array tasks: SLURM names their logs (see slurm_log_of)
     jobs: list[LoggedJob]
 
 
@@ -82,6 +93,10 @@ _JOB = re.compile(r"^(\s*)(localrule|rule) (\S+):$")
 _GROUP = re.compile(r"Group job (\S+) \(jobs in lexicogr\. order\):$")
 _FIELD = re.compile(r"^\s+(jobid|resources): (.*)$")
 _SUBMIT = re.compile(r"^Job (\S+) has been submitted with SLURM jobid (\S+) \(log: (.+)\)\.$")
+_ARRAY = re.compile(
+    r"Submitted array job with Snakemake IDs (\S+) and SLURM job ID (\d+)\. "
+    r"The individual task IDs are (\d+)-(\d+)\."
+)
 
 
 def parse_log(text: str) -> tuple[list[LoggedJob], list[Submission]]:
@@ -109,6 +124,14 @@ def parse_log(text: str) -> tuple[list[LoggedJob], list[Submission]]:
                 current.resources = dict(
                     kv.split("=", 1) for kv in m.group(2).split(", ") if "=" in kv
                 )
+        elif m := _ARRAY.search(line):
+            current = None
+            ids, slurm_id, first = m.group(1).split(","), m.group(2), int(m.group(3))
+            for task, ident in enumerate(ids, start=first):
+                job = [j for j in jobs if j.jobid == ident and j.group is None][-1:]
+                if not job:
+                    raise AssertionError(f"array task of unknown job {ident}: {line}")
+                subs.append(Submission(f"{slurm_id}_{task}", None, job))
         elif m := _SUBMIT.match(line):
             current = None
             ident, slurm_id, log = m.groups()
@@ -122,6 +145,13 @@ def parse_log(text: str) -> tuple[list[LoggedJob], list[Submission]]:
                 raise AssertionError(f"submission of unknown job {ident}: {line}")
             subs.append(Submission(slurm_id, Path(log), groups.pop(idx)[1]))
     return jobs, subs
+
+
+def slurm_log_of(sub: Submission, slurm_logs: Path) -> Path:
+    """The SLURM log of a submission (array tasks: ``rule_<rule>/<jobid>_<task>.log``)."""
+    if sub.log is not None:
+        return sub.log
+    return slurm_logs / f"rule_{sub.jobs[0].rule}" / f"{sub.slurm_id}.log"
 
 
 def slurm_minutes(limit: str) -> int:
@@ -171,16 +201,18 @@ def test_parse_log_matches_group_submissions():
         "    rule b:", "        jobid: 5", "    rule b:", "        jobid: 6",
         "Job 0f-1 has been submitted with SLURM jobid 8 (log: /x/group_g_b/8.log).",
         "localrule c:", "    jobid: 1",
+        "rule d:", "    jobid: 9", "rule d:", "    jobid: 10",
+        "Submitted array job with Snakemake IDs 9,10 and SLURM job ID 11. The individual "
+        "task IDs are 1-2.",
     ])  # fmt: skip
     jobs, subs = parse_log(text)
     assert [(j.rule, j.jobid, j.local, j.group) for j in jobs] == [
         ("a", "4", False, None), ("b", "5", False, "g"), ("b", "6", False, "g"),
-        ("c", "1", True, None),
+        ("c", "1", True, None), ("d", "9", False, None), ("d", "10", False, None),
     ]  # fmt: skip
     assert [(s.slurm_id, [j.jobid for j in s.jobs]) for s in subs] == [
-        ("7", ["4"]),
-        ("8", ["5", "6"]),
-    ]
+        ("7", ["4"]), ("8", ["5", "6"]), ("11_1", ["9"]), ("11_2", ["10"]),
+    ]  # fmt: skip
     assert jobs[0].resources == {"mem_mb": "10", "gpu": "1"}
 
 
@@ -188,6 +220,9 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
     monkeypatch.delenv("VOXSEQ_SLURM_ACCOUNT", raising=False)
     t0 = time.monotonic()
+    groups = [*(read_profile().get("group-components") or {}), *set(TEST_GROUPS.values())]
+    batch_args = ["--groups", *(f"{r}={g}" for r, g in TEST_GROUPS.items())]
+    batch_args += ["--group-components", *(f"{g}={TEST_BATCH}" for g in groups)]
     run_snakemake(
         tmp_path,
         "--configfile",
@@ -195,6 +230,7 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
         "--profile",
         str(PROFILE),
         *CLUSTER_ARGS,
+        *batch_args,
         timeout=RUN_TIMEOUT_S,
     )
     elapsed = time.monotonic() - t0
@@ -216,7 +252,8 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
     slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
     gpu_rules = set()
     for sub in subs:
-        assert sub.log.is_file() and sub.log.is_relative_to(slurm_logs), sub.log
+        log = slurm_log_of(sub, slurm_logs)
+        assert log.is_file() and log.is_relative_to(slurm_logs), log
         info = slurm_cluster.job(sub.slurm_id)
         rules = sorted({j.rule for j in sub.jobs})
         assert info.get("JobState") == "COMPLETED", (rules, info)
@@ -228,7 +265,7 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
             assert info.get("MinMemoryNode") == f"{mem}M", (rules, mem, info.get("MinMemoryNode"))
             assert slurm_minutes(info.get("TimeLimit", "")) == minutes, (rules, minutes, info)
         wants_gpu = any(int(j.resources.get("gpu", 0) or 0) > 0 for j in sub.jobs)
-        visible = prolog_gpus(sub.log)
+        visible = prolog_gpus(log)
         if wants_gpu:
             gpu_rules.update(rules)
             assert info.get("JOB_GRES", "").startswith("gpu:"), (rules, info.get("JOB_GRES"))

@@ -199,3 +199,23 @@ def get_final_output():
     if GENOMICS:
         out.append(f"{RES}/genomics/cohort.json")
     return out
+
+
+# ---- resources -------------------------------------------------------------------------------
+def per_attempt(value):
+    """Resource callable: ``value`` on the first attempt, doubled on each retry."""
+
+    def _per_attempt(wildcards, attempt):
+        return value * 2 ** (attempt - 1)
+
+    return _per_attempt
+
+
+def get_ingest_mem_mb(wildcards, input, attempt):
+    """Ingest holds the decompressed image and label: ~30x the .nii.gz size, 3 GB at least."""
+    return max(3000, int(30 * input.size_mb)) * 2 ** (attempt - 1)
+
+
+def get_input_scaled_mem_mb(wildcards, input, attempt):
+    """Cohort-wide steps reading every subject's file: 4x the inputs, 4 GB at least."""
+    return max(4000, int(4 * input.size_mb)) * 2 ** (attempt - 1)

@@ -29,8 +29,8 @@ if GENOMICS:
             "../../envs/genomics.yaml"
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=30,
+            mem_mb=per_attempt(2000),
+            runtime=per_attempt(30),
         script:
             "../../scripts/genomics_reference.py"
 
@@ -52,8 +52,8 @@ if GENOMICS:
             "../../envs/genomics.yaml"
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=60,
+            mem_mb=per_attempt(2000),
+            runtime=per_attempt(60),
         params:
             min_mapq=config["genomics"]["min_mapq"],
             exclude_flags=config["genomics"]["exclude_flags"],
@@ -78,8 +78,8 @@ if GENOMICS:
             "../../envs/genomics.yaml"
         threads: 1
         resources:
-            mem_mb=4000,
-            runtime=120,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(120),
         params:
             bin_size=config["genomics"]["bin_size"],
             min_mapq=config["genomics"]["min_mapq"],
@@ -106,8 +106,8 @@ if GENOMICS:
             "../../envs/genomics.yaml"
         threads: 1
         resources:
-            mem_mb=8000,
-            runtime=60,
+            mem_mb=get_input_scaled_mem_mb,
+            runtime=per_attempt(60),
         params:
             subjects=GENOMICS_SUBJECTS,
             window=config["genomics"]["window"],
@@ -136,8 +136,9 @@ if GENOMICS:
                 "../../envs/torch.yaml"
             threads: 2
             resources:
-                mem_mb=8000,
-                runtime=240,
+                mem_mb=per_attempt(8000),
+                runtime=per_attempt(240),
+                gpu=1,
             params:
                 workdir=f"{RES}/genomics/train/checkpoints",
                 model=config["genomics"]["model"],
@@ -179,8 +180,9 @@ if GENOMICS:
             "../../envs/torch.yaml"
         threads: 2
         resources:
-            mem_mb=8000,
-            runtime=120,
+            mem_mb=per_attempt(8000),
+            runtime=per_attempt(120),
+            gpu=1,
         params:
             subjects=GENOMICS_SUBJECTS,
             vcf_subjects=GENOMICS_VCF_SUBJECTS,

@@ -17,8 +17,8 @@ rule imaging_infer:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mem_mb=6000,
-        runtime=30,
+        mem_mb=per_attempt(6000),
+        runtime=per_attempt(30),
         gpu=1,
     params:
         device=config["imaging"]["train"]["device"],
@@ -41,8 +41,8 @@ rule imaging_cohort:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     params:
         subjects=IMAGING_SUBJECTS,
         labels=config["imaging"]["labels"],

@@ -15,8 +15,8 @@ if DEMO:
             "../../envs/demo.yaml"
         threads: 1
         resources:
-            mem_mb=4000,
-            runtime=30,
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(30),
         params:
             subjects=list(SUBJECTS),
             seed=config["seed"],
@@ -36,8 +36,8 @@ rule cohort_sheet:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     params:
         seed=config["seed"],
         fractions=config["splits"],
@@ -62,8 +62,8 @@ rule imaging_ingest:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=10,
+        mem_mb=get_ingest_mem_mb,
+        runtime=per_attempt(10),
     params:
         n_labels=len(config["imaging"]["labels"]),
         seed=config["seed"],

@@ -16,8 +16,8 @@ rule imaging_stats:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(10),
     params:
         subjects=IMAGING_SUBJECTS,
         scheme=config["imaging"]["normalisation"],
@@ -35,14 +35,12 @@ rule imaging_normalise:
         f"{LOGS}/imaging/normalise/{{subject}}.log",
     benchmark:
         f"{BENCH}/imaging/normalise/{{subject}}.tsv"
-    group:
-        "imaging_prepare"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(20),
     params:
         plan=get_imaging_plan(),
         max_voxels=config["imaging"]["max_voxels"],

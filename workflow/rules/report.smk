@@ -18,8 +18,8 @@ if TRAIN_IMAGING:
             "../../envs/report.yaml"
         threads: 1
         resources:
-            mem_mb=1000,
-            runtime=10,
+            mem_mb=per_attempt(1000),
+            runtime=per_attempt(10),
         script:
             "../../scripts/report_training.py"
 
@@ -49,8 +49,8 @@ rule imaging_report:
         "../../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     params:
         subjects=IMAGING_SUBJECTS,
         labels=config["imaging"]["labels"],
@@ -70,8 +70,8 @@ rule summary:
         "../../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
     params:
         cohort=COHORT,
         benchmarks=BENCH,

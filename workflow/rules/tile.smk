@@ -10,14 +10,12 @@ rule imaging_tile:
         f"{LOGS}/imaging/tile/{{subject}}.log",
     benchmark:
         f"{BENCH}/imaging/tile/{{subject}}.tsv"
-    group:
-        "imaging_prepare"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     params:
         n_labels=len(config["imaging"]["labels"]),
         per_class=config["imaging"]["centres_per_class"],

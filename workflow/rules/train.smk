@@ -26,8 +26,8 @@ if TRAIN_IMAGING:
             "../../envs/torch.yaml"
         threads: 2
         resources:
-            mem_mb=8000,
-            runtime=240,
+            mem_mb=per_attempt(8000),
+            runtime=per_attempt(240),
             gpu=1,
         params:
             subjects=IMAGING_SUBJECTS,
