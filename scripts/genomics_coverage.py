@@ -1,10 +1,9 @@
 """Rule genomics_coverage: filtered, binned, library-size normalised coverage of one subject."""
-# ruff: noqa: F821  (`snakemake` is injected by Snakemake's script directive)
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the voxseq package
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
 from voxseq.genomics.coverage import compute_coverage  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402

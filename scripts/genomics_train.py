@@ -1,10 +1,9 @@
 """Rule genomics_train: train the sequence-to-coverage model and write its bundle."""
-# ruff: noqa: F821  (`snakemake` is injected by Snakemake's script directive)
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the voxseq package
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
 from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
