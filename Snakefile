@@ -14,7 +14,6 @@ include: "workflow/rules/normalise.smk"
 include: "workflow/rules/tile.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/infer.smk"
-include: "workflow/rules/genomics.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
+from voxseq.genomics.train import train_genomics  # noqa: E402
 from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
-from voxseq.train.genomics import train_genomics  # noqa: E402
 
 with rule_logging(snakemake):
     p = snakemake.params

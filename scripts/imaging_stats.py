@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
-from voxseq.imaging.prepare import intensity_statistics  # noqa: E402
+from voxseq.imaging.normalise import intensity_statistics  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):

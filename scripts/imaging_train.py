@@ -5,9 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
+from voxseq.imaging.train import train_imaging  # noqa: E402
 from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
-from voxseq.train.imaging import train_imaging  # noqa: E402
 
 with rule_logging(snakemake):
     subjects = snakemake.params.subjects

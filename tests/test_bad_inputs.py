@@ -45,8 +45,8 @@ from voxseq.genomics.variants import read_variants, score_variants
 from voxseq.imaging.ingest import ingest_subject as imaging_ingest
 from voxseq.imaging.patches import write_centres
 from voxseq.imaging.store import write_store
+from voxseq.imaging.train import check_patch_fits, train_imaging
 from voxseq.io.sheet import read_sheet, write_sheet
-from voxseq.train.imaging import check_patch_fits, train_imaging
 
 TINY = REPO / "tests/config/tiny.yaml"
 

@@ -11,9 +11,9 @@ import torch
 
 from voxseq import VoxseqError
 from voxseq.bundle import TORCHSCRIPT, WEIGHTS, bundle_digest, load_bundle, write_bundle
+from voxseq.fit import load_checkpoint
 from voxseq.io.digest import file_sha256
 from voxseq.models import build_model
-from voxseq.train.loop import load_checkpoint
 
 ARGS = {"in_channels": 1, "out_channels": 3, "depth": 2, "base_channels": 4}
 

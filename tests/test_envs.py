@@ -280,7 +280,7 @@ def provided_by(module: str, packages: set[str]) -> bool:
 # ---- tests ----------------------------------------------------------------------------------
 def test_import_scan_follows_voxseq_modules():
     found = third_party_imports(REPO / "scripts" / "imaging_normalise.py")
-    assert "zarr" in found and "numpy" in found, found  # via voxseq.imaging.prepare -> store
+    assert "zarr" in found and "numpy" in found, found  # via voxseq.imaging.normalise -> store
     assert "snakemake" not in found and "voxseq" not in found
     assert provided_by("torch", {"pytorch"}) and provided_by("yaml", {"pyyaml"})
     assert not provided_by("torch", {"numpy"})

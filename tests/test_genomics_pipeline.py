@@ -21,11 +21,11 @@ from voxseq.demo.genomics import GenomicsDemoConfig, generate_genomics, revcomp
 from voxseq.genomics.coverage import bin_sums, compute_coverage, read_coverage
 from voxseq.genomics.ingest import ingest_subject
 from voxseq.genomics.sequence import one_hot
+from voxseq.genomics.train import GenomicsTask, predict
 from voxseq.genomics.variants import read_truth, read_variants, score_variants
 from voxseq.genomics.windows import read_meta, soft_clip, tile_genome
 from voxseq.io.atomic import read_tsv
 from voxseq.models.seqcnn import SeqCNN
-from voxseq.train.genomics import GenomicsTask, predict
 
 SUBJECTS = ["g001", "g002", "g003"]
 SEED = 5
@@ -230,8 +230,8 @@ def test_variant_effect_sign_on_planted_motif_breaking_snv(demo):
 
 def test_tiny_train_and_infer(demo, tmp_path):
     from voxseq.bundle import load_bundle
-    from voxseq.infer.genomics import infer_genomics
-    from voxseq.train.genomics import train_genomics
+    from voxseq.genomics.infer import infer_genomics
+    from voxseq.genomics.train import train_genomics
 
     torch.set_num_threads(2)
     windows = demo["root"] / "windows.h5"

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from voxseq.genomics.sequence import decode, n_fraction, one_hot, reverse_complement
-from voxseq.train.genomics import rc_tensor, shift_onehot
+from voxseq.genomics.train import rc_tensor, shift_onehot
 
 
 def test_round_trip_and_dtype():

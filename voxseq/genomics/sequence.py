@@ -55,7 +55,7 @@ def decode(onehot: np.ndarray) -> str:
 def reverse_complement(onehot: np.ndarray) -> np.ndarray:
     """Reverse complement of one-hot sequence(s) ``(..., L, 4)`` (A, C, G, T order).
 
-    For channel-first torch tensors ``(N, 4, L)`` see :func:`voxseq.train.genomics.rc_tensor`.
+    For channel-first torch tensors ``(N, 4, L)`` see :func:`voxseq.genomics.train.rc_tensor`.
     """
     return np.ascontiguousarray(onehot[..., ::-1, ::-1])
 

@@ -98,6 +98,19 @@ if GENOMICS and not GENOMICS_SUBJECTS:
     )
 
 
+# Genomics tables: subjects with a VCF, in input order;
+# the variant truth that gives vep_auroc (genomics.variant_truth, else the demo's, else none).
+GENOMICS_VCF_SUBJECTS = [s for s in GENOMICS_SUBJECTS if SUBJECTS[s]["vcf"]]
+GENOMICS_VCFS = [SUBJECTS[s]["vcf"] for s in GENOMICS_VCF_SUBJECTS]
+GENOMICS_BLACKLIST = (config["genomics"].get("blacklist") or []) if GENOMICS else []
+if GENOMICS and config["genomics"].get("variant_truth"):
+    GENOMICS_TRUTH = config["genomics"]["variant_truth"]
+elif DEMO and config["demo"]["genomics"]:
+    GENOMICS_TRUTH = f"{DEMO_DIR}/genomics/variant_truth.tsv"
+else:
+    GENOMICS_TRUTH = []
+
+
 wildcard_constraints:
     subject=SUBJECT_PATTERN.strip("^$"),
 

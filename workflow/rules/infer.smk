@@ -1,4 +1,5 @@
-# Stage 5, infer: every subject of the cohort, back on its original grid; the cohort table.
+# Stage 5, infer: every subject of the cohort (imaging: back on its original grid, then the cohort
+# table; genomics: predicted tracks, held-out-contig metrics, variant effects).
 
 
 rule imaging_infer:
@@ -48,3 +49,49 @@ rule imaging_cohort:
         labels=config["imaging"]["labels"],
     script:
         "../../scripts/imaging_cohort.py"
+
+
+if GENOMICS:
+
+    rule genomics_infer:
+        input:
+            bundle=get_genomics_bundle_files(),
+            fasta=config["genomics"]["reference"],
+            windows=f"{RES}/genomics/tile/windows.h5",
+            vcfs=GENOMICS_VCFS,
+            truth=GENOMICS_TRUTH,
+        output:
+            bigwig=directory(f"{RES}/genomics/infer/bigwig"),
+            pearson=f"{RES}/genomics/infer/test_pearson.tsv",
+            variants=f"{RES}/genomics/infer/variant_scores.tsv",
+            track_plot=report(
+                f"{RES}/genomics/report/observed_vs_predicted.png",
+                caption="../report/observed_vs_predicted.rst",
+                category="Genomics",
+            ),
+            pearson_plot=report(
+                f"{RES}/genomics/report/pearson_per_track.png",
+                caption="../report/pearson_per_track.rst",
+                category="Genomics",
+            ),
+            cohort=f"{RES}/genomics/cohort.json",
+        log:
+            f"{LOGS}/genomics/infer.log",
+        benchmark:
+            f"{BENCH}/genomics/infer.tsv"
+        conda:
+            "../../envs/torch.yaml"
+        threads: 2
+        resources:
+            mem_mb=per_attempt(8000),
+            runtime=per_attempt(120),
+            gpu=1,
+        params:
+            subjects=GENOMICS_SUBJECTS,
+            vcf_subjects=GENOMICS_VCF_SUBJECTS,
+            genome_wide=config["genomics"]["infer"]["genome_wide"],
+            variant_bins=config["genomics"]["infer"]["variant_bins"],
+            batch_size=config["genomics"]["infer"]["batch_size"],
+            device=config["genomics"]["train"]["device"],
+        script:
+            "../../scripts/genomics_infer.py"

@@ -1,4 +1,5 @@
-# Stage 1, ingest: the demo cohort (when enabled), the resolved sample sheet, per-subject checks.
+# Stage 1, ingest: the demo cohort (when enabled), the resolved sample sheet, per-subject checks
+# (imaging: NIfTI; genomics: the reference, then each BAM/CRAM and VCF against it).
 
 
 if DEMO:
@@ -70,3 +71,51 @@ rule imaging_ingest:
         max_voxels=config["imaging"]["max_voxels"],
     script:
         "../../scripts/imaging_ingest.py"
+
+
+if GENOMICS:
+
+    rule genomics_reference:
+        input:
+            fasta=config["genomics"]["reference"],
+        output:
+            contigs=f"{RES}/genomics/ingest/reference_contigs.tsv",
+        log:
+            f"{LOGS}/genomics/reference.log",
+        conda:
+            "../../envs/genomics.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(2000),
+            runtime=per_attempt(30),
+        script:
+            "../../scripts/genomics_reference.py"
+
+    rule genomics_ingest:
+        input:
+            bam=get_bam,
+            vcf=get_vcf,
+            fasta=config["genomics"]["reference"],
+            contigs=f"{RES}/genomics/ingest/reference_contigs.tsv",
+        output:
+            report=f"{RES}/genomics/ingest/{{subject}}.json",
+        log:
+            f"{LOGS}/genomics/ingest/{{subject}}.log",
+        benchmark:
+            f"{BENCH}/genomics/ingest/{{subject}}.tsv"
+        group:
+            "genomics_prepare"
+        conda:
+            "../../envs/genomics.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(2000),
+            runtime=per_attempt(60),
+        params:
+            min_mapq=config["genomics"]["min_mapq"],
+            exclude_flags=config["genomics"]["exclude_flags"],
+        script:
+            "../../scripts/genomics_ingest.py"
+
+    localrules:
+        genomics_reference,

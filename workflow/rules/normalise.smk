@@ -1,5 +1,5 @@
-# Stage 2, normalise: intensity statistics (training split, or the applied bundle's) and the
-# per-subject resampled, normalised zarr store.
+# Stage 2, normalise: imaging intensity statistics (training split, or the applied bundle's) and
+# the per-subject resampled, normalised zarr store; genomics filtered, binned, normalised coverage.
 
 
 rule imaging_stats:
@@ -46,3 +46,35 @@ rule imaging_normalise:
         max_voxels=config["imaging"]["max_voxels"],
     script:
         "../../scripts/imaging_normalise.py"
+
+
+if GENOMICS:
+
+    rule genomics_coverage:
+        input:
+            bam=get_bam,
+            fasta=config["genomics"]["reference"],
+            report=f"{RES}/genomics/ingest/{{subject}}.json",
+            blacklist=GENOMICS_BLACKLIST,
+        output:
+            coverage=f"{RES}/genomics/coverage/{{subject}}.h5",
+        log:
+            f"{LOGS}/genomics/coverage/{{subject}}.log",
+        benchmark:
+            f"{BENCH}/genomics/coverage/{{subject}}.tsv"
+        group:
+            "genomics_prepare"
+        conda:
+            "../../envs/genomics.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(120),
+        params:
+            bin_size=config["genomics"]["bin_size"],
+            min_mapq=config["genomics"]["min_mapq"],
+            exclude_flags=config["genomics"]["exclude_flags"],
+            normalisation=config["genomics"]["normalisation"],
+            count_deletions=config["genomics"]["count_deletions"],
+        script:
+            "../../scripts/genomics_coverage.py"

@@ -1,4 +1,5 @@
-# Stage 3, tile: per-subject foreground patch centres (patches are read from zarr in training).
+# Stage 3, tile: imaging foreground patch centres per subject (patches are read from zarr in
+# training); genomics windows over the genome (one-hot + per-bin targets, split by contig).
 
 
 rule imaging_tile:
@@ -22,3 +23,36 @@ rule imaging_tile:
         seed=config["seed"],
     script:
         "../../scripts/imaging_tile.py"
+
+
+if GENOMICS:
+
+    rule genomics_tile:
+        input:
+            fasta=config["genomics"]["reference"],
+            coverage=expand(
+                f"{RES}/genomics/coverage/{{subject}}.h5", subject=GENOMICS_SUBJECTS
+            ),
+        output:
+            windows=f"{RES}/genomics/tile/windows.h5",
+            table=f"{RES}/genomics/tile/windows.tsv",
+        log:
+            f"{LOGS}/genomics/tile.log",
+        benchmark:
+            f"{BENCH}/genomics/tile.tsv"
+        conda:
+            "../../envs/genomics.yaml"
+        threads: 1
+        resources:
+            mem_mb=get_input_scaled_mem_mb,
+            runtime=per_attempt(60),
+        params:
+            subjects=GENOMICS_SUBJECTS,
+            window=config["genomics"]["window"],
+            stride=config["genomics"]["stride"],
+            max_n_fraction=config["genomics"]["max_n_fraction"],
+            val_contigs=config["genomics"]["val_contigs"],
+            test_contigs=config["genomics"]["test_contigs"],
+            soft_clip=config["genomics"]["soft_clip"],
+        script:
+            "../../scripts/genomics_tile.py"

@@ -37,3 +37,35 @@ if TRAIN_IMAGING:
             workdir=f"{RES}/imaging/train/checkpoints",
         script:
             "../../scripts/imaging_train.py"
+
+
+if TRAIN_GENOMICS:
+
+    rule genomics_train:
+        input:
+            windows=f"{RES}/genomics/tile/windows.h5",
+            sheet=SHEET,
+        output:
+            bundle=get_genomics_bundle_files(),
+            metrics=f"{RES}/genomics/train/metrics.tsv",
+        log:
+            f"{LOGS}/genomics/train.log",
+        benchmark:
+            f"{BENCH}/genomics/train.tsv"
+        conda:
+            "../../envs/torch.yaml"
+        threads: 2
+        resources:
+            mem_mb=per_attempt(8000),
+            runtime=per_attempt(240),
+            gpu=1,
+        params:
+            workdir=f"{RES}/genomics/train/checkpoints",
+            model=config["genomics"]["model"],
+            train=config["genomics"]["train"],
+            augment_shift=config["genomics"]["augment_shift"],
+            seed=config["seed"],
+            cohort=COHORT,
+            cfg=config["genomics"],
+        script:
+            "../../scripts/genomics_train.py"

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from voxseq import VoxseqError
 from voxseq.bundle import write_bundle
+from voxseq.fit import TrainConfig, fit, seed_everything
 from voxseq.imaging.patches import PatchSampler, PatchSpec, read_centres, read_patch
 from voxseq.imaging.sliding import sliding_window_logits
 from voxseq.imaging.store import open_store
@@ -22,7 +23,6 @@ from voxseq.io.atomic import read_tsv
 from voxseq.io.digest import object_sha256
 from voxseq.metrics import dice_per_label
 from voxseq.models import build_model
-from voxseq.train.loop import TrainConfig, fit, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class PatchDataset(Dataset):
 
 
 class SegmentationTask:
-    """The imaging :class:`voxseq.train.loop.Task`."""
+    """The imaging :class:`voxseq.fit.Task`."""
 
     def __init__(
         self,

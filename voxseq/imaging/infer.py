@@ -11,13 +11,13 @@ import torch
 
 from voxseq import VoxseqError
 from voxseq.bundle import bundle_digest, load_bundle
+from voxseq.fit import resolve_device
 from voxseq.imaging.resample import resample
 from voxseq.imaging.sliding import sliding_window_logits
 from voxseq.imaging.store import open_store
 from voxseq.io.atomic import write_json
 from voxseq.io.nifti import save_nifti, to_original
 from voxseq.metrics import dice_per_label
-from voxseq.train.loop import resolve_device
 
 log = logging.getLogger(__name__)
 

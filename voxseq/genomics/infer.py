@@ -20,15 +20,15 @@ import pysam
 
 from voxseq import VoxseqError
 from voxseq.bundle import load_bundle
+from voxseq.fit import resolve_device
 from voxseq.genomics.bigwig import predict_contig, write_bigwigs
 from voxseq.genomics.metrics import pearson_per_track
 from voxseq.genomics.plots import plot_message, plot_pearson, plot_tracks
+from voxseq.genomics.train import predict
 from voxseq.genomics.variants import read_truth, read_variants, score_variants, truth_labels
 from voxseq.genomics.windows import SPLITS, read_meta, read_windows, unclip
 from voxseq.io.atomic import write_json, write_tsv
 from voxseq.metrics import auroc
-from voxseq.train.genomics import predict
-from voxseq.train.loop import resolve_device
 
 log = logging.getLogger(__name__)
 

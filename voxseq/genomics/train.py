@@ -18,12 +18,12 @@ from torch import nn
 
 from voxseq import VoxseqError
 from voxseq.bundle import write_bundle
+from voxseq.fit import TrainConfig, fit, resolve_device, seed_everything
 from voxseq.genomics.metrics import pearson_per_track
 from voxseq.genomics.windows import read_meta, read_windows, split_indices
 from voxseq.io.atomic import write_json
 from voxseq.io.digest import file_sha256, object_sha256
 from voxseq.models import build_model
-from voxseq.train.loop import TrainConfig, fit, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def predict(model: nn.Module, onehot: np.ndarray, device: torch.device, batch_si
 
 
 class GenomicsTask:
-    """Windows of one HDF5 file as a :class:`voxseq.train.loop.Task`.
+    """Windows of one HDF5 file as a :class:`voxseq.fit.Task`.
 
     Parameters
     ----------
@@ -194,7 +194,7 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
         ``seqcnn`` arguments besides ``n_tracks`` and ``bin_size`` (channels, dilated_layers,
         stem_kernel, dropout).
     train
-        The ``train:`` config block (see :class:`voxseq.train.loop.TrainConfig`);
+        The ``train:`` config block (see :class:`voxseq.fit.TrainConfig`);
         ``augment.reverse_complement`` (default true) switches reverse-complement augmentation.
     seed
         The config's seed.

@@ -1,4 +1,5 @@
-"""Imaging normalise and tile stages: cohort statistics, per-subject zarr store, patch centres."""
+"""Imaging normalise stage: training-split intensity statistics and the per-subject resampled,
+normalised zarr store."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import numpy as np
 
 from voxseq import VoxseqError
 from voxseq.imaging.intensity import cohort_statistics, normalise
-from voxseq.imaging.patches import foreground_centres, write_centres
 from voxseq.imaging.resample import resample, resampled_spacing, target_shape
-from voxseq.imaging.store import open_store, write_store
+from voxseq.imaging.store import write_store
 from voxseq.io.atomic import read_tsv, write_json
 from voxseq.io.nifti import load_nifti
 
@@ -103,16 +103,3 @@ def normalise_subject(
         np.round(spacing, 3).tolist(),
     )
     return geometry
-
-
-def tile_subject(
-    subject: str, store: str | Path, out_tsv: str | Path, n_labels: int, per_class: int, seed: int
-) -> int:
-    """Write the subject's foreground patch centres (empty table for unlabelled subjects)."""
-    st = open_store(store)
-    if st.label is None:
-        centres = np.zeros((0, 4), np.int64)
-    else:
-        centres = foreground_centres(np.asarray(st.label[...]), n_labels, per_class, seed)
-    write_centres(out_tsv, subject, centres)
-    return len(centres)

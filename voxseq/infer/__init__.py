@@ -1,1 +1,0 @@
-"""Inference: apply a trained model (bundle) to every subject of a cohort."""

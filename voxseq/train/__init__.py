@@ -1,1 +1,0 @@
-"""Training: a generic loop (checkpoints, resume, seeds, AMP) and one task per modality."""
