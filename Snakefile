@@ -21,3 +21,4 @@ rule all:
     default_target: True
     input:
         get_final_output(),
+        get_report_figures(),

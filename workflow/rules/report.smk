@@ -1,6 +1,16 @@
 # Report figures (shown by `snakemake --report`) and the cohort summary.
 
 
+def get_report_figures():
+    """Every report figure of this cohort (targets of `rule all`, so a plain run makes them)."""
+    out = []
+    if IMAGING:
+        out.append(f"{RES}/imaging/report/dice_boxplot.png")
+        if TRAIN_IMAGING:
+            out.append(f"{RES}/imaging/report/training_curves.png")
+    return out
+
+
 if TRAIN_IMAGING:
 
     rule imaging_report_training:
