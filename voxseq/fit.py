@@ -29,6 +29,8 @@ from torch import nn
 from voxseq.io.atomic import atomic_path, write_tsv
 
 log = logging.getLogger(__name__)
+#: One line per epoch for the person at the terminal (rule scripts send it to stderr).
+progress = logging.getLogger("voxseq.progress")
 
 
 @dataclass
@@ -128,6 +130,15 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min`` or ``1.2 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def fit(
     task: Task,
     model: nn.Module,
@@ -135,6 +146,7 @@ def fit(
     workdir: str | Path,
     metrics_path: str | Path,
     digest: str = "",
+    name: str = "train",
 ) -> dict[str, Any]:
     """Train ``model`` on ``task``; return the history and best epoch.
 
@@ -147,7 +159,10 @@ def fit(
         Per-epoch TSV (epoch, train_loss, val_loss, score, the task's other metrics, lr, seconds),
         written when training ends; ``workdir/metrics.tsv`` is updated after every epoch.
     digest
-        Identifies the training inputs; a checkpoint with another digest is not resumed from.
+        Identifies the training inputs (settings and the content of every training input); a
+        checkpoint with another digest is not resumed from, so edited data retrains.
+    name
+        What is trained (e.g. ``imaging segmentation``), for the per-epoch progress line.
 
     After return, ``model`` holds the best-on-validation weights.
     """
@@ -181,6 +196,11 @@ def fit(
         cfg.iters_per_epoch,
         cfg.batch_size,
     )
+    if start >= cfg.epochs:
+        progress.info("%s: already trained (%d epochs; checkpoint %s)", name, cfg.epochs, last)
+    elif start:
+        progress.info("%s: resuming after epoch %d of %d", name, start, cfg.epochs)
+    epoch_seconds: list[float] = []
     for epoch in range(start, cfg.epochs):
         if cfg.patience and stale >= cfg.patience:
             log.info("early stop: no improvement for %d epochs", stale)
@@ -246,6 +266,20 @@ def fit(
             row["seconds"],
         )
         write_tsv(workdir / "metrics.tsv", history, list(history[0].keys()))
+        epoch_seconds.append(row["seconds"])
+        left = (cfg.epochs - epoch - 1) * float(np.mean(epoch_seconds))
+        progress.info(
+            "%s: epoch %d/%d  loss %.4f  val %.4f (best %.4f, epoch %d)  %.0f s/epoch, %s left",
+            name,
+            epoch + 1,
+            cfg.epochs,
+            row["train_loss"],
+            row["score"],
+            best_score,
+            best_epoch + 1,
+            epoch_seconds[-1],
+            _duration(left),
+        )
     if history:
         write_tsv(metrics_path, history, list(history[0].keys()))
     best = workdir / "best.pt"

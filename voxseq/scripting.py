@@ -15,6 +15,9 @@ def rule_logging(snakemake, threads: int | None = None) -> Iterator[logging.Logg
     """Log INFO to the rule's ``log[0]`` and warnings to stderr; turn a :class:`VoxseqError`
     into a one-line message (on stderr and in the log) and exit status 1.
 
+    The ``voxseq.progress`` logger (one line per training epoch) also goes to stderr, which
+    Snakemake shows on the terminal in local runs (and the cluster job's log under SLURM).
+
     Also caps torch's CPU threads at the rule's ``threads`` when the script has imported torch
     (others never pay for importing it).
     """
@@ -29,6 +32,11 @@ def rule_logging(snakemake, threads: int | None = None) -> Iterator[logging.Logg
     sh.setLevel(logging.WARNING)
     sh.setFormatter(fmt)
     root.addHandler(sh)
+    ph = logging.StreamHandler(sys.stderr)
+    ph.setLevel(logging.INFO)
+    ph.addFilter(lambda record: record.levelno < logging.WARNING)  # warnings: printed once by sh
+    ph.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("voxseq.progress").addHandler(ph)
     n = threads if threads is not None else snakemake.threads
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(max(int(n or 1), 1))

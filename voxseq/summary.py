@@ -36,3 +36,46 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
     summary["total_stage_seconds"] = round(sum(summary["stage_seconds"].values()), 2)
     write_json(out, summary)
     return summary
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> list[str]:
+    """The lines printed when a run ends: where the results are and the headline metrics.
+
+    Parameters
+    ----------
+    summary_path
+        ``results/<cohort>/summary.json``.
+    models
+        modality -> bundle folder used (trained or applied), to say where the models are.
+    """
+    path = Path(summary_path)
+    s = json.loads(path.read_text())
+    lines = [f"voxseq: cohort {s.get('cohort')}: results in {path.parent}/ (summary: {path})"]
+    img, gen = s.get("imaging"), s.get("genomics")
+    if img:
+        per = ", ".join(f"{k} {_num(v)}" for k, v in (img.get("test_dice_per_label") or {}).items())
+        lines.append(
+            f"  imaging: {img.get('n_subjects')} subjects, "
+            f"test Dice {_num(img.get('test_dice_mean'))}"
+            + (f" ({per})" if per else "")
+            + f" over {img.get('n_test_labelled')} labelled test subjects"
+        )
+    if gen:
+        lines.append(
+            f"  genomics: {gen.get('n_subjects')} subjects, test Pearson "
+            f"{_num(gen.get('test_pearson_mean'))} "
+            f"(log1p {_num(gen.get('test_pearson_log1p_mean'))}) "
+            f"on {', '.join(gen.get('test_contigs') or [])}, variant-effect AUROC "
+            f"{_num(gen.get('vep_auroc'))}"
+        )
+    if models:
+        lines.append("  models: " + ", ".join(f"{k} {v}" for k, v in models.items()))
+    lines.append(
+        f"  stage time {s.get('total_stage_seconds', 0):.0f} s; figures: snakemake --report "
+        "report.html (add the same --configfile)"
+    )
+    return lines

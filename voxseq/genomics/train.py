@@ -223,7 +223,7 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
     log.info("seqcnn %s: %d parameters; %d train / %d val windows, %d tracks", model_args,
              sum(p.numel() for p in model.parameters()), len(task.train_idx), len(task.val_idx),
              len(meta["tracks"]))
-    result = fit(task, model, cfg, workdir, metrics_path, digest)
+    result = fit(task, model, cfg, workdir, metrics_path, digest, name="genomics sequence model")
     device = resolve_device(cfg.device)
     model.to(device)
     val = task.evaluate(model, device, split_indices(windows, "val"))

@@ -92,6 +92,7 @@ def normalise_subject(
         "original_affine": image.original_affine.tolist(),
         "normalisation": stats["scheme"],
         "n_labels": n_labels,
+        "sha256": meta.get("sha256"),  # of the source image and label, recorded at ingest
     }
     write_store(out_store, data, label, spacing, geometry)
     log.info(

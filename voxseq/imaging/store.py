@@ -20,6 +20,7 @@ import zarr
 
 from voxseq import VoxseqError
 from voxseq.io.atomic import atomic_path
+from voxseq.io.digest import object_sha256
 
 CHUNKS = (32, 32, 32)
 AXES = [{"name": n, "type": "space", "unit": "millimeter"} for n in ("x", "y", "z")]
@@ -99,3 +100,17 @@ def open_store(path: str | Path) -> Store:
         raise VoxseqError(f"zarr store {path}: cannot be opened ({exc})") from exc
     label = root["labels/label/0"] if "labels" in root else None
     return Store(str(path), image, label, dict(root.attrs["voxseq"]))
+
+
+def content_digest(path: str | Path) -> str:
+    """Digest of what a store was made from: the source files' SHA-256 recorded at ingest
+    (``meta["sha256"]``), else (stores written before it was recorded) its arrays' bytes."""
+    import hashlib
+
+    st = open_store(path)
+    if st.meta.get("sha256"):
+        return object_sha256(st.meta["sha256"])
+    h = hashlib.sha256(np.ascontiguousarray(st.image[...]).tobytes())
+    if st.label is not None:
+        h.update(np.ascontiguousarray(st.label[...]).tobytes())
+    return h.hexdigest()

@@ -18,9 +18,9 @@ from voxseq.bundle import write_bundle
 from voxseq.fit import TrainConfig, fit, seed_everything
 from voxseq.imaging.patches import PatchSampler, PatchSpec, read_centres, read_patch
 from voxseq.imaging.sliding import sliding_window_logits
-from voxseq.imaging.store import open_store
+from voxseq.imaging.store import content_digest, open_store
 from voxseq.io.atomic import read_tsv
-from voxseq.io.digest import object_sha256
+from voxseq.io.digest import file_sha256, object_sha256
 from voxseq.metrics import dice_per_label
 from voxseq.models import build_model
 
@@ -161,6 +161,28 @@ def check_patch_fits(
             )
 
 
+def training_digest(
+    cfg: dict,
+    seed: int,
+    train: list[str],
+    val: list[str],
+    stats: dict,
+    stores: dict[str, str],
+    tiles: dict[str, str],
+) -> str:
+    """Digest of everything training depends on: settings, seed, splits, intensity statistics
+    and the content of every training and validation input (the source image and label digests
+    recorded at ingest, and the patch-centre table), so that an edited label or image retrains
+    from scratch instead of resuming a finished run."""
+    inputs = {
+        s: {"source": content_digest(stores[s]), "tiles": file_sha256(tiles[s])}
+        for s in sorted({*train, *val})
+    }
+    return object_sha256(
+        {"cfg": cfg, "seed": seed, "train": train, "val": val, "stats": stats, "inputs": inputs}
+    )
+
+
 def train_imaging(
     sheet: str,
     stores: dict[str, str],
@@ -214,7 +236,7 @@ def train_imaging(
     seed_everything(seed)
     model = build_model("unet3d", **arch)
     stats = json.loads(Path(stats_json).read_text())
-    digest = object_sha256({"cfg": cfg, "seed": seed, "train": train, "val": val, "stats": stats})
+    digest = training_digest(cfg, seed, train, val, stats, stores, tiles)
     task = SegmentationTask(
         [stores[s] for s in train],
         [centres[s] for s in train],
@@ -236,7 +258,7 @@ def train_imaging(
         val,
         sum(p.numel() for p in model.parameters()),
     )
-    result = fit(task, model, tcfg, workdir, metrics_tsv, digest)
+    result = fit(task, model, tcfg, workdir, metrics_tsv, digest, name="imaging segmentation")
     best = result["history"][result["best_epoch"]] if result["best_epoch"] >= 0 else {}
     best = {k: v for k, v in best.items() if k != "seconds"}  # keep the bundle deterministic
     write_bundle(

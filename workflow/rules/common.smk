@@ -13,6 +13,8 @@ from voxseq.bundle import read_bundle_meta  # noqa: E402
 from voxseq.config import check_config  # noqa: E402
 from voxseq.demo.cohort import labelled_indices  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet  # noqa: E402
+from voxseq.summary import headline  # noqa: E402
+from voxseq.terminal import install as install_terminal  # noqa: E402
 
 validate(config, "../schemas/config.schema.yaml")
 validate(config["imaging"], "../schemas/imaging.schema.yaml")
@@ -39,6 +41,44 @@ IMAGING_BUNDLE = config["models"]["imaging"] or f"models/{COHORT}/imaging"
 GENOMICS_BUNDLE = config["models"]["genomics"] or f"models/{COHORT}/genomics"
 TRAIN_IMAGING = IMAGING and not config["models"]["imaging"]
 TRAIN_GENOMICS = GENOMICS and not config["models"]["genomics"]
+# every model comes from a bundle: subjects without a split in the sheet are all test subjects
+INFERENCE_ONLY = not (TRAIN_IMAGING or TRAIN_GENOMICS)
+
+
+def resolve_inputs():
+    """The demo writes its own sheet and reference; any other cohort must name both."""
+    demo_ref = f"{DEMO_DIR}/reference.fa"
+    if DEMO:
+        if config.get("samples"):
+            raise WorkflowError(
+                f"config samples: {config['samples']!r} is set while demo.enabled is true; "
+                "the demo writes its own sample sheet. To run your own cohort, set "
+                "demo: {enabled: false}"
+            )
+        config["samples"] = f"{DEMO_DIR}/samples.tsv"
+        ref = config["genomics"].get("reference")
+        if GENOMICS and ref and ref != demo_ref:
+            raise WorkflowError(
+                f"config genomics.reference: {ref!r} is set while demo.enabled is true; the "
+                f"demo writes and uses its own reference ({demo_ref}). Set "
+                "demo: {enabled: false} to use yours"
+            )
+        config["genomics"]["reference"] = demo_ref
+        return
+    if not config.get("samples"):
+        raise WorkflowError(
+            "config samples: not set. With demo.enabled false the config must name the "
+            "cohort's sample sheet (a TSV; a relative path is resolved against the working "
+            "directory, i.e. where snakemake runs or its --directory)"
+        )
+    if GENOMICS and not config["genomics"].get("reference"):
+        raise WorkflowError(
+            "config genomics.reference: not set. With genomics.enabled the config must name "
+            "the reference FASTA the BAM/CRAM files were aligned to"
+        )
+
+
+resolve_inputs()
 
 
 def demo_rows(n, imaging, genomics):
@@ -83,9 +123,24 @@ def load_bundle_meta(modality):
         raise WorkflowError(f"models.{modality}: {exc}") from None
 
 
+def check_bundle_labels():
+    """An applied imaging bundle segments into its own labels; the config must agree."""
+    if not IMAGING_BUNDLE_META:
+        return
+    theirs = list(IMAGING_BUNDLE_META["preprocessing"].get("labels") or [])
+    ours = list(config["imaging"]["labels"])
+    if theirs != ours:
+        raise WorkflowError(
+            f"models.imaging {config['models']['imaging']}: bundle labels {theirs}, config "
+            f"labels {ours}. A bundle predicts the labels it was trained with: set "
+            f"imaging.labels: {theirs} in your config (and label files with those values)"
+        )
+
+
 SUBJECTS = load_subjects()
 IMAGING_BUNDLE_META = load_bundle_meta("imaging")
 GENOMICS_BUNDLE_META = load_bundle_meta("genomics")
+check_bundle_labels()
 IMAGING_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if IMAGING and r["image"])
 GENOMICS_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if GENOMICS and r["bam"])
 if IMAGING and not IMAGING_SUBJECTS:
@@ -117,7 +172,21 @@ wildcard_constraints:
 
 # ---- input functions -------------------------------------------------------------------------
 def get_sample_sheet():
-    return f"{DEMO_DIR}/samples.tsv" if DEMO else config["samples"]
+    return config["samples"]
+
+
+def get_cohort_sheet(wildcards):
+    """The resolved sheet, through its checkpoint: when a rerun rewrites it with the same
+    content (a touched sample sheet), Snakemake's input checksums keep what depends on it.
+    """
+    return checkpoints.cohort_sheet.get().output.sheet
+
+
+def get_split_fractions():
+    """Fractions for subjects without a split: the config's, or all test when nothing trains."""
+    if INFERENCE_ONLY:
+        return {"train": 0.0, "val": 0.0, "test": 1.0}
+    return config["splits"]
 
 
 def get_image(wildcards):
@@ -140,15 +209,27 @@ def get_imaging_bundle_files():
     return [f"{IMAGING_BUNDLE}/bundle.json", f"{IMAGING_BUNDLE}/weights.safetensors"]
 
 
+def get_imaging_bundle_outputs():
+    """Every file training writes into the bundle (so Snakemake clears them before a retrain:
+    a failed retrain leaves no export from the previous model beside a missing bundle.json).
+    """
+    return [*get_imaging_bundle_files(), f"{IMAGING_BUNDLE}/model.torchscript.pt"]
+
+
 def get_genomics_bundle_files():
     return [f"{GENOMICS_BUNDLE}/bundle.json", f"{GENOMICS_BUNDLE}/weights.safetensors"]
 
 
 def get_imaging_stats(wildcards):
-    """Training-split statistics, computed here only when the model is trained here."""
-    return (
-        [] if IMAGING_BUNDLE_META else f"{RES}/imaging/normalise/intensity_stats.json"
-    )
+    """Training-split statistics, computed here only when the model is trained here.
+
+    Through the checkpoint, so that statistics rewritten with the same content (one image
+    touched, or re-ingested unchanged) rerun nothing downstream: after the checkpoint Snakemake
+    re-evaluates the DAG and compares the recorded input checksums.
+    """
+    if IMAGING_BUNDLE_META:
+        return []
+    return checkpoints.imaging_stats.get().output.stats
 
 
 def get_imaging_plan():
@@ -212,6 +293,35 @@ def get_final_output():
     if GENOMICS:
         out.append(f"{RES}/genomics/cohort.json")
     return out
+
+
+# ---- start and end of a run -------------------------------------------------------------------
+def print_headline():
+    """Where the results are and the headline numbers (after a successful run)."""
+    summary = Path(f"{RES}/summary.json")
+    if not summary.is_file():
+        return
+    models = {}
+    if IMAGING:
+        models["imaging"] = IMAGING_BUNDLE
+    if GENOMICS:
+        models["genomics"] = GENOMICS_BUNDLE
+    print("\n".join(headline(summary, models)), flush=True)
+
+
+def on_start():
+    """Before the first job: a compact terminal (config ``terminal``)."""
+    from snakemake.logging import logger as snakemake_logger
+
+    install_terminal(snakemake_logger, config["terminal"])
+
+
+onstart:
+    on_start()
+
+
+onsuccess:
+    print_headline()
 
 
 # ---- resources -------------------------------------------------------------------------------

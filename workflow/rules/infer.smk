@@ -29,7 +29,7 @@ rule imaging_infer:
 
 rule imaging_cohort:
     input:
-        sheet=SHEET,
+        sheet=get_cohort_sheet,
         results=expand(
             f"{RES}/imaging/infer/{{subject}}.json", subject=IMAGING_SUBJECTS
         ),

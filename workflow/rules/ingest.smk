@@ -26,7 +26,7 @@ if DEMO:
             "../../scripts/demo_cohort.py"
 
 
-rule cohort_sheet:
+checkpoint cohort_sheet:
     input:
         sheet=get_sample_sheet(),
     output:
@@ -41,7 +41,7 @@ rule cohort_sheet:
         runtime=per_attempt(10),
     params:
         seed=config["seed"],
-        fractions=config["splits"],
+        fractions=get_split_fractions(),
     script:
         "../../scripts/cohort_sheet.py"
 

@@ -2,9 +2,9 @@
 # the per-subject resampled, normalised zarr store; genomics filtered, binned, normalised coverage.
 
 
-rule imaging_stats:
+checkpoint imaging_stats:
     input:
-        sheet=SHEET,
+        sheet=get_cohort_sheet,
         samples=expand(
             f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_SUBJECTS
         ),

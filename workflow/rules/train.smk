@@ -6,7 +6,7 @@ if TRAIN_IMAGING:
 
     rule imaging_train:
         input:
-            sheet=SHEET,
+            sheet=get_cohort_sheet,
             samples=get_sample_sheet(),
             stats=f"{RES}/imaging/normalise/intensity_stats.json",
             stores=expand(
@@ -16,7 +16,7 @@ if TRAIN_IMAGING:
                 f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_SUBJECTS
             ),
         output:
-            bundle=get_imaging_bundle_files(),
+            bundle=get_imaging_bundle_outputs(),
             metrics=f"{RES}/imaging/train/metrics.tsv",
         log:
             f"{LOGS}/imaging/train.log",
@@ -44,7 +44,7 @@ if TRAIN_GENOMICS:
     rule genomics_train:
         input:
             windows=f"{RES}/genomics/tile/windows.h5",
-            sheet=SHEET,
+            sheet=get_cohort_sheet,
         output:
             bundle=get_genomics_bundle_files(),
             metrics=f"{RES}/genomics/train/metrics.tsv",
