@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,10 @@ import yaml
 from conftest import REPO, run_snakemake
 
 from voxseq import VoxseqError
-from voxseq.io.sheet import assign_splits, read_sheet
+from voxseq.config import check_config, check_devices, validate_config
+from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet
+
+SCHEMAS = REPO / "workflow" / "schemas"
 
 
 def _sheet(tmp_path: Path, text: str) -> Path:
@@ -45,6 +51,42 @@ def test_sheet_errors_name_the_problem(tmp_path, text, message):
         read_sheet(_sheet(tmp_path, text))
 
 
+def test_sheet_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Spreadsheet programs start a UTF-8 export with a BOM; it is not part of the header."""
+    (tmp_path / "x.nii.gz").write_bytes(b"x")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_bytes("subject\timage\na\tx.nii.gz\n".encode("utf-8-sig"))
+    assert [r["subject"] for r in read_sheet(sheet)] == ["a"]
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    (tmp_path / "x.nii.gz").write_bytes(b"x")
+    text = "subject\timage\nok\tx.nii.gz\n\nbad/id\tx.nii.gz\n"
+    with pytest.raises(VoxseqError, match="line 4: subject id 'bad/id'"):
+        read_sheet(_sheet(tmp_path, text))
+    text = "subject\timage\na\tx.nii.gz\n\n\nb\tx.nii.gz\na\tx.nii.gz\n"
+    with pytest.raises(VoxseqError, match="lines 2 and 6"):
+        read_sheet(_sheet(tmp_path, text))
+
+
+def test_overlong_subject_id_is_refused(tmp_path):
+    (tmp_path / "x.nii.gz").write_bytes(b"x")
+    sid = "a" * 240
+    with pytest.raises(VoxseqError) as err:
+        read_sheet(_sheet(tmp_path, f"subject\timage\n{sid}\tx.nii.gz\n"))
+    msg = str(err.value)
+    assert "line 2" in msg and "240 characters" in msg and "at most 100" in msg, msg
+    assert sid not in msg  # shown truncated
+    assert read_sheet(_sheet(tmp_path, f"subject\timage\n{sid[:100]}\tx.nii.gz\n"))
+
+
+def test_subject_pattern_bounds_the_length():
+    """The pattern is also Snakemake's wildcard constraint (anchors stripped)."""
+    assert re.fullmatch(SUBJECT_PATTERN.strip("^$"), "a" * 100)
+    assert not re.fullmatch(SUBJECT_PATTERN.strip("^$"), "a" * 101)
+    assert not re.fullmatch(SUBJECT_PATTERN, "_a")
+
+
 def test_duplicate_ids(tmp_path):
     (tmp_path / "x.nii.gz").write_bytes(b"x")
     with pytest.raises(VoxseqError, match="subject 'a' appears twice"):
@@ -55,18 +97,6 @@ def test_class_on_some_subjects_only(tmp_path):
     (tmp_path / "x.nii.gz").write_bytes(b"x")
     with pytest.raises(VoxseqError, match="'class' is set for some subjects"):
         read_sheet(_sheet(tmp_path, "subject\timage\tclass\na\tx.nii.gz\tA\nb\tx.nii.gz\t\n"))
-
-
-def test_split_assignment_is_deterministic_and_keeps_explicit_splits():
-    rows = [{"subject": f"s{i}", "split": ""} for i in range(20)] + [
-        {"subject": "fixed", "split": "test"}]
-    a = assign_splits(rows, 3, {"train": 0.6, "val": 0.2, "test": 0.2})
-    b = assign_splits(list(reversed(rows)), 3, {"train": 0.6, "val": 0.2, "test": 0.2})
-    assert {r["subject"]: r["split"] for r in a} == {r["subject"]: r["split"] for r in b}
-    counts = {s: sum(r["split"] == s for r in a if r["subject"] != "fixed") for s in
-              ("train", "val", "test")}
-    assert counts == {"train": 12, "val": 4, "test": 4}
-    assert next(r for r in a if r["subject"] == "fixed")["split"] == "test"
 
 
 def _config(tmp_path: Path, **overrides) -> Path:
@@ -92,3 +122,104 @@ def test_unknown_config_key_fails_validation(tmp_path):
     res = run_snakemake(tmp_path / "run", "-n", "--configfile", str(cfg), check=False)
     assert res.returncode != 0
     assert "colour" in res.stderr + res.stdout
+
+
+def _default_config() -> dict:
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "splits", [{"train": 0, "val": 0, "test": 0}, {"train": 0.5, "val": -0.5, "test": 0}]
+)
+def test_split_fractions_must_sum_to_more_than_zero(splits):
+    cfg = _default_config()
+    cfg["splits"] = splits
+    with pytest.raises(VoxseqError) as err:
+        check_config(cfg)
+    assert "config splits" in str(err.value) and str(splits) in str(err.value)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_device_without_cuda_is_refused(monkeypatch, device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = _default_config()
+    cfg["genomics"]["train"]["device"] = device
+    with pytest.raises(VoxseqError) as err:
+        check_devices(cfg)
+    assert str(err.value) == (
+        f"config genomics.train.device: '{device}' requested but this machine has no CUDA "
+        "device (torch.cuda.is_available() is False); use auto or cpu"
+    )
+    cfg["genomics"]["enabled"] = False  # a disabled modality is not checked
+    check_devices(cfg)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    cfg["imaging"]["train"]["device"] = device
+    check_devices(cfg)
+    cfg["imaging"]["train"]["device"] = "cuda:1"
+    with pytest.raises(VoxseqError, match=r"imaging.train.device: 'cuda:1' .* has 1 CUDA device"):
+        check_devices(cfg)
+
+
+def test_device_check_does_not_import_torch_without_cuda(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` would raise ImportError
+    cfg = _default_config()
+    cfg["imaging"]["train"]["device"] = "cpu"
+    check_devices(cfg)  # genomics: auto
+
+
+def test_default_config_is_valid():
+    validate_config(_default_config(), SCHEMAS)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        (
+            "imaging.train.epochs",
+            -1,
+            "config imaging.train.epochs: -1 is less than the minimum of 1",
+        ),
+        (
+            "genomics.train.lr",
+            0,
+            "config genomics.train.lr: 0 is less than or equal to the minimum",
+        ),
+        ("genomics.bin_size", "x", "config genomics.bin_size: 'x' is not of type 'integer'"),
+        ("imaging.foo", 1, "config imaging.foo: unknown key"),
+        ("imaging.train.augment.spin", 1, "config imaging.train.augment.spin: unknown key"),
+        ("splits.train", -0.1, "config splits.train: -0.1 is less than the minimum of 0"),
+        ("colour", "red", "config colour: unknown key"),
+        ("imaging.patch_size", None, "config imaging.patch_size: required key missing"),
+        ("cohort", None, "config cohort: required key missing"),
+    ],
+)
+def test_config_errors_name_the_full_key_path(key, value, message):
+    cfg = _default_config()
+    *parents, last = key.split(".")
+    node = cfg
+    for p in parents:
+        node = node[p]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    with pytest.raises(VoxseqError) as err:
+        validate_config(cfg, SCHEMAS)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_config_validation_counts_further_problems_and_fills_no_defaults():
+    cfg = _default_config()
+    cfg["imaging"]["train"]["epochs"] = 0
+    cfg["imaging"]["train"]["lr"] = -1
+    with pytest.raises(VoxseqError, match=r"\(and 1 more problem\)"):
+        validate_config(cfg, SCHEMAS)
+    cfg = _default_config()
+    del cfg["genomics"]["train"]["patience"]
+    del cfg["imaging"]["infer"]
+    before = copy.deepcopy(cfg)
+    validate_config(cfg, SCHEMAS)
+    assert cfg == before

@@ -1,13 +1,32 @@
-"""Config checks that a JSON schema cannot express (run at DAG-building time)."""
+"""Config checks at DAG-building time: the JSON schemas (:func:`validate_config`), settings a
+schema cannot express (:func:`check_config`) and the requested devices (:func:`check_devices`).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
 from voxseq import VoxseqError
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
+MODALITIES = ("imaging", "genomics")
 
 
 def check_config(config: dict) -> None:
     """Raise :class:`VoxseqError` naming the key and values for inconsistent settings."""
     img, gen = config.get("imaging", {}), config.get("genomics", {})
+    splits = config.get("splits")
+    if splits is not None:
+        values = [v for v in splits.values() if isinstance(v, int | float)]
+        if any(v < 0 for v in values) or not sum(values) > 0:
+            raise VoxseqError(
+                f"config splits {splits}: the split fractions must be >= 0 and sum to more than 0"
+            )
     if img.get("enabled"):
         depth = img.get("model", {}).get("depth", 3)
         factor = 2 ** (depth - 1)
@@ -42,3 +61,112 @@ def check_config(config: dict) -> None:
                 f"config genomics: contigs {sorted(overlap)} are in both val_contigs and "
                 "test_contigs"
             )
+
+
+def check_devices(config: dict) -> None:
+    """Refuse a ``cuda`` training device on a machine without CUDA.
+
+    For each enabled modality whose ``train.device`` starts with ``cuda``, torch is imported
+    (only then) and asked whether CUDA, and the device index, exist.
+
+    Raises
+    ------
+    VoxseqError
+        Naming the key, the device and what to use instead.
+    """
+    for m in MODALITIES:
+        block = config.get(m) or {}
+        device = str((block.get("train") or {}).get("device", "auto"))
+        if not (block.get("enabled") and device.startswith("cuda")):
+            continue
+        import torch
+
+        key = f"config {m}.train.device: {device!r} requested but this machine"
+        if not torch.cuda.is_available():
+            raise VoxseqError(
+                f"{key} has no CUDA device (torch.cuda.is_available() is False); use auto or cpu"
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise VoxseqError(
+                f"{key} has {torch.cuda.device_count()} CUDA device(s) "
+                f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
+            )
+
+
+def _load_schemas(schema_dir: Path) -> dict[str, dict]:
+    names = ("config", "imaging", "genomics", "train")
+    out = {}
+    for name in names:
+        path = schema_dir / f"{name}.schema.yaml"
+        if not path.is_file():
+            raise VoxseqError(f"config schema {path}: file not found")
+        out[name] = yaml.safe_load(path.read_text())
+    return out
+
+
+def _error_message(prefix: str, error: ValidationError) -> str:
+    """``config <full.dotted.path>: <problem>`` for one jsonschema error; a missing or unknown
+    key is named in the path (``config imaging.foo: unknown key``)."""
+    path = [prefix, *(str(p) for p in error.absolute_path)]
+    instance = error.instance
+    keys: list[str] = []
+    if error.validator == "required" and isinstance(instance, dict):
+        keys = [k for k in error.validator_value if k not in instance]
+        problem = "required key missing"
+    elif error.validator == "additionalProperties" and isinstance(instance, dict):
+        known = error.schema.get("properties", {})
+        keys = sorted(str(k) for k in instance if k not in known)
+        problem = f"unknown key (allowed: {', '.join(known)})"
+    if keys:
+        also = f"; also {', '.join(keys[1:])}" if len(keys) > 1 else ""
+        return f"config {'.'.join(p for p in [*path, keys[0]] if p)}: {problem}{also}"
+    where = ".".join(p for p in path if p)
+    return f"config {where or '(top level)'}: {error.message}"
+
+
+def validate_config(config: dict, schema_dir: str | Path) -> None:
+    """Validate a config against the workflow's JSON schemas, without filling defaults.
+
+    ``config`` is checked against ``config.schema.yaml``; its ``imaging`` and ``genomics``
+    blocks (when present) against ``imaging.schema.yaml`` and ``genomics.schema.yaml``; and each
+    enabled modality's ``train`` block against ``train.schema.yaml`` (JSON Schema draft 2020-12;
+    ``$ref`` between the files resolve by file name). ``default:`` keys in the schemas are
+    ignored: ``config`` is not modified.
+
+    Parameters
+    ----------
+    config
+        The loaded config.
+    schema_dir
+        The folder holding the four ``*.schema.yaml`` files.
+
+    Raises
+    ------
+    VoxseqError
+        For the most relevant error (``jsonschema.exceptions.best_match``) of the first block
+        that fails, naming the full key path, e.g. ``config imaging.train.epochs: -1 is less
+        than the minimum of 1``, and how many more problems that block has.
+    """
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+    from referencing import Registry, Resource
+
+    schemas = _load_schemas(Path(schema_dir))
+    registry = Registry().with_resources(
+        (f"{name}.schema.yaml", Resource.from_contents(schema)) for name, schema in schemas.items()
+    )
+    blocks = [("", "config", config)]
+    blocks += [(m, m, config[m]) for m in MODALITIES if m in config]
+    blocks += [
+        (f"{m}.train", "train", config[m].get("train", {}))
+        for m in MODALITIES
+        if isinstance(config.get(m), dict) and config[m].get("enabled")
+    ]
+    for prefix, name, instance in blocks:
+        validator = Draft202012Validator(schemas[name], registry=registry)
+        errors = list(validator.iter_errors(instance))
+        if errors:
+            more = len(errors) - 1
+            tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+            raise VoxseqError(_error_message(prefix, best_match(errors)) + tail)

@@ -7,15 +7,16 @@ Columns (all but ``subject`` may be empty): ``subject``, ``image``, ``label``, `
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from voxseq import VoxseqError
 
-SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_SUBJECT_LENGTH = 100
+# Also Snakemake's wildcard constraint (anchors stripped): keep it a plain anchored regex.
+SUBJECT_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_SUBJECT_LENGTH - 1}}}$"
 COLUMNS = ("subject", "image", "label", "class", "bam", "vcf", "split")
 PATH_COLUMNS = ("image", "label", "bam", "vcf")
 SPLITS = ("train", "val", "test")
@@ -28,7 +29,8 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     Parameters
     ----------
     path
-        Tab-separated file with a header row.
+        Tab-separated file with a header row, UTF-8 (a leading byte-order mark, as spreadsheet
+        programs write, is ignored).
     check_files
         Also check that every named input file exists.
 
@@ -41,15 +43,16 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     Raises
     ------
     VoxseqError
-        Naming the sheet, the row/subject and the problem.
+        Naming the sheet, the row/subject and the problem. Line numbers are physical lines of
+        the file (blank lines, which are skipped, count).
     """
     path = Path(path)
     if not path.is_file():
         raise VoxseqError(f"sample sheet {path}: file not found")
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
         header = reader.fieldnames or []
-        rows = list(reader)
+        rows = [(reader.line_num, row) for row in reader]
     if not header:
         raise VoxseqError(f"sample sheet {path}: empty file (no header row, no subjects)")
     if "subject" not in header:
@@ -59,15 +62,15 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
         raise VoxseqError(f"sample sheet {path}: unknown column(s) {unknown}; allowed: {COLUMNS}")
     if not rows:
         raise VoxseqError(f"sample sheet {path}: no subjects (empty sheet)")
-    out = [_check_row(path, i + 2, row, check_files) for i, row in enumerate(rows)]
+    out = [_check_row(path, line, row, check_files) for line, row in rows]
     seen: dict[str, int] = {}
-    for i, row in enumerate(out):
+    for (line, _), row in zip(rows, out, strict=True):
         if row["subject"] in seen:
             raise VoxseqError(
                 f"sample sheet {path}: subject '{row['subject']}' appears twice "
-                f"(lines {seen[row['subject']]} and {i + 2})"
+                f"(lines {seen[row['subject']]} and {line})"
             )
-        seen[row["subject"]] = i + 2
+        seen[row["subject"]] = line
     with_class = [r["subject"] for r in out if r["class"]]
     if with_class and len(with_class) != len(out):
         missing = [r["subject"] for r in out if not r["class"]]
@@ -84,6 +87,11 @@ def _check_row(sheet: Path, line: int, row: dict, check_files: bool) -> dict[str
     sid = clean["subject"]
     if not sid:
         raise VoxseqError(f"sample sheet {sheet}, line {line}: empty subject id")
+    if len(sid) > MAX_SUBJECT_LENGTH:
+        raise VoxseqError(
+            f"sample sheet {sheet}, line {line}: subject id {sid[:20] + '...'!r} is too long "
+            f"({len(sid)} characters, at most {MAX_SUBJECT_LENGTH}): it names output files"
+        )
     if not _SUBJECT_RE.match(sid) or ".." in sid:
         raise VoxseqError(
             f"sample sheet {sheet}, line {line}: subject id {sid!r} is not allowed: use letters, "
@@ -110,32 +118,90 @@ def _check_row(sheet: Path, line: int, row: dict, check_files: bool) -> dict[str
     return clean
 
 
+def split_position(seed: int, subject: str) -> float:
+    """A subject's position in ``[0, 1)``: the first 8 bytes of ``sha256("{seed}:{subject}")``.
+
+    It depends only on the seed and the subject's own id, never on the other subjects.
+    """
+    digest = hashlib.sha256(f"{seed}:{subject}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_intervals(fractions: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """Each split's interval of ``[0, 1)``, in ``SPLITS`` order, from renormalised fractions.
+
+    Raises
+    ------
+    VoxseqError
+        When a fraction is negative or they do not sum to more than 0 (naming them).
+    """
+    values = {s: fractions.get(s, 0.0) for s in SPLITS}
+    total = sum(values.values())
+    if any(v < 0 for v in values.values()) or not total > 0:
+        raise VoxseqError(
+            f"config splits {values}: split fractions must be >= 0 and sum to more than 0"
+        )
+    last = [s for s in SPLITS if values[s] > 0][-1]
+    out, lo = {}, 0.0
+    for s in SPLITS:
+        hi = 1.0 if s == last else lo + values[s] / total  # no rounding gap below 1
+        out[s], lo = (lo, hi), hi
+    return out
+
+
 def assign_splits(
     rows: Sequence[dict[str, str]], seed: int, fractions: dict[str, float]
 ) -> list[dict[str, str]]:
-    """Fill empty ``split`` cells deterministically from ``seed``.
+    """Fill empty ``split`` cells from the seed and each subject's own id.
 
-    Subjects are shuffled with a seeded generator, then cut by ``fractions`` (train/val/test,
-    renormalised), each non-empty split getting at least one subject when there are enough.
-    Explicit splits are kept. The result depends only on the seed and the subject ids.
+    A subject with an empty cell goes to the split whose interval (see
+    :func:`split_intervals`; train, then val, then test) holds its
+    :func:`split_position`, so adding or removing subjects moves no other subject. Explicit
+    splits in the sheet are kept.
+
+    Tiny-cohort fallback: when a split with a positive fraction ends up empty (counting
+    explicit splits too) and at least 3 subjects have an empty cell, the blank subject whose
+    position lies nearest that split's interval moves into it, taken from a split that keeps at
+    least one subject. Only such cohorts (tiny ones, or tiny fractions) can see a subject move
+    when the cohort grows or shrinks.
+
+    Parameters
+    ----------
+    rows
+        Sheet rows with at least ``subject`` and ``split``; not modified.
+    seed
+        The config's ``seed``.
+    fractions
+        ``train``/``val``/``test`` fractions (missing = 0), renormalised to sum 1.
+
+    Returns
+    -------
+    list of dict
+        Copies of ``rows``, in the same order, every ``split`` filled.
+
+    Raises
+    ------
+    VoxseqError
+        When the fractions are negative or sum to 0.
     """
+    intervals = split_intervals(fractions)
     rows = [dict(r) for r in rows]
     blank = sorted(r["subject"] for r in rows if not r["split"])
-    rng = np.random.default_rng(seed)
-    order = [blank[i] for i in rng.permutation(len(blank))]
-    total = sum(fractions.get(s, 0.0) for s in SPLITS)
-    n = len(order)
-    counts = {s: int(round(n * fractions.get(s, 0.0) / total)) for s in ("val", "test")}
-    for s in ("val", "test"):
-        if fractions.get(s, 0.0) > 0 and counts[s] == 0 and n >= 3:
-            counts[s] = 1
-    n_train = max(n - counts["val"] - counts["test"], 0)
-    cut = {}
-    for i, sid in enumerate(order):
-        cut[sid] = "train" if i < n_train else ("val" if i < n_train + counts["val"] else "test")
+    pos = {sid: split_position(seed, sid) for sid in blank}
+    chosen = {sid: next(s for s in SPLITS if pos[sid] < intervals[s][1]) for sid in blank}
+    counts = {s: sum(r["split"] == s for r in rows) for s in SPLITS}
+    for sid in blank:
+        counts[chosen[sid]] += 1
+    for s in SPLITS:
+        lo, hi = intervals[s]
+        donors = [sid for sid in blank if counts[chosen[sid]] > 1]
+        if hi > lo and counts[s] == 0 and len(blank) >= 3 and donors:
+            sid = min(donors, key=lambda d: (max(lo - pos[d], pos[d] - hi, 0.0), d))
+            counts[chosen[sid]] -= 1
+            chosen[sid], counts[s] = s, 1
     for r in rows:
         if not r["split"]:
-            r["split"] = cut[r["subject"]]
+            r["split"] = chosen[r["subject"]]
     return rows
 
 
