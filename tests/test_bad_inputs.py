@@ -7,7 +7,7 @@ and the problem, and leaves no output of the failing step at its final path.
   ``test_sheet_config.py`` checks the same sheet problems at the ``read_sheet`` level, a missing
   image and an unknown top-level key as dry runs; their neighbours here are a missing label and
   an unknown key inside ``imaging``. Snakemake's schema validation names the key, not the
-  config file.
+  config file. A sheet saved with a byte-order mark (``ACCEPTED_CASES``) passes the same dry run.
 * Per-file problems: the library entry function of the rule that reads the file is called with
   its outputs in ``tmp_path``; they must not exist afterwards (nor a ``.tmp-`` leftover).
 * Inputs that are handled rather than refused check the documented outcome: a FASTA without
@@ -136,6 +136,11 @@ DRY_CASES = [
     DryCase("sheet-relative-path-resolved-against-sheet-folder",
             ["subject a", "image file {d}/sheets/scans/img.nii.gz not found", "{sheet}"],
             "subject\timage\na\tscans/img.nii.gz\n", extra=_in_workdir_only),
+    DryCase("sheet-id-too-long", ["{sheet}", "line 2", "240 characters", "at most 100"],
+            f"subject\timage\n{'a' * 240}\tIMG\n"),
+    DryCase("sheet-line-number-after-blank-line",
+            ["{sheet}", "line 4", "subject id 'a/b' is not allowed"],
+            "subject\timage\nok\tIMG\n\na/b\tIMG\n"),
     DryCase("sheet-header-only", ["{sheet}", "no subjects (empty sheet)"], "subject\timage\n"),
     DryCase("sheet-empty-file", ["{sheet}", "empty file"], ""),
     DryCase("sheet-unknown-split", ["subject a", "{sheet}", "split 'training' is not one of"],
@@ -156,12 +161,21 @@ DRY_CASES = [
             ["imaging.patch_size [16, 16, 18]", "divisible by 2**(model.depth - 1) = 4"],
             config=_changes(_set("imaging.patch_size", [16, 16, 18]),
                             _set("imaging.model.depth", 3))),
+    DryCase("config-split-fractions-all-zero",
+            ["config splits", "'val': 0", "sum to more than 0"],
+            config=_set("splits", {"train": 0, "val": 0, "test": 0})),
     DryCase("config-bin-size-does-not-divide-window",
             ["genomics.bin_size 48 does not divide genomics.window 1024"],
             config=_genomics(bin_size=48, window=1024, stride=480)),
     DryCase("config-stride-not-multiple-of-bin-size",
             ["genomics.stride 500 is not a multiple of genomics.bin_size 32"],
             config=_genomics(bin_size=32, window=1024, stride=500)),
+]
+
+# Sheets the same dry run must accept: the cases' common sheet, and variants of it.
+ACCEPTED_CASES = [
+    DryCase("baseline", []),
+    DryCase("sheet-with-byte-order-mark", [], "\ufeffsubject\timage\na\tIMG\n"),  # Excel
 ]
 
 # Each case is run by forking this process (imports paid once); output goes to the case's log.
@@ -213,7 +227,7 @@ def dry_runs(tmp_path_factory) -> dict[str, tuple[int, str, Path, list[str]]]:
     """case id -> (exit status, Snakemake's output, working directory, expected parts)."""
     root = tmp_path_factory.mktemp("dry")
     argvs, info = {}, {}
-    for case in [*DRY_CASES, DryCase("baseline", [])]:
+    for case in [*DRY_CASES, *ACCEPTED_CASES]:
         d = root / case.id
         (d / "sheets" / "data").mkdir(parents=True)
         (d / "sheets" / "data" / "img.nii.gz").write_bytes(b"x")  # only its existence is read
@@ -254,6 +268,13 @@ def test_dry_run_baseline_is_accepted(dry_runs):
     """The cases' common sheet and config, without a defect, pass the same dry run (the image
     path is relative to the sheet's folder, not to the working directory)."""
     code, out, work, _ = dry_runs["baseline"]
+    assert code == 0, out[-3000:]
+    assert "imaging_ingest" in out
+
+
+def test_dry_run_accepts_a_sheet_with_a_byte_order_mark(dry_runs):
+    """Spreadsheet programs start a UTF-8 export with a byte-order mark."""
+    code, out, work, _ = dry_runs["sheet-with-byte-order-mark"]
     assert code == 0, out[-3000:]
     assert "imaging_ingest" in out
 
@@ -320,6 +341,12 @@ def _singular(tmp):
     return path, None, path, "singular or non-finite affine"
 
 
+def _constant(tmp):
+    img = write_nifti(tmp / "img.nii.gz", np.full(SHAPE, 5.0, np.float32), AFFINE)
+    lab = write_nifti(tmp / "lab.nii.gz", _label_data(), AFFINE)
+    return img, lab, img, "constant intensity (every voxel is 5)"
+
+
 def _label(data, affine=AFFINE, problem=""):
     def build(tmp):
         img = write_nifti(tmp / "img.nii.gz", _image_data(), AFFINE)
@@ -349,6 +376,7 @@ NIFTI_CASES = {
     "nifti-nan-voxel": _non_finite([np.nan]),
     "nifti-inf-voxels": _non_finite([np.inf, -np.inf]),
     "nifti-singular-affine": _singular,
+    "nifti-constant-intensity": _constant,
     "label-shape-differs-from-image": _label(np.zeros((12, 10, 7), np.uint8),
                                              problem="not on the image's grid"),
     "label-affine-differs-from-image": _label(_label_data(), _shifted_affine(),
@@ -474,14 +502,15 @@ def _age(path: Path, seconds: float = 120.0) -> None:
 
 
 def _reads(path: Path, contigs: dict[str, str], starts: list[int], so: str = "coordinate",
-           n: int | None = None) -> Path:
-    """Reads on chr1 at ``starts`` (in that order, sorted or not) under header ``SO:so``."""
+           n: int | None = None, flag: int = 0) -> Path:
+    """Reads on chr1 at ``starts`` (in that order, sorted or not) under header ``SO:so``, all
+    with SAM flag ``flag``."""
     header = {"HD": {"VN": "1.6", "SO": so},
               "SQ": [{"SN": c, "LN": len(s)} for c, s in contigs.items()]}
     with pysam.AlignmentFile(str(path), "wb", header=header) as out:
         for i, start in enumerate(starts):
             a = pysam.AlignedSegment(out.header)
-            a.query_name, a.flag, a.mapping_quality = f"r{i}", 0, 60
+            a.query_name, a.flag, a.mapping_quality = f"r{i}", flag, 60
             a.reference_id, a.reference_start, a.cigarstring = 0, start, "30M"
             a.query_sequence = contigs["chr1"][start:start + 30]
             a.query_qualities = pysam.qualitystring_to_array("I" * 30)
@@ -552,6 +581,21 @@ def _bam_corrupt_block(tmp, contigs, fasta):
     return {"bam": bam}, bam, "is truncated or corrupt after"
 
 
+def _bam_header_only(tmp, contigs, fasta):
+    bam = _reads(tmp / "s01.bam", contigs, [])
+    pysam.index(str(bam))
+    return {"bam": bam}, bam, "no reads (header only)"
+
+
+def _bam_no_read_passes(flag, name):
+    def build(tmp, contigs, fasta):
+        bam = _reads(tmp / "s01.bam", contigs, [100, 200, 300], flag=flag)
+        pysam.index(str(bam))
+        return {"bam": bam}, bam, (f"none of its 3 reads pass the filters ({name} 3; "
+                                   "genomics.exclude_flags 1796, genomics.min_mapq 0)")
+    return build
+
+
 def _vcf_plain_text(tmp, contigs, fasta):
     vcf = write_vcf(tmp / "s01.vcf.gz", [("chr1", 10, contigs["chr1"][9], "T")],
                     {"chr1": 2000}, index=False)
@@ -605,6 +649,9 @@ GENOMICS_CASES = {
     "bam-header-contigs-differ-from-fasta": _bam_other_contig_names,
     "bam-truncated-bgzf": _bam_truncated,
     "bam-corrupt-bgzf-block": _bam_corrupt_block,
+    "bam-header-only": _bam_header_only,
+    "bam-all-reads-duplicates": _bam_no_read_passes(1024, "duplicate"),
+    "bam-all-reads-unmapped": _bam_no_read_passes(4, "unmapped"),
     "vcf-plain-text-unindexed": _vcf_plain_text,
     "vcf-bgzipped-without-index": _vcf_without_index,
     "vcf-rewritten-after-indexing": _vcf_stale_index,

@@ -9,7 +9,7 @@ lengths) equal the reference's, listing every mismatch; a CRAM's ``@SQ M5`` chec
 cohort reference (a CRAM made against another reference cannot be decoded correctly); the VCF is
 bgzipped and indexed (an older index checked likewise), names no contig absent from the
 reference, and the REF alleles of its first ``VCF_REF_CHECKED`` records agree with the reference
-(a VCF called against another build).
+(a VCF called against another build); the alignments hold reads, and some pass the filters.
 """
 
 from __future__ import annotations
@@ -196,8 +196,8 @@ def count_reads(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int,
     Raises
     ------
     VoxseqError
-        At the first record out of coordinate order, or when a block cannot be decoded
-        (a truncated or corrupt file).
+        At the first record out of coordinate order, when a block cannot be decoded (a
+        truncated or corrupt file), or when no read (header only) or none passes the filters.
     """
     bits = [b for b in sorted(FLAG_NAMES, key=lambda b: (b not in (4, 256, 512, 1024), b))
             if exclude_flags & b]
@@ -227,6 +227,13 @@ def count_reads(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int,
     except OSError as exc:
         raise VoxseqError(f"subject {subject}: alignment file {name} is truncated or corrupt after "
                           f"{counts['total']} records ({exc})") from exc
+    if counts["total"] == 0:
+        raise VoxseqError(f"subject {subject}: alignment file {name}: no reads (header only)")
+    if counts["passed"] == 0:
+        dropped = ", ".join(f"{k} {n}" for k, n in counts.items() if n and k != "total")
+        raise VoxseqError(f"subject {subject}: alignment file {name}: none of its "
+                          f"{counts['total']} reads pass the filters ({dropped}; "
+                          f"genomics.exclude_flags {exclude_flags}, genomics.min_mapq {min_mapq})")
     return counts
 
 

@@ -56,8 +56,22 @@ def ingest_subject(
     The sample (``.npy``, float32, at most ``FOREGROUND_SAMPLE`` voxels drawn with a seeded
     generator from the label's foreground, or from nonzero voxels without a label) feeds the
     cohort's training-split intensity statistics (``ct`` normalisation).
+
+    Raises
+    ------
+    VoxseqError
+        Naming the subject, the file and the problem: an unreadable or invalid volume (see
+        :func:`voxseq.io.nifti.load_nifti`), a constant-intensity image (nothing to learn from;
+        z-score normalisation would divide by zero), or a label that does not fit the image.
+        Nothing is written then.
     """
     image = load_nifti(image_path, subject, "image", max_voxels)
+    lo, hi = float(image.data.min()), float(image.data.max())
+    if lo == hi:
+        raise VoxseqError(
+            f"subject {subject}: image {image_path}: constant intensity (every voxel is {lo:g}): "
+            "nothing to learn from, and its z-score normalisation would divide by zero"
+        )
     meta = {
         "subject": subject,
         "image": str(image_path),
@@ -88,8 +102,8 @@ def ingest_subject(
     fg = image.data[mask] if mask.any() else image.data.ravel()
     d = image.data
     meta["intensity"] = {
-        "min": float(d.min()),
-        "max": float(d.max()),
+        "min": lo,
+        "max": hi,
         "mean": float(d.mean()),
         "std": float(d.std()),
         "fg_mean": float(fg.mean()),
