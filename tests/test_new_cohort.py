@@ -30,6 +30,8 @@ def test_new_cohort_uses_the_bundle_without_training(tiny_run):
     assert len(table) == 4
     assert sorted(r["labelled"] for r in table) == ["no", "no", "yes", "yes"]
     assert all(float(r["volume_organ_mm3"]) > 0 for r in table)  # unlabelled ones too
+    # every model comes from a bundle and the config names no splits: all subjects are test
+    assert {r["split"] for r in read_tsv(res / "sheet.tsv")} == {"test"}
     summary = json.loads((res / "summary.json").read_text())
     assert summary["imaging"]["n_test_labelled"] == 2
     digest = bundle_digest(tiny_run / "models/tiny/imaging")

@@ -9,6 +9,7 @@ import numpy as np
 
 from voxseq import VoxseqError
 from voxseq.io.atomic import atomic_path, write_json
+from voxseq.io.digest import file_sha256
 from voxseq.io.nifti import Volume, load_nifti
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,11 @@ def ingest_subject(
         "orientation": "".join(image.original_axcodes),
         "affine": image.original_affine.tolist(),
         "canonical_affine": image.affine.tolist(),
+        # content of the inputs: training's digest includes it, so an edited file retrains
+        "sha256": {
+            "image": file_sha256(image_path),
+            "label": file_sha256(label_path) if label_path else None,
+        },
     }
     mask = None
     if label_path:

@@ -4,26 +4,19 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snakefile
 
 from voxseq import VoxseqError  # noqa: E402
 from voxseq.bundle import read_bundle_meta  # noqa: E402
-from voxseq.config import check_config  # noqa: E402
+from voxseq.config import check_config, check_devices, validate_config  # noqa: E402
 from voxseq.demo.cohort import labelled_indices  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet  # noqa: E402
 from voxseq.summary import headline  # noqa: E402
 from voxseq.terminal import install as install_terminal  # noqa: E402
 
-validate(config, "../schemas/config.schema.yaml")
-validate(config["imaging"], "../schemas/imaging.schema.yaml")
-validate(config["genomics"], "../schemas/genomics.schema.yaml")
-for _block in ("imaging", "genomics"):
-    if config[_block].get("enabled"):
-        config[_block].setdefault("train", {})
-        validate(config[_block]["train"], "../schemas/train.schema.yaml")
 try:
+    validate_config(config, Path(workflow.basedir) / "workflow" / "schemas")
     check_config(config)
 except VoxseqError as exc:
     raise WorkflowError(str(exc)) from None
@@ -232,6 +225,27 @@ def get_imaging_stats(wildcards):
     return checkpoints.imaging_stats.get().output.stats
 
 
+def after_imaging_stats(paths):
+    """Input function for a job downstream of the intensity statistics (when trained here).
+
+    Snakemake re-creates the jobs that depend on a checkpoint once it has run and then decides
+    from recorded input checksums whether they must run. Only those jobs: any other job keeps
+    the "input updated by another job" mark from before the checkpoint. So every imaging job
+    after the statistics passes through the checkpoint here, and a touched or re-ingested but
+    unchanged image reruns nothing after the statistics. ``paths``: a pattern with wildcards,
+    or a list of paths.
+    """
+
+    def _after_imaging_stats(wildcards):
+        if TRAIN_IMAGING:
+            checkpoints.imaging_stats.get()
+        if isinstance(paths, str):
+            return paths.format(**dict(wildcards.items()))
+        return paths
+
+    return _after_imaging_stats
+
+
 def get_imaging_plan():
     """Preprocessing: the applied bundle's (never recomputed from a new cohort), else the config's.
 
@@ -310,9 +324,16 @@ def print_headline():
 
 
 def on_start():
-    """Before the first job: a compact terminal (config ``terminal``)."""
+    """Before the first job: in a local run, a requested CUDA device must exist (on a cluster
+    the GPU nodes have it, not the login node); a compact terminal (config ``terminal``).
+    """
     from snakemake.logging import logger as snakemake_logger
 
+    if workflow.local_exec:
+        try:
+            check_devices(config)
+        except VoxseqError as exc:
+            raise WorkflowError(str(exc)) from None
     install_terminal(snakemake_logger, config["terminal"])
 
 

@@ -8,9 +8,12 @@ if TRAIN_IMAGING:
         input:
             sheet=get_cohort_sheet,
             samples=get_sample_sheet(),
-            stats=f"{RES}/imaging/normalise/intensity_stats.json",
-            stores=expand(
-                f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS
+            stats=get_imaging_stats,
+            stores=after_imaging_stats(
+                expand(
+                    f"{RES}/imaging/normalise/{{subject}}.zarr",
+                    subject=IMAGING_SUBJECTS,
+                )
             ),
             tiles=expand(
                 f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_SUBJECTS

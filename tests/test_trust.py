@@ -1,0 +1,210 @@
+"""Trust in reruns (issue 9): edited data retrains, a touch reruns nothing after the
+statistics, inference-only configs must name their inputs, bundle labels are checked early, the
+terminal shows training progress and ends with the results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, run_snakemake
+
+from voxseq.io.atomic import read_tsv
+from voxseq.io.digest import file_sha256
+from voxseq.summary import headline
+from voxseq.terminal import CompactFilter
+
+TINY = str(REPO / "tests/config/tiny.yaml")
+_JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):", re.MULTILINE)
+
+
+def _run(work, *args, check=True):
+    return run_snakemake(work, "--configfile", TINY, "--cores", "2", *args, check=check)
+
+
+def _jobs(res) -> list[str]:
+    """Rule names of the jobs a run executed (needs terminal=snakemake)."""
+    return _JOB.findall(res.stdout + res.stderr)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished tiny run of its own (the tests below edit its inputs)."""
+    work = tmp_path_factory.mktemp("trust")
+    res = _run(work)
+    return work, res
+
+
+def test_terminal_shows_epochs_and_ends_with_results(trained):
+    work, res = trained
+    out = res.stdout + res.stderr
+    assert "imaging segmentation: epoch 1/2" in out and "left" in out
+    assert "voxseq: cohort tiny: results in results/tiny/" in out
+    assert "test Dice" in out
+    assert "Select jobs to execute" not in out and "Shell command" not in out
+    assert len(out.splitlines()) < 100, out
+
+
+def test_touch_reruns_nothing_after_the_statistics(trained):
+    work, _ = trained
+    sheet = {r["subject"]: r for r in read_tsv(work / "results/tiny/sheet.tsv")}
+    subject = sorted(sheet)[0]
+    image = sheet[subject]["image"]
+    weights = work / "models/tiny/imaging/weights.safetensors"
+    before = weights.stat().st_mtime_ns
+    # a touched image, and that subject's ingest forced to rerun with unchanged content
+    (work / "touched").write_bytes(open(image, "rb").read())
+    shutil.copyfile(work / "touched", image)
+    res = _run(work, "--config", "terminal=snakemake",
+               "--forcerun", f"results/tiny/imaging/ingest/{subject}.json")
+    jobs = _jobs(res)
+    assert "imaging_ingest" in jobs and "imaging_stats" in jobs, jobs
+    assert not set(jobs) & {"imaging_normalise", "imaging_tile", "imaging_train",
+                            "imaging_infer", "imaging_cohort"}, jobs
+    assert weights.stat().st_mtime_ns == before
+
+
+def test_edited_label_retrains_from_scratch(trained):
+    work, _ = trained
+    sheet = read_tsv(work / "results/tiny/sheet.tsv")
+    subject = next(r["subject"] for r in sheet if r["split"] == "train" and r["label"])
+    row = next(r for r in sheet if r["subject"] == subject)
+    weights = work / "models/tiny/imaging/weights.safetensors"
+    old = file_sha256(weights)
+    img = nib.load(row["label"])
+    data = np.asarray(img.dataobj).copy()
+    data[data == 2] = 1  # the lesion relabelled as organ
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), row["label"])
+    res = _run(work, "--config", "terminal=snakemake")
+    jobs = _jobs(res)
+    assert jobs.count("imaging_normalise") == 1 and jobs.count("imaging_tile") == 1, jobs
+    assert "imaging_train" in jobs and jobs.count("imaging_infer") == 6, jobs
+    log = (work / "results/tiny/logs/imaging/train.log").read_text()
+    assert "resuming" not in log and "already trained" not in log
+    assert "made from other inputs" in log
+    assert file_sha256(weights) != old
+
+
+def test_every_bundle_file_is_a_declared_output(trained):
+    """Snakemake clears declared outputs before a retrain: nothing stale can stay behind."""
+    work, _ = trained
+    res = run_snakemake(work, "--configfile", TINY, "--summary")
+    declared = {line.split("\t")[0] for line in res.stdout.splitlines() if "\t" in line}
+    written = {str(p.relative_to(work)) for p in (work / "models/tiny/imaging").iterdir()}
+    assert written and written <= declared, written - declared
+
+
+# ---- configs that must stop before any job ----------------------------------------------------
+def _config(tmp_path, **changes) -> str:
+    cfg = yaml.safe_load(open(TINY))
+    for key, value in changes.items():
+        node = cfg
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def _dry(tmp_path, cfg):
+    return run_snakemake(tmp_path / "run", "--configfile", cfg, "-n", check=False)
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"demo.enabled": False}, "config samples: not set"),
+    ({"samples": "my.tsv"}, "config samples: 'my.tsv' is set while demo.enabled is true"),
+    ({"genomics.enabled": True, "genomics.reference": "/data/other.fa"},
+     "config genomics.reference: '/data/other.fa' is set while demo.enabled is true"),
+])
+def test_inputs_must_be_named_outside_the_demo(tmp_path, changes, expected):
+    res = _dry(tmp_path, _config(tmp_path, **changes))
+    assert res.returncode != 0
+    assert expected in res.stdout + res.stderr
+    assert not (tmp_path / "run" / "results").exists()
+
+
+def test_genomics_outside_the_demo_needs_a_reference(tmp_path):
+    sheet = tmp_path / "s.tsv"
+    (tmp_path / "a.bam").write_bytes(b"x")
+    sheet.write_text("subject\tbam\na\ta.bam\n")
+    cfg = _config(tmp_path, **{"demo.enabled": False, "samples": str(sheet),
+                               "imaging.enabled": False, "genomics.enabled": True})
+    res = _dry(tmp_path, cfg)
+    assert res.returncode != 0
+    assert "config genomics.reference: not set" in res.stdout + res.stderr
+
+
+def test_bundle_labels_that_differ_from_the_config_stop_the_run(tmp_path):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text(json.dumps({
+        "format_version": 1, "modality": "imaging",
+        "preprocessing": {"labels": ["background", "liver"], "target_spacing": [1, 1, 1]}}))
+    res = _dry(tmp_path, _config(tmp_path, **{"models.imaging": str(bundle)}))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert ("bundle labels ['background', 'liver'], config labels "
+            "['background', 'organ', 'lesion']") in out
+
+
+# ---- the compact terminal ---------------------------------------------------------------------
+def _record(msg, level=logging.INFO, **extra):
+    rec = logging.LogRecord("snakemake", level, __file__, 1, msg, None, None)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def test_compact_filter_keeps_progress_steps_errors_and_drops_job_blocks():
+    f = CompactFilter()
+    shown = [d for d in range(1, 110) if f.filter(_record(None, event="progress", done=d,
+                                                           total=109))]
+    assert len(shown) == 10 and shown[-1] == 109
+    assert not f.filter(_record("rule x:", event="job_info"))
+    assert not f.filter(_record(None, event="job_finished"))
+    assert not f.filter(_record("Select jobs to execute..."))
+    assert not f.filter(_record("Execute 2 jobs..."))
+    assert f.filter(_record("Error in rule x", level=logging.ERROR, event="job_error"))
+    assert f.filter(_record("Building DAG of jobs..."))
+
+
+def test_headline_names_the_results_and_the_numbers(tmp_path):
+    summary = tmp_path / "results/c/summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({
+        "cohort": "c", "total_stage_seconds": 12.0,
+        "imaging": {"n_subjects": 16, "test_dice_mean": 0.9491, "n_test_labelled": 4,
+                    "test_dice_per_label": {"organ": 0.984, "lesion": 0.915}},
+        "genomics": {"n_subjects": 16, "test_pearson_mean": 0.931,
+                     "test_pearson_log1p_mean": 0.874, "test_contigs": ["chr4"],
+                     "vep_auroc": 1.0}}))
+    text = "\n".join(headline(summary, {"imaging": "models/c/imaging"}))
+    for part in (str(summary.parent), "test Dice 0.949", "organ 0.984", "Pearson 0.931",
+                 "log1p 0.874", "AUROC 1.000", "models/c/imaging"):
+        assert part in text, text
+
+
+def test_schema_errors_name_the_full_key_path(tmp_path):
+    res = _dry(tmp_path, _config(tmp_path, **{"imaging.train.epochs": -1}))
+    assert res.returncode != 0
+    assert "config imaging.train.epochs: -1 is less than the minimum of 1" in (
+        res.stdout + res.stderr)
+
+
+def test_cuda_on_a_machine_without_it_stops_before_any_job(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = _config(tmp_path, **{"imaging.train.device": "cuda"})
+    res = run_snakemake(tmp_path / "run", "--configfile", cfg, "--cores", "1", check=False)
+    assert res.returncode != 0
+    assert "config imaging.train.device: 'cuda' requested" in res.stdout + res.stderr
+    assert not (tmp_path / "run" / "results").exists()
