@@ -1,14 +1,37 @@
-# Report figures (shown by `snakemake --report`) and the cohort summary.
+# Report: the results page the report opens on, the figures (shown by `snakemake --report`) and
+# the cohort summary.
 
 
-def get_report_figures():
-    """Every report figure of this cohort (targets of `rule all`, so a plain run makes them)."""
-    out = []
-    if IMAGING:
-        out.append(f"{RES}/imaging/report/dice_boxplot.png")
-        if TRAIN_IMAGING:
-            out.append(f"{RES}/imaging/report/training_curves.png")
-    return out
+report: "../report/landing.rst"
+
+
+include: "report_common.smk"
+
+
+rule report_results:
+    input:
+        unpack(get_results_page_inputs),
+    output:
+        landing=f"{RES}/report/landing.html",
+        page=report(
+            f"{RES}/report/results.html",
+            caption="../report/results.rst",
+            category="Cohort summary",
+            labels={"page": "results"},
+        ),
+    log:
+        f"{LOGS}/report/results.log",
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
+    params:
+        figures=get_results_page_figures(),
+        landing_rows=40,
+    script:
+        "../../scripts/report_results.py"
 
 
 if TRAIN_IMAGING:
@@ -21,6 +44,7 @@ if TRAIN_IMAGING:
                 f"{RES}/imaging/report/training_curves.png",
                 caption="../report/training_curves.rst",
                 category="Imaging",
+                labels={"figure": "training curves"},
             ),
         log:
             f"{LOGS}/imaging/report_training.log",
@@ -30,6 +54,8 @@ if TRAIN_IMAGING:
         resources:
             mem_mb=per_attempt(1000),
             runtime=per_attempt(10),
+        params:
+            labels=config["imaging"]["labels"],
         script:
             "../../scripts/report_training.py"
 
@@ -46,12 +72,14 @@ rule imaging_report:
             f"{RES}/imaging/report/dice_boxplot.png",
             caption="../report/dice_boxplot.rst",
             category="Imaging",
+            labels={"figure": "Dice box plot"},
         ),
         overlays=report(
             directory(f"{RES}/imaging/report/overlays"),
             patterns=["{name}.png"],
             caption="../report/overlays.rst",
             category="Imaging",
+            labels={"figure": "overlay {name}"},
         ),
     log:
         f"{LOGS}/imaging/report.log",
@@ -67,6 +95,55 @@ rule imaging_report:
         n=config["imaging"]["report_subjects"],
     script:
         "../../scripts/imaging_report.py"
+
+
+if TRAIN_GENOMICS:
+
+    rule genomics_report_training:
+        input:
+            metrics=f"{RES}/genomics/train/metrics.tsv",
+        output:
+            curves=report(
+                f"{RES}/genomics/report/genomics_training_curves.png",
+                caption="../report/genomics_training_curves.rst",
+                category="Genomics",
+                labels={"figure": "training curves"},
+            ),
+        log:
+            f"{LOGS}/genomics/report_training.log",
+        conda:
+            "../../envs/report.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(1000),
+            runtime=per_attempt(10),
+        script:
+            "../../scripts/genomics_report_training.py"
+
+
+if GENOMICS:
+
+    rule genomics_report_variants:
+        input:
+            variants=f"{RES}/genomics/infer/variant_scores.tsv",
+            truth=GENOMICS_TRUTH,
+        output:
+            effects=report(
+                f"{RES}/genomics/report/variant_effects.png",
+                caption="../report/variant_effects.rst",
+                category="Genomics",
+                labels={"figure": "variant effects"},
+            ),
+        log:
+            f"{LOGS}/genomics/report_variants.log",
+        conda:
+            "../../envs/report.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(1000),
+            runtime=per_attempt(10),
+        script:
+            "../../scripts/genomics_report_variants.py"
 
 
 rule summary:
@@ -94,4 +171,5 @@ localrules:
     imaging_stats,
     imaging_cohort,
     imaging_report,
+    report_results,
     summary,
