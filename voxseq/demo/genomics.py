@@ -39,7 +39,7 @@ import pysam
 from scipy.ndimage import gaussian_filter1d
 
 from voxseq.genomics.reference import ensure_fai
-from voxseq.io.atomic import write_text, write_tsv
+from voxseq.io.atomic import remove_stale_temporaries, write_text, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +283,7 @@ def subject_sam_lines(rng: np.random.Generator, subject: str, contig: str, ref: 
 @contextlib.contextmanager
 def _scratch(path: Path) -> Iterator[Path]:
     """A temporary folder beside ``path`` (same file system, so renames are atomic)."""
+    remove_stale_temporaries(path)  # a killed earlier run's scratch
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
     try:
         yield tmp

@@ -14,7 +14,7 @@ from pathlib import Path
 import pysam
 
 from voxseq import VoxseqError
-from voxseq.io.atomic import read_tsv, write_tsv
+from voxseq.io.atomic import read_tsv, remove_stale_temporaries, write_tsv
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def ensure_fai(fasta: str | Path) -> Path:
         return fai
     log.info("building FASTA index %s", fai)
     try:
+        remove_stale_temporaries(fasta)  # a killed earlier run's scratch
         tmpdir = Path(tempfile.mkdtemp(prefix=f".tmp-{fasta.name}.", dir=fasta.parent))
     except OSError as exc:
         raise VoxseqError(f"reference FASTA {fasta}: no index ({fai.name}) and its folder is not "
