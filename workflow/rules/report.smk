@@ -62,7 +62,7 @@ if TRAIN_IMAGING:
 
 rule imaging_report:
     input:
-        sheet=SHEET,
+        sheet=get_cohort_sheet,
         table=f"{RES}/imaging/cohort.tsv",
         segs=expand(
             f"{RES}/imaging/infer/{{subject}}_seg.nii.gz", subject=IMAGING_SUBJECTS
