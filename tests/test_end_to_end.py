@@ -56,6 +56,9 @@ def test_cohort_table_summary_and_report_figures(tiny_run):
         assert (res / "imaging/report" / png).read_bytes()[:4] == b"\x89PNG"
     overlays = list((res / "imaging/report/overlays").glob("*.png"))
     assert len(overlays) == 2
+    landing = (res / "report/landing.html").read_text()
+    assert "Results: cohort tiny" in landing and f"{summary['imaging']['n_subjects']}" in landing
+    assert (res / "report/results.html").stat().st_size > 1000
 
 
 def test_training_outputs_and_bundle(tiny_run):

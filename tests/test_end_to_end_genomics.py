@@ -43,3 +43,5 @@ def test_tiny_genomics_dag(tmp_path):
     assert summary["genomics"]["n_subjects"] == 3
     assert "vep_auroc" in summary["genomics"]
     assert summary["stage_seconds"]["genomics.train"] > 0
+    for png in ("variant_effects.png", "genomics_training_curves.png"):
+        assert (res / "genomics/report" / png).read_bytes()[:4] == b"\x89PNG"

@@ -277,6 +277,8 @@ def get_imaging_report_inputs():
 
 
 def get_summary_inputs(wildcards):
+    if TRAIN_IMAGING:
+        checkpoints.imaging_stats.get()  # see after_imaging_stats
     out = {}
     if IMAGING:
         out["imaging"] = f"{RES}/imaging/cohort.json"

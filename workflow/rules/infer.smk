@@ -68,11 +68,13 @@ if GENOMICS:
                 f"{RES}/genomics/report/observed_vs_predicted.png",
                 caption="../report/observed_vs_predicted.rst",
                 category="Genomics",
+                labels={"figure": "observed vs predicted"},
             ),
             pearson_plot=report(
                 f"{RES}/genomics/report/pearson_per_track.png",
                 caption="../report/pearson_per_track.rst",
                 category="Genomics",
+                labels={"figure": "Pearson per track"},
             ),
             cohort=f"{RES}/genomics/cohort.json",
         log:
