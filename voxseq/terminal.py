@@ -3,8 +3,9 @@
 Snakemake prints about 15 lines per job (the job block, its finish, the scheduler's "Select jobs
 to execute..."), so the 109-job demo fills 1,500 lines. :class:`CompactFilter` keeps the run
 header and job table, progress at every 10 %, every warning and error (failed jobs in full) and
-what the jobs themselves print (one line per training epoch); it drops the per-job blocks. The
-config's ``terminal: snakemake`` keeps Snakemake's own output.
+what the jobs themselves print (one line per training epoch); it drops the per-job blocks from
+the terminal only: Snakemake's log file (``.snakemake/log/``) keeps them. The config's
+``terminal: snakemake`` keeps Snakemake's own terminal output.
 """
 
 from __future__ import annotations
@@ -45,6 +46,12 @@ class CompactFilter(logging.Filter):
 
 
 def install(logger: logging.Logger, style: str) -> None:
-    """Add :class:`CompactFilter` to Snakemake's ``logger`` unless ``style`` is ``snakemake``."""
-    if style == "compact" and not any(isinstance(f, CompactFilter) for f in logger.filters):
-        logger.addFilter(CompactFilter())
+    """Add :class:`CompactFilter` to the terminal handlers of Snakemake's ``logger`` (not its
+    log file, which keeps every job block) unless ``style`` is ``snakemake``."""
+    if style != "compact":
+        return
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            continue
+        if not any(isinstance(f, CompactFilter) for f in handler.filters):
+            handler.addFilter(CompactFilter())

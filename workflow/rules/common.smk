@@ -169,10 +169,8 @@ def get_sample_sheet():
 
 
 def get_cohort_sheet(wildcards):
-    """The resolved sheet, through its checkpoint: when a rerun rewrites it with the same
-    content (a touched sample sheet), Snakemake's input checksums keep what depends on it.
-    """
-    return checkpoints.cohort_sheet.get().output.sheet
+    """The resolved sample sheet (splits assigned)."""
+    return SHEET
 
 
 def get_split_fractions():
@@ -214,36 +212,10 @@ def get_genomics_bundle_files():
 
 
 def get_imaging_stats(wildcards):
-    """Training-split statistics, computed here only when the model is trained here.
-
-    Through the checkpoint, so that statistics rewritten with the same content (one image
-    touched, or re-ingested unchanged) rerun nothing downstream: after the checkpoint Snakemake
-    re-evaluates the DAG and compares the recorded input checksums.
-    """
+    """Training-split statistics, computed here only when the model is trained here."""
     if IMAGING_BUNDLE_META:
         return []
-    return checkpoints.imaging_stats.get().output.stats
-
-
-def after_imaging_stats(paths):
-    """Input function for a job downstream of the intensity statistics (when trained here).
-
-    Snakemake re-creates the jobs that depend on a checkpoint once it has run and then decides
-    from recorded input checksums whether they must run. Only those jobs: any other job keeps
-    the "input updated by another job" mark from before the checkpoint. So every imaging job
-    after the statistics passes through the checkpoint here, and a touched or re-ingested but
-    unchanged image reruns nothing after the statistics. ``paths``: a pattern with wildcards,
-    or a list of paths.
-    """
-
-    def _after_imaging_stats(wildcards):
-        if TRAIN_IMAGING:
-            checkpoints.imaging_stats.get()
-        if isinstance(paths, str):
-            return paths.format(**dict(wildcards.items()))
-        return paths
-
-    return _after_imaging_stats
+    return f"{RES}/imaging/normalise/intensity_stats.json"
 
 
 def get_imaging_plan():
@@ -277,8 +249,6 @@ def get_imaging_report_inputs():
 
 
 def get_summary_inputs(wildcards):
-    if TRAIN_IMAGING:
-        checkpoints.imaging_stats.get()  # see after_imaging_stats
     out = {}
     if IMAGING:
         out["imaging"] = f"{RES}/imaging/cohort.json"

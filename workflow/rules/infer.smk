@@ -4,7 +4,7 @@
 
 rule imaging_infer:
     input:
-        store=after_imaging_stats(f"{RES}/imaging/normalise/{{subject}}.zarr"),
+        store=f"{RES}/imaging/normalise/{{subject}}.zarr",
         bundle=get_imaging_bundle_files(),
         label=get_label,
     output:
@@ -30,8 +30,8 @@ rule imaging_infer:
 rule imaging_cohort:
     input:
         sheet=get_cohort_sheet,
-        results=after_imaging_stats(
-            expand(f"{RES}/imaging/infer/{{subject}}.json", subject=IMAGING_SUBJECTS)
+        results=expand(
+            f"{RES}/imaging/infer/{{subject}}.json", subject=IMAGING_SUBJECTS
         ),
     output:
         table=f"{RES}/imaging/cohort.tsv",

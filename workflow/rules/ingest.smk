@@ -26,7 +26,7 @@ if DEMO:
             "../../scripts/demo_cohort.py"
 
 
-checkpoint cohort_sheet:
+rule cohort_sheet:
     input:
         sheet=get_sample_sheet(),
     output:

@@ -2,7 +2,7 @@
 # the per-subject resampled, normalised zarr store; genomics filtered, binned, normalised coverage.
 
 
-checkpoint imaging_stats:
+rule imaging_stats:
     input:
         sheet=get_cohort_sheet,
         samples=expand(

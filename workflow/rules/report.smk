@@ -38,7 +38,7 @@ if TRAIN_IMAGING:
 
     rule imaging_report_training:
         input:
-            metrics=after_imaging_stats(f"{RES}/imaging/train/metrics.tsv"),
+            metrics=f"{RES}/imaging/train/metrics.tsv",
         output:
             curves=report(
                 f"{RES}/imaging/report/training_curves.png",
@@ -63,7 +63,7 @@ if TRAIN_IMAGING:
 rule imaging_report:
     input:
         sheet=get_cohort_sheet,
-        table=after_imaging_stats(f"{RES}/imaging/cohort.tsv"),
+        table=f"{RES}/imaging/cohort.tsv",
         segs=expand(
             f"{RES}/imaging/infer/{{subject}}_seg.nii.gz", subject=IMAGING_SUBJECTS
         ),

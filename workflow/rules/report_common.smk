@@ -46,8 +46,6 @@ def get_results_page_figures():
 
 
 def get_results_page_inputs(wildcards):
-    if TRAIN_IMAGING:
-        checkpoints.imaging_stats.get()  # see after_imaging_stats in common.smk
     figures = get_results_page_figures()
     out = {
         "summary": f"{RES}/summary.json",

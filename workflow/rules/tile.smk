@@ -4,7 +4,7 @@
 
 rule imaging_tile:
     input:
-        store=after_imaging_stats(f"{RES}/imaging/normalise/{{subject}}.zarr"),
+        store=f"{RES}/imaging/normalise/{{subject}}.zarr",
     output:
         centres=f"{RES}/imaging/tile/{{subject}}.tsv",
     log:

@@ -9,11 +9,9 @@ if TRAIN_IMAGING:
             sheet=get_cohort_sheet,
             samples=get_sample_sheet(),
             stats=get_imaging_stats,
-            stores=after_imaging_stats(
-                expand(
-                    f"{RES}/imaging/normalise/{{subject}}.zarr",
-                    subject=IMAGING_SUBJECTS,
-                )
+            stores=expand(
+                f"{RES}/imaging/normalise/{{subject}}.zarr",
+                subject=IMAGING_SUBJECTS,
             ),
             tiles=expand(
                 f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_SUBJECTS
