@@ -168,11 +168,6 @@ def get_sample_sheet():
     return config["samples"]
 
 
-def get_cohort_sheet(wildcards):
-    """The resolved sample sheet (splits assigned)."""
-    return SHEET
-
-
 def get_split_fractions():
     """Fractions for subjects without a split: the config's, or all test when nothing trains."""
     if INFERENCE_ONLY:

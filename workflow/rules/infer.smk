@@ -29,7 +29,7 @@ rule imaging_infer:
 
 rule imaging_cohort:
     input:
-        sheet=get_cohort_sheet,
+        sheet=SHEET,
         results=expand(
             f"{RES}/imaging/infer/{{subject}}.json", subject=IMAGING_SUBJECTS
         ),

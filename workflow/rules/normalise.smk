@@ -4,7 +4,7 @@
 
 rule imaging_stats:
     input:
-        sheet=get_cohort_sheet,
+        sheet=SHEET,
         samples=expand(
             f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_SUBJECTS
         ),

@@ -62,7 +62,7 @@ if TRAIN_IMAGING:
 
 rule imaging_report:
     input:
-        sheet=get_cohort_sheet,
+        sheet=SHEET,
         table=f"{RES}/imaging/cohort.tsv",
         segs=expand(
             f"{RES}/imaging/infer/{{subject}}_seg.nii.gz", subject=IMAGING_SUBJECTS

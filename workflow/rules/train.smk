@@ -6,7 +6,7 @@ if TRAIN_IMAGING:
 
     rule imaging_train:
         input:
-            sheet=get_cohort_sheet,
+            sheet=SHEET,
             samples=get_sample_sheet(),
             stats=get_imaging_stats,
             stores=expand(
@@ -45,7 +45,7 @@ if TRAIN_GENOMICS:
     rule genomics_train:
         input:
             windows=f"{RES}/genomics/tile/windows.h5",
-            sheet=get_cohort_sheet,
+            sheet=SHEET,
         output:
             bundle=get_genomics_bundle_files(),
             metrics=f"{RES}/genomics/train/metrics.tsv",
