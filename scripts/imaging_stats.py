@@ -10,7 +10,6 @@ from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):
     intensity_statistics(
-        snakemake.input.sheet,
         dict(zip(snakemake.params.subjects, snakemake.input.samples, strict=True)),
         snakemake.params.scheme,
         snakemake.output.stats,

@@ -26,6 +26,7 @@ import pysam
 from voxseq import VoxseqError
 from voxseq.genomics.reference import read_contigs
 from voxseq.io.atomic import write_json
+from voxseq.io.digest import source_record
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +378,8 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
     dict
         The report.
     """
+    # what was read, recorded first (see voxseq.io.digest.same_content: a touch reruns nothing)
+    sources = {"bam": source_record(bam), "vcf": source_record(vcf) if vcf else None}
     bam = Path(bam)
     ref_contigs = read_contigs(reference)
     with open_alignments(subject, bam, reference) as (aln, index):
@@ -391,7 +394,8 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
     report = {"subject": subject, "alignments": str(bam), "format": fmt, "index": str(index),
               "reference": str(reference), "n_contigs": len(found), "cram_m5_checked": n_m5,
               "min_mapq": min_mapq, "exclude_flags": exclude_flags, "read_counts": counts,
-              "vcf": check_vcf(subject, vcf, ref_contigs, reference) if vcf else None}
+              "vcf": check_vcf(subject, vcf, ref_contigs, reference) if vcf else None,
+              "sources": sources}
     write_json(out_json, report)
     log.info("subject %s: %s ok, %d records, %d pass the filters (%s)", subject, fmt,
              counts["total"], counts["passed"],

@@ -9,7 +9,7 @@ import numpy as np
 
 from voxseq import VoxseqError
 from voxseq.io.atomic import atomic_path, write_json
-from voxseq.io.digest import file_sha256
+from voxseq.io.digest import source_record
 from voxseq.io.nifti import Volume, load_nifti
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,12 @@ def ingest_subject(
         z-score normalisation would divide by zero), or a label that does not fit the image.
         Nothing is written then.
     """
+    # what was read (stat + content, recorded before reading): a touch with the same bytes
+    # reruns nothing, an edit reruns this subject (see voxseq.io.digest.same_content)
+    sources = {
+        "image": source_record(image_path),
+        "label": source_record(label_path) if label_path else None,
+    }
     image = load_nifti(image_path, subject, "image", max_voxels)
     lo, hi = float(image.data.min()), float(image.data.max())
     if lo == hi:
@@ -84,10 +90,8 @@ def ingest_subject(
         "affine": image.original_affine.tolist(),
         "canonical_affine": image.affine.tolist(),
         # content of the inputs: training's digest includes it, so an edited file retrains
-        "sha256": {
-            "image": file_sha256(image_path),
-            "label": file_sha256(label_path) if label_path else None,
-        },
+        "sha256": {k: v and v["sha256"] for k, v in sources.items()},
+        "sources": sources,
     }
     mask = None
     if label_path:

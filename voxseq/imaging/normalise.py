@@ -13,34 +13,34 @@ from voxseq import VoxseqError
 from voxseq.imaging.intensity import cohort_statistics, normalise
 from voxseq.imaging.resample import resample, resampled_spacing, target_shape
 from voxseq.imaging.store import write_store
-from voxseq.io.atomic import read_tsv, write_json
+from voxseq.io.atomic import write_json
 from voxseq.io.nifti import load_nifti
 
 log = logging.getLogger(__name__)
 
 
-def intensity_statistics(
-    sheet: str | Path, samples: dict[str, str], scheme: str, out: str | Path
-) -> dict:
+def intensity_statistics(samples: dict[str, str], scheme: str, out: str | Path) -> dict:
     """Training-split intensity statistics for the ``ct`` scheme (recorded for every scheme).
 
     Parameters
     ----------
-    sheet
-        Resolved sample sheet (for each subject's split).
     samples
-        subject -> foreground intensity sample (``.npy`` from ingest).
+        subject -> foreground intensity sample (``.npy`` from ingest), for the training-split
+        subjects only (the workflow knows the split when it builds the DAG, so the statistics
+        depend on nothing else: an edited validation or test subject leaves them alone).
     """
     if scheme == "ct":
-        split = {r["subject"]: r["split"] for r in read_tsv(sheet)}
-        train = [s for s in samples if split.get(s) == "train"]
-        if not train:
-            raise VoxseqError(f"intensity statistics: no training-split subjects in {sheet}")
-        arrays = [np.load(samples[s], allow_pickle=False) for s in sorted(train)]
+        if not samples:
+            raise VoxseqError(
+                "intensity statistics (imaging.normalisation: ct): no training-split subject "
+                "with an image; set some subjects' split to train in the sample sheet, or "
+                "raise splits.train"
+            )
+        arrays = [np.load(samples[s], allow_pickle=False) for s in sorted(samples)]
         stats = {
             "scheme": scheme,
             "statistics": cohort_statistics(arrays),
-            "source": f"{len(train)} training subjects",
+            "source": f"{len(samples)} training subjects",
         }
     else:
         stats = {"scheme": scheme, "statistics": None, "source": "per subject"}

@@ -10,8 +10,9 @@ sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snak
 from voxseq import VoxseqError  # noqa: E402
 from voxseq.bundle import read_bundle_meta  # noqa: E402
 from voxseq.config import check_config, check_devices, validate_config  # noqa: E402
+from voxseq.io.digest import recorded_source, same_content  # noqa: E402
 from voxseq.demo.cohort import labelled_indices  # noqa: E402
-from voxseq.io.sheet import SUBJECT_PATTERN, read_sheet  # noqa: E402
+from voxseq.io.sheet import SUBJECT_PATTERN, assign_splits, read_sheet  # noqa: E402
 from voxseq.summary import headline  # noqa: E402
 from voxseq.terminal import install as install_terminal  # noqa: E402
 
@@ -26,6 +27,11 @@ RES = f"results/{COHORT}"
 LOGS = f"{RES}/logs"
 BENCH = f"{RES}/benchmarks"
 SHEET = f"{RES}/sheet.tsv"
+SHEET_RECORD = f"{RES}/sheet.sources.json"  # what cohort_sheet read (see stable())
+REFERENCE_RECORD = (
+    f"{RES}/genomics/ingest/reference.json"  # what genomics_reference read
+)
+DIGEST_CACHE = ".snakemake/voxseq/digests"  # SHA-256 of touched source files, by stat
 DEMO = config["demo"]["enabled"]
 DEMO_DIR = f"{RES}/demo_input"
 IMAGING = config["imaging"]["enabled"]
@@ -149,7 +155,6 @@ if GENOMICS and not GENOMICS_SUBJECTS:
 # Genomics tables: subjects with a VCF, in input order;
 # the variant truth that gives vep_auroc (genomics.variant_truth, else the demo's, else none).
 GENOMICS_VCF_SUBJECTS = [s for s in GENOMICS_SUBJECTS if SUBJECTS[s]["vcf"]]
-GENOMICS_VCFS = [SUBJECTS[s]["vcf"] for s in GENOMICS_VCF_SUBJECTS]
 GENOMICS_BLACKLIST = (config["genomics"].get("blacklist") or []) if GENOMICS else []
 if GENOMICS and config["genomics"].get("variant_truth"):
     GENOMICS_TRUTH = config["genomics"]["variant_truth"]
@@ -164,8 +169,25 @@ wildcard_constraints:
 
 
 # ---- input functions -------------------------------------------------------------------------
-def get_sample_sheet():
-    return config["samples"]
+def stable(path, record_file, key):
+    """A source file as an input of a job: ``ancient(path)`` while it holds the bytes the job that last
+    read it recorded (``sources[key]`` in ``record_file``), else ``path``.
+
+    So a touch, or a copy that kept the bytes, reruns nothing, while an edit reruns the jobs that
+    read the file (Snakemake's time rule applies then). The record is written by that job, so the
+    first run and a run after ``--forcerun`` behave as plain Snakemake.
+    """
+    if same_content(path, recorded_source(record_file, key), DIGEST_CACHE):
+        return ancient(path)
+    return path
+
+
+def get_sample_sheet(wildcards=None):
+    return stable(config["samples"], SHEET_RECORD, "sheet")
+
+
+def get_reference(wildcards=None):
+    return stable(config["genomics"]["reference"], REFERENCE_RECORD, "fasta")
 
 
 def get_split_fractions():
@@ -175,20 +197,56 @@ def get_split_fractions():
     return config["splits"]
 
 
+def dag_splits():
+    """Each subject's split, known before any job runs: the sheet's, else the same hash-based
+    assignment cohort_sheet writes (so rules can depend on the training subjects alone).
+    """
+    rows = [{"subject": s, "split": r.get("split", "")} for s, r in SUBJECTS.items()]
+    try:
+        rows = assign_splits(rows, config["seed"], get_split_fractions())
+    except VoxseqError as exc:
+        raise WorkflowError(str(exc)) from None
+    return {r["subject"]: r["split"] for r in rows}
+
+
+SPLIT = dag_splits()
+# imaging subjects training reads (train and val); the statistics read the train split only
+IMAGING_FIT_SUBJECTS = [s for s in IMAGING_SUBJECTS if SPLIT[s] in ("train", "val")]
+IMAGING_TRAIN_SUBJECTS = [s for s in IMAGING_SUBJECTS if SPLIT[s] == "train"]
+
+
+def _imaging_source(subject, key):
+    path = SUBJECTS[subject][key]
+    if not path:
+        return []
+    return stable(path, f"{RES}/imaging/ingest/{subject}.json", key)
+
+
+def _genomics_source(subject, key):
+    path = SUBJECTS[subject][key]
+    if not path:
+        return []
+    return stable(path, f"{RES}/genomics/ingest/{subject}.json", key)
+
+
 def get_image(wildcards):
-    return SUBJECTS[wildcards.subject]["image"]
+    return _imaging_source(wildcards.subject, "image")
 
 
 def get_label(wildcards):
-    return SUBJECTS[wildcards.subject]["label"] or []
+    return _imaging_source(wildcards.subject, "label")
 
 
 def get_bam(wildcards):
-    return SUBJECTS[wildcards.subject]["bam"]
+    return _genomics_source(wildcards.subject, "bam")
 
 
 def get_vcf(wildcards):
-    return SUBJECTS[wildcards.subject]["vcf"] or []
+    return _genomics_source(wildcards.subject, "vcf")
+
+
+def get_vcfs(wildcards):
+    return [_genomics_source(s, "vcf") for s in GENOMICS_VCF_SUBJECTS]
 
 
 def get_imaging_bundle_files():
@@ -204,6 +262,21 @@ def get_imaging_bundle_outputs():
 
 def get_genomics_bundle_files():
     return [f"{GENOMICS_BUNDLE}/bundle.json", f"{GENOMICS_BUNDLE}/weights.safetensors"]
+
+
+def get_imaging_stats_samples(wildcards):
+    """The foreground samples the statistics read: the train split's, for the ``ct`` scheme."""
+    if config["imaging"]["normalisation"] != "ct":
+        return []
+    return expand(
+        f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_TRAIN_SUBJECTS
+    )
+
+
+def get_imaging_stats_subjects():
+    if config["imaging"]["normalisation"] != "ct":
+        return []
+    return IMAGING_TRAIN_SUBJECTS
 
 
 def get_imaging_stats(wildcards):

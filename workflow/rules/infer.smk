@@ -56,9 +56,9 @@ if GENOMICS:
     rule genomics_infer:
         input:
             bundle=get_genomics_bundle_files(),
-            fasta=config["genomics"]["reference"],
+            fasta=get_reference,
             windows=f"{RES}/genomics/tile/windows.h5",
-            vcfs=GENOMICS_VCFS,
+            vcfs=get_vcfs,
             truth=GENOMICS_TRUTH,
         output:
             bigwig=directory(f"{RES}/genomics/infer/bigwig"),

@@ -28,9 +28,10 @@ if DEMO:
 
 rule cohort_sheet:
     input:
-        sheet=get_sample_sheet(),
+        sheet=get_sample_sheet,
     output:
         sheet=SHEET,
+        record=SHEET_RECORD,
     log:
         f"{LOGS}/cohort_sheet.log",
     conda:
@@ -77,9 +78,10 @@ if GENOMICS:
 
     rule genomics_reference:
         input:
-            fasta=config["genomics"]["reference"],
+            fasta=get_reference,
         output:
             contigs=f"{RES}/genomics/ingest/reference_contigs.tsv",
+            record=REFERENCE_RECORD,
         log:
             f"{LOGS}/genomics/reference.log",
         conda:
@@ -95,7 +97,7 @@ if GENOMICS:
         input:
             bam=get_bam,
             vcf=get_vcf,
-            fasta=config["genomics"]["reference"],
+            fasta=get_reference,
             contigs=f"{RES}/genomics/ingest/reference_contigs.tsv",
         output:
             report=f"{RES}/genomics/ingest/{{subject}}.json",

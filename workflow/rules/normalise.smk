@@ -4,10 +4,7 @@
 
 rule imaging_stats:
     input:
-        sheet=SHEET,
-        samples=expand(
-            f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_SUBJECTS
-        ),
+        samples=get_imaging_stats_samples,
     output:
         stats=f"{RES}/imaging/normalise/intensity_stats.json",
     log:
@@ -19,7 +16,7 @@ rule imaging_stats:
         mem_mb=per_attempt(4000),
         runtime=per_attempt(10),
     params:
-        subjects=IMAGING_SUBJECTS,
+        subjects=get_imaging_stats_subjects(),
         scheme=config["imaging"]["normalisation"],
     script:
         "../../scripts/imaging_stats.py"
@@ -53,7 +50,7 @@ if GENOMICS:
     rule genomics_coverage:
         input:
             bam=get_bam,
-            fasta=config["genomics"]["reference"],
+            fasta=get_reference,
             report=f"{RES}/genomics/ingest/{{subject}}.json",
             blacklist=GENOMICS_BLACKLIST,
         output:

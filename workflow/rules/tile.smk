@@ -29,7 +29,7 @@ if GENOMICS:
 
     rule genomics_tile:
         input:
-            fasta=config["genomics"]["reference"],
+            fasta=get_reference,
             coverage=expand(
                 f"{RES}/genomics/coverage/{{subject}}.h5", subject=GENOMICS_SUBJECTS
             ),
