@@ -5,13 +5,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
+from voxseq.distributed import launch  # noqa: E402
 from voxseq.genomics.train import train_genomics  # noqa: E402
 from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):
     p = snakemake.params
-    train_genomics(
+    launch(
+        train_genomics,
         snakemake.input.windows,
         Path(snakemake.output.bundle[0]).parent,
         snakemake.output.metrics,
@@ -25,4 +27,7 @@ with rule_logging(snakemake):
             "config_digest": object_sha256(p.cfg),
             "sample_sheet_digest": file_sha256(snakemake.input.sheet),
         },
+        nproc=p.train["gpus"],  # data-parallel processes (gpu=N)
+        threads=snakemake.threads,
+        log_file=snakemake.log[0],
     )

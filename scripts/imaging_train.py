@@ -5,13 +5,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
+from voxseq.distributed import launch  # noqa: E402
 from voxseq.imaging.train import train_imaging  # noqa: E402
 from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):
     subjects = snakemake.params.subjects
-    train_imaging(
+    launch(
+        train_imaging,
         snakemake.input.sheet,
         dict(zip(subjects, snakemake.input.stores, strict=True)),
         dict(zip(subjects, snakemake.input.tiles, strict=True)),
@@ -26,4 +28,7 @@ with rule_logging(snakemake):
             "config_digest": object_sha256(snakemake.params.cfg),
             "sample_sheet_digest": file_sha256(snakemake.input.samples),
         },
+        nproc=snakemake.params.cfg["train"]["gpus"],  # data-parallel processes (gpu=N)
+        threads=snakemake.threads,
+        log_file=snakemake.log[0],
     )

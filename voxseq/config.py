@@ -27,6 +27,14 @@ def check_config(config: dict) -> None:
             raise VoxseqError(
                 f"config splits {splits}: the split fractions must be >= 0 and sum to more than 0"
             )
+    for m, block in (("imaging", img), ("genomics", gen)):
+        train = block.get("train") or {}
+        gpus, batch = train.get("gpus", 1), train.get("batch_size", 1)
+        if block.get("enabled") and isinstance(gpus, int) and isinstance(batch, int) and batch % gpus:
+            raise VoxseqError(
+                f"config {m}.train.batch_size {batch} does not divide by {m}.train.gpus {gpus}: "
+                "the batch is the global one, split evenly over the data-parallel processes"
+            )
     if img.get("enabled"):
         depth = img.get("model", {}).get("depth", 3)
         factor = 2 ** (depth - 1)

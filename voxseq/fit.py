@@ -8,6 +8,12 @@ again, early stopping and a per-epoch metrics TSV plus one log line per epoch.
 Resume is exact on CPU: an epoch's batches depend only on ``(seed, epoch)`` and the learning rate
 only on the global step, so a run killed after epoch ``k`` and resumed gives the weights an
 uninterrupted run would have given.
+
+Data-parallel (see :mod:`voxseq.distributed`): when the process group is up, the model is wrapped
+in ``DistributedDataParallel``, each rank trains on its own shard of every global batch
+(``task.batches(epoch, n, rank, world)``), gradients are averaged, and rank 0 alone validates
+(its metrics are broadcast, so every rank takes the same best-epoch and early-stopping
+decisions), writes checkpoints and metrics; every rank resumes from the same ``last.pt``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from voxseq import VoxseqError
+from voxseq.distributed import barrier, broadcast, local_rank, mean_over_ranks, rank_and_world
 from voxseq.io.atomic import atomic_path, write_tsv
 
 log = logging.getLogger(__name__)
@@ -48,8 +56,12 @@ class TrainConfig:
     grad_clip: float = 12.0
     device: str = "auto"
     amp: bool = True
+    amp_dtype: str = "float16"
     num_workers: int = 1
     patience: int = 0
+    gpus: int = 1
+    deterministic: bool = True
+    compile: bool = False
     seed: int = 0
 
     @classmethod
@@ -61,8 +73,12 @@ class TrainConfig:
 class Task(Protocol):
     """What :func:`fit` needs from a modality."""
 
-    def batches(self, epoch: int, n: int) -> Iterable[dict[str, torch.Tensor]]:
-        """The ``n`` training batches of ``epoch`` (a pure function of the seed and epoch)."""
+    def batches(
+        self, epoch: int, n: int, rank: int = 0, world: int = 1
+    ) -> Iterable[dict[str, torch.Tensor]]:
+        """The ``n`` training batches of ``epoch`` (a pure function of the seed and epoch); with
+        ``world`` > 1, rank ``rank``'s shard of each (its ``1/world`` of the global batch, no
+        sample in two ranks' shards)."""
 
     def loss(
         self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device
@@ -84,7 +100,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and torch; ask torch for deterministic kernels."""
+    """Seed Python, NumPy and torch; ask torch for deterministic kernels (or allow cuDNN
+    autotuning when ``deterministic`` is false)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -92,6 +109,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+    else:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.benchmark = True  # autotuned kernels: faster, not bit-exact
 
 
 def learning_rate(cfg: TrainConfig, step: int, total: int) -> float:
@@ -167,12 +187,30 @@ def fit(
     After return, ``model`` holds the best-on-validation weights.
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    rank, world = rank_and_world()
+    main = rank == 0
+    if main:
+        workdir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank())
+    if cfg.batch_size % world:
+        raise VoxseqError(
+            f"train.batch_size {cfg.batch_size} does not divide by the {world} data-parallel "
+            "processes (train.gpus)"
+        )
     model.to(device)
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile and device.type == "cuda":
+        net = torch.compile(net)
     opt = make_optimizer(cfg, model)
     use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     total = cfg.epochs * cfg.iters_per_epoch
     history: list[dict] = []
     start, best_score, best_epoch, stale = 0, -math.inf, -1, 0
@@ -189,12 +227,13 @@ def fit(
         else:
             log.info("ignoring %s: it was made from other inputs or settings", last)
     log.info(
-        "training on %s (AMP %s), epochs %d x %d iterations, batch %d",
+        "training on %s (AMP %s), epochs %d x %d iterations, batch %d%s",
         device,
-        "on" if use_amp else "off",
+        cfg.amp_dtype if use_amp else "off",
         cfg.epochs,
         cfg.iters_per_epoch,
         cfg.batch_size,
+        f" ({world} data-parallel processes x {cfg.batch_size // world})" if world > 1 else "",
     )
     if start >= cfg.epochs:
         progress.info("%s: already trained (%d epochs; checkpoint %s)", name, cfg.epochs, last)
@@ -206,27 +245,36 @@ def fit(
             log.info("early stop: no improvement for %d epochs", stale)
             break
         t0 = time.time()
-        model.train()
+        net.train()
         losses = []
-        for i, batch in enumerate(task.batches(epoch, cfg.iters_per_epoch)):
+        batches = (
+            task.batches(epoch, cfg.iters_per_epoch, rank, world)
+            if world > 1
+            else task.batches(epoch, cfg.iters_per_epoch)
+        )
+        for i, batch in enumerate(batches):
             lr = learning_rate(cfg, epoch * cfg.iters_per_epoch + i, total)
             for g in opt.param_groups:
                 g["lr"] = lr
             opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, enabled=use_amp):
-                loss = task.loss(model, batch, device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                loss = task.loss(net, batch, device)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
             losses.append(float(loss.detach()))
-        model.eval()
-        with torch.no_grad(), torch.autocast(device.type, enabled=use_amp):
-            metrics = task.validate(model, device)
+        net.eval()
+        train_loss = mean_over_ranks(float(np.mean(losses)) if losses else math.nan)
+        metrics = None
+        if main:  # rank 0 alone validates; the others wait for its metrics
+            with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                metrics = task.validate(model, device)
+        metrics = broadcast(metrics)
         row = {
             "epoch": epoch,
-            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            "train_loss": train_loss,
             **{k: float(v) for k, v in metrics.items()},
             "lr": lr,
             "seconds": round(time.time() - t0, 2),
@@ -235,11 +283,15 @@ def fit(
         improved = metrics["score"] > best_score
         if improved:
             best_score, best_epoch, stale = metrics["score"], epoch, 0
-            _save(
-                workdir / "best.pt", {"model": model.state_dict(), "epoch": epoch, "digest": digest}
-            )
+            if main:
+                _save(
+                    workdir / "best.pt",
+                    {"model": model.state_dict(), "epoch": epoch, "digest": digest},
+                )
         else:
             stale += 1
+        if not main:
+            continue
         _save(
             last,
             {
@@ -280,8 +332,9 @@ def fit(
             epoch_seconds[-1],
             _duration(left),
         )
-    if history:
+    if history and main:
         write_tsv(metrics_path, history, list(history[0].keys()))
+    barrier()  # rank 0's best.pt is complete before anyone loads it
     best = workdir / "best.pt"
     if best.exists():
         model.load_state_dict(load_checkpoint(best)["model"])
@@ -292,4 +345,5 @@ def fit(
         "best_score": best_score,
         "device": str(device),
         "amp": use_amp,
+        "processes": world,
     }

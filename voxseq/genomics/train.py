@@ -18,6 +18,7 @@ from torch import nn
 
 from voxseq import VoxseqError
 from voxseq.bundle import write_bundle
+from voxseq.distributed import is_main
 from voxseq.fit import TrainConfig, fit, resolve_device, seed_everything
 from voxseq.genomics.metrics import pearson_per_track
 from voxseq.genomics.windows import read_meta, read_windows, split_indices
@@ -130,23 +131,34 @@ class GenomicsTask:
             return self._cache[0][idx], self._cache[1][idx]
         return read_windows(self._h5, idx)
 
-    def _augment(self, rng: np.random.Generator, seq: np.ndarray, tgt: np.ndarray
+    def _draws(self, rng: np.random.Generator, n: int) -> list[tuple[int, bool]]:
+        """Each sample's (shift, reverse-complement) for a batch of ``n``."""
+        out = []
+        for _ in range(n):
+            shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if self.max_shift else 0
+            out.append((shift, bool(self.rc and rng.random() < 0.5)))
+        return out
+
+    @staticmethod
+    def _augment(draws: list[tuple[int, bool]], seq: np.ndarray, tgt: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
         seq, tgt = seq.copy(), tgt.copy()
-        for j in range(len(seq)):
-            if self.max_shift:
-                seq[j] = shift_onehot(seq[j], int(rng.integers(-self.max_shift,
-                                                               self.max_shift + 1)))
-            if self.rc and rng.random() < 0.5:
+        for j, (shift, rc) in enumerate(draws):
+            if shift:
+                seq[j] = shift_onehot(seq[j], shift)
+            if rc:
                 seq[j] = seq[j, ::-1, ::-1]
                 tgt[j] = tgt[j, ::-1]
         return seq, tgt
 
-    def batches(self, epoch: int, n: int) -> Iterator[dict[str, torch.Tensor]]:
+    def batches(self, epoch: int, n: int, rank: int = 0, world: int = 1
+                ) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, epoch])
         for _ in range(n):
             idx = rng.choice(self.train_idx, size=self.batch_size)
-            seq, tgt = self._augment(rng, *self.read(idx))
+            draws = self._draws(rng, len(idx))  # the whole batch's, so every rank stays in step
+            mine = np.arange(rank, len(idx), world)  # data-parallel: this rank's shard
+            seq, tgt = self._augment([draws[j] for j in mine], *self.read(idx[mine]))
             yield {"x": torch.from_numpy(seq.astype(np.float32)).transpose(1, 2),
                    "y": torch.from_numpy(tgt / self.scale).transpose(1, 2)}
 
@@ -213,7 +225,7 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
     meta = read_meta(windows)
     cfg = TrainConfig.from_dict(train, seed)
     augment = train.get("augment", {}) or {}
-    seed_everything(seed)
+    seed_everything(seed, cfg.deterministic)
     args = {"n_tracks": len(meta["tracks"]), "bin_size": meta["bin_size"], **model_args}
     model = build_model("seqcnn", **args)
     task = GenomicsTask(windows, seed, cfg.batch_size, augment.get("reverse_complement", True),
@@ -224,6 +236,9 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
              sum(p.numel() for p in model.parameters()), len(task.train_idx), len(task.val_idx),
              len(meta["tracks"]))
     result = fit(task, model, cfg, workdir, metrics_path, digest, name="genomics sequence model")
+    if not is_main():  # data-parallel: rank 0 evaluates and writes the bundle
+        task.close()
+        return {}
     device = resolve_device(cfg.device)
     model.to(device)
     val = task.evaluate(model, device, split_indices(windows, "val"))
@@ -244,7 +259,8 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
     }
     write_bundle(bundle_dir, model, "genomics", "seqcnn", args, preprocessing, metrics,
                  {**(provenance or {}), "seed": seed, "device": result["device"],
-                  "amp": result["amp"], "training_digest": digest})
+                  "amp": result["amp"], "processes": result["processes"],
+                  "training_digest": digest})
     if eval_json:
         write_json(eval_json, {"val": val, "test": test})
     log.info("best epoch %d: val Pearson %.3f, test Pearson %.3f", result["best_epoch"],

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from voxseq import VoxseqError
 from voxseq.bundle import write_bundle
+from voxseq.distributed import is_main
 from voxseq.fit import TrainConfig, fit, seed_everything
 from voxseq.imaging.patches import PatchSampler, PatchSpec, read_centres, read_patch
 from voxseq.imaging.sliding import sliding_window_logits
@@ -91,11 +92,20 @@ class SegmentationTask:
         self.patch, self.n_labels = tuple(patch), n_labels
         self.batch_size, self.num_workers, self.infer = batch_size, num_workers, infer
 
-    def batches(self, epoch: int, n: int):
+    def batches(self, epoch: int, n: int, rank: int = 0, world: int = 1):
         specs = self.sampler.epoch(epoch, n * self.batch_size)
+        # data-parallel: rank r takes items r, r + world, ... of every global batch
+        specs = [sp for i, sp in enumerate(specs) if (i % self.batch_size) % world == rank]
         ds = PatchDataset(self.stores, specs, self.patch)
+        workers = self.num_workers
         return DataLoader(
-            ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers
+            ds,
+            batch_size=self.batch_size // world,
+            shuffle=False,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            prefetch_factor=4 if workers else None,
+            persistent_workers=False,
         )
 
     def loss(self, model, batch, device):
@@ -233,7 +243,7 @@ def train_imaging(
     n_labels = len(cfg["labels"])
     tcfg = TrainConfig.from_dict(cfg["train"], seed)
     arch = {"in_channels": 1, "out_channels": n_labels, **cfg["model"]}
-    seed_everything(seed)
+    seed_everything(seed, tcfg.deterministic)
     model = build_model("unet3d", **arch)
     stats = json.loads(Path(stats_json).read_text())
     digest = training_digest(cfg, seed, train, val, stats, stores, tiles)
@@ -259,6 +269,8 @@ def train_imaging(
         sum(p.numel() for p in model.parameters()),
     )
     result = fit(task, model, tcfg, workdir, metrics_tsv, digest, name="imaging segmentation")
+    if not is_main():  # data-parallel: rank 0 writes the bundle
+        return result
     best = result["history"][result["best_epoch"]] if result["best_epoch"] >= 0 else {}
     best = {k: v for k, v in best.items() if k != "seconds"}  # keep the bundle deterministic
     write_bundle(
@@ -283,7 +295,13 @@ def train_imaging(
             "train_subjects": train,
             "val_subjects": val,
         },
-        provenance={**provenance, "seed": seed, "device": result["device"], "amp": result["amp"]},
+        provenance={
+            **provenance,
+            "seed": seed,
+            "device": result["device"],
+            "amp": result["amp"],
+            "processes": result["processes"],
+        },
         example_input=torch.zeros((1, 1, *cfg["patch_size"])),
     )
     return result

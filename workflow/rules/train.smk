@@ -7,14 +7,14 @@ if TRAIN_IMAGING:
     rule imaging_train:
         input:
             sheet=SHEET,
-            samples=get_sample_sheet(),
+            samples=get_sample_sheet,
             stats=get_imaging_stats,
             stores=expand(
                 f"{RES}/imaging/normalise/{{subject}}.zarr",
-                subject=IMAGING_SUBJECTS,
+                subject=IMAGING_FIT_SUBJECTS,
             ),
             tiles=expand(
-                f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_SUBJECTS
+                f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_FIT_SUBJECTS
             ),
         output:
             bundle=get_imaging_bundle_outputs(),
@@ -29,9 +29,9 @@ if TRAIN_IMAGING:
         resources:
             mem_mb=per_attempt(8000),
             runtime=per_attempt(240),
-            gpu=1,
+            gpu=config["imaging"]["train"]["gpus"],
         params:
-            subjects=IMAGING_SUBJECTS,
+            subjects=IMAGING_FIT_SUBJECTS,
             cfg=config["imaging"],
             seed=config["seed"],
             cohort=COHORT,
@@ -59,7 +59,7 @@ if TRAIN_GENOMICS:
         resources:
             mem_mb=per_attempt(8000),
             runtime=per_attempt(240),
-            gpu=1,
+            gpu=config["genomics"]["train"]["gpus"],
         params:
             workdir=f"{RES}/genomics/train/checkpoints",
             model=config["genomics"]["model"],
