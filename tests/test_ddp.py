@@ -116,6 +116,8 @@ def test_ddp_imaging_shards_partition_each_global_batch(imaging_inputs):
     for i, batch in enumerate(full):
         assert torch.equal(batch[0::2], shards[0][i]) and torch.equal(batch[1::2], shards[1][i])
         assert not torch.equal(shards[0][i], shards[1][i])
+    task.num_workers = "auto"  # the process's threads, one kept for itself
+    assert task.batches(0, 1).num_workers == max(torch.get_num_threads() - 1, 0)
 
 
 # ---- two processes against one ---------------------------------------------------------------

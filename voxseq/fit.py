@@ -57,7 +57,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     amp_dtype: str = "float16"
-    num_workers: int = 1
+    num_workers: int | str = 1  # or "auto": the process's threads minus one
     patience: int = 0
     gpus: int = 1
     deterministic: bool = True

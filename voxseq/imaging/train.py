@@ -98,6 +98,8 @@ class SegmentationTask:
         specs = [sp for i, sp in enumerate(specs) if (i % self.batch_size) % world == rank]
         ds = PatchDataset(self.stores, specs, self.patch)
         workers = self.num_workers
+        if workers == "auto":  # the threads this process was given (per rank), one for itself
+            workers = max(torch.get_num_threads() - 1, 0)
         return DataLoader(
             ds,
             batch_size=self.batch_size // world,
