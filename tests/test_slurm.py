@@ -14,6 +14,11 @@ localrule was submitted to SLURM and completed there, each in the partition its 
 that exactly the jobs with a ``gpu`` resource were given a GPU (a ``gpu`` GRES in the job's
 allocation and ``CUDA_VISIBLE_DEVICES`` set inside the job), and that a group job asks for its
 largest member's memory and the sum of its members' runtimes (profile's ``group_slot``).
+
+A second test trains with ``imaging.train.gpus: 2`` (the upstream steps run locally first, then
+only the training job goes through SLURM): the job is given 2 GPUs with CPUs and memory scaled
+to 2, once with the profile's default ``--gpus=N`` and once with its ``--gres=gpu:N`` SITE
+switch. The fake GPUs have no CUDA, so the two data-parallel processes train on the CPU (gloo).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +84,13 @@ class LoggedJob:
     local: bool
     resources: dict[str, str] = field(default_factory=dict)
     group: str | None = None
+    wildcards: str = ""
+    threads: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What names the job across Snakemake processes (job ids differ inside a SLURM job)."""
+        return self.rule, self.wildcards
 
 
 @dataclass
@@ -91,7 +104,7 @@ class Submission:
 
 _JOB = re.compile(r"^(\s*)(localrule|rule) (\S+):$")
 _GROUP = re.compile(r"Group job (\S+) \(jobs in lexicogr\. order\):$")
-_FIELD = re.compile(r"^\s+(jobid|resources): (.*)$")
+_FIELD = re.compile(r"^\s+(jobid|resources|wildcards|threads): (.*)$")
 _SUBMIT = re.compile(r"^Job (\S+) has been submitted with SLURM jobid (\S+) \(log: (.+)\)\.$")
 _ARRAY = re.compile(
     r"Submitted array job with Snakemake IDs (\S+) and SLURM job ID (\d+)\. "
@@ -99,8 +112,17 @@ _ARRAY = re.compile(
 )
 
 
-def parse_log(text: str) -> tuple[list[LoggedJob], list[Submission]]:
-    """Job blocks and SLURM submissions of a Snakemake (main process) log."""
+def parse_log(
+    text: str, members_of: Callable[[Path], set[tuple[str, str]]] | None = None
+) -> tuple[list[LoggedJob], list[Submission]]:
+    """Job blocks and SLURM submissions of a Snakemake (main process) log.
+
+    Group jobs are printed when they start and submitted in the background, so two group jobs of
+    one group printed together may be submitted in either order, and the log names a group
+    submission only by a uuid and its SLURM log. ``members_of`` (SLURM log -> the ``key`` of
+    each job it ran, see :func:`slurm_log_members`) tells which printed group job a submission
+    is; without it a submission is matched to the first pending group job of its name.
+    """
     jobs: list[LoggedJob] = []
     groups: list[tuple[str, list[LoggedJob]]] = []  # printed, not yet matched to a submission
     subs: list[Submission] = []
@@ -120,6 +142,10 @@ def parse_log(text: str) -> tuple[list[LoggedJob], list[Submission]]:
         elif current is not None and (m := _FIELD.match(line)):
             if m.group(1) == "jobid":
                 current.jobid = m.group(2).strip()
+            elif m.group(1) == "wildcards":
+                current.wildcards = m.group(2).strip()
+            elif m.group(1) == "threads":
+                current.threads = m.group(2).strip()
             else:
                 current.resources = dict(
                     kv.split("=", 1) for kv in m.group(2).split(", ") if "=" in kv
@@ -140,11 +166,27 @@ def parse_log(text: str) -> tuple[list[LoggedJob], list[Submission]]:
                 subs.append(Submission(slurm_id, Path(log), single[-1:]))
                 continue
             name = next((g for g, _ in groups if f"/group_{g}_" in log), None)
-            idx = next((i for i, (g, _) in enumerate(groups) if g == name), None)
-            if idx is None:
+            pending = [i for i, (g, _) in enumerate(groups) if g == name]
+            if members_of is not None:
+                ran = members_of(Path(log))
+                pending = [i for i in pending if {j.key for j in groups[i][1]} == ran]
+            if not pending:
                 raise AssertionError(f"submission of unknown job {ident}: {line}")
-            subs.append(Submission(slurm_id, Path(log), groups.pop(idx)[1]))
+            subs.append(Submission(slurm_id, Path(log), groups.pop(pending[0])[1]))
     return jobs, subs
+
+
+def slurm_log_members(slurm_log: Path) -> set[tuple[str, str]]:
+    """``(rule, wildcards)`` of each job a SLURM job ran: the ``--target-jobs`` of the job step's
+    Snakemake command, which its banner prints into the SLURM log (``Command: ...``)."""
+    m = re.search(r"^\s*Command: .*? --target-jobs (.*?)(?: --|$)", slurm_log.read_text(), re.M)
+    if m is None:
+        raise AssertionError(f"no --target-jobs in {slurm_log}")
+    found = set()
+    for target in m.group(1).split():
+        rule, _, wildcards = target.partition(":")
+        found.add((rule, ", ".join(w for w in wildcards.split(",") if w)))
+    return found
 
 
 def slurm_log_of(sub: Submission, slurm_logs: Path) -> Path:
@@ -161,6 +203,14 @@ def slurm_minutes(limit: str) -> int:
     while len(parts) < 3:
         parts.insert(0, 0)
     return int(days or 0) * 1440 + parts[0] * 60 + parts[1] + (parts[2] > 0)
+
+
+def slurm_mb(size: str) -> int:
+    """A SLURM memory figure (``16000M``, ``62.50G``: scontrol prints G where it is exact) in MB."""
+    m = re.fullmatch(r"([\d.]+)([MGT])", size or "")
+    if m is None:
+        raise AssertionError(f"not a SLURM memory size: {size!r}")
+    return round(float(m.group(1)) * {"M": 1, "G": 1024, "T": 1024**2}[m.group(2)])
 
 
 def prolog_gpus(slurm_log: Path) -> str:
@@ -193,6 +243,10 @@ def test_slurm_minutes():
     assert slurm_minutes("05:00") == 5
 
 
+def test_slurm_mb():
+    assert slurm_mb("16000M") == 16000 and slurm_mb("62.50G") == 64000 and slurm_mb("1T") == 1048576
+
+
 def test_parse_log_matches_group_submissions():
     text = "\n".join([
         "rule a:", "    jobid: 4", "    resources: mem_mb=10, gpu=1",
@@ -214,6 +268,40 @@ def test_parse_log_matches_group_submissions():
         ("7", ["4"]), ("8", ["5", "6"]), ("11_1", ["9"]), ("11_2", ["10"]),
     ]  # fmt: skip
     assert jobs[0].resources == {"mem_mb": "10", "gpu": "1"}
+
+
+def test_parse_log_pairs_group_jobs_by_their_members():
+    """Two group jobs of one group, printed together and submitted in the other order."""
+    text = "\n".join([
+        "[Mon] Group job g (jobs in lexicogr. order):",
+        "    rule n:", "        jobid: 1", "        wildcards: subject=a",
+        "        resources: runtime=20",
+        "    rule t:", "        jobid: 2", "        wildcards: subject=a",
+        "        resources: runtime=10",
+        "[Mon] Group job g (jobs in lexicogr. order):",
+        "    rule n:", "        jobid: 3", "        wildcards: subject=b",
+        "        resources: runtime=20",
+        "Job u2 has been submitted with SLURM jobid 8 (log: /x/group_g_n_t/8.log).",
+        "Job u1 has been submitted with SLURM jobid 9 (log: /x/group_g_n_t/9.log).",
+    ])  # fmt: skip
+    ran = {"8.log": {("n", "subject=b")}, "9.log": {("n", "subject=a"), ("t", "subject=a")}}
+    _, subs = parse_log(text, members_of=lambda log: ran[log.name])
+    assert [(s.slurm_id, [j.jobid for j in s.jobs]) for s in subs] == [
+        ("8", ["3"]), ("9", ["1", "2"]),
+    ]  # fmt: skip
+    _, naive = parse_log(text)  # by name and order alone: the wrong pairing
+    assert [(s.slurm_id, [j.jobid for j in s.jobs]) for s in naive][0] == ("8", ["1", "2"])
+
+
+def test_slurm_log_members_reads_the_job_steps_targets(tmp_path):
+    log = tmp_path / "4.log"
+    log.write_text(
+        "voxseq-slurm-test CUDA_VISIBLE_DEVICES=unset\n"
+        "  Command: /x/snakemake/__main__.py --snakefile /x/Snakefile --target-jobs "
+        "n:subject=a t:subject=a,part=1 train: --allowed-rules n t --cores 16\n"
+        "  Command: /x/snakemake/__main__.py --target-jobs n:subject=a --allowed-rules n\n"
+    )
+    assert slurm_log_members(log) == {("n", "subject=a"), ("t", "subject=a, part=1"), ("train", "")}
 
 
 def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
@@ -239,7 +327,7 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
 
     logs = sorted((tmp_path / ".snakemake" / "log").glob("*.snakemake.log"))
     assert logs, "no Snakemake log"
-    jobs, subs = parse_log(logs[-1].read_text())
+    jobs, subs = parse_log(logs[-1].read_text(), members_of=slurm_log_members)
     remote = [j for j in jobs if not j.local]
     submitted = {id(j) for s in subs for j in s.jobs}
     assert remote and subs, f"no SLURM submissions in {logs[-1]}"
@@ -262,8 +350,10 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
         if len(sub.jobs) > 1:  # one group_slot: largest member's memory, summed runtimes
             mem = max(int(j.resources["mem_mb"]) for j in sub.jobs)
             minutes = sum(int(j.resources["runtime"]) for j in sub.jobs)
-            assert info.get("MinMemoryNode") == f"{mem}M", (rules, mem, info.get("MinMemoryNode"))
-            assert slurm_minutes(info.get("TimeLimit", "")) == minutes, (rules, minutes, info)
+            given = info.get("MinMemoryNode")
+            assert slurm_mb(given) == mem, (rules, mem, given)
+            members = [(j.rule, j.jobid, j.resources.get("runtime")) for j in sub.jobs]
+            assert slurm_minutes(info.get("TimeLimit", "")) == minutes, (members, minutes, info)
         wants_gpu = any(int(j.resources.get("gpu", 0) or 0) > 0 for j in sub.jobs)
         visible = prolog_gpus(log)
         if wants_gpu:
@@ -279,3 +369,79 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
         f"SLURM run: {elapsed:.0f} s, {len(subs)} SLURM jobs for {len(remote)} jobs, "
         f"GPU rules {sorted(gpu_rules)}; SLURM_CONF={os.environ['SLURM_CONF']}"
     )
+
+
+def gres_profile(dest: Path) -> Path:
+    """A copy of the profile with its ``--gres=gpu:N`` SITE switch on (``# GRES:`` uncommented)."""
+    text, n = re.subn(r"(?m)^(\s*)# GRES: ", r"\1", (PROFILE / "profile.yaml").read_text())
+    assert n >= 2, "no '# GRES:' lines in the profile"
+    dest.mkdir()
+    (dest / "profile.yaml").write_text(text)
+    return dest
+
+
+def allocated_gpus(info: dict[str, str]) -> int:
+    """GPUs in a job's allocation (``JOB_GRES=gpu:2`` or ``gpu:<type>:2(IDX:0-1)``)."""
+    m = re.match(r"gpu(?::[^:(,]+)?:(\d+)", info.get("JOB_GRES", ""))
+    return int(m.group(1)) if m else 0
+
+
+def test_training_with_two_gpus_through_slurm(slurm_cluster, tmp_path, monkeypatch):
+    """``imaging.train.gpus: 2``: one SLURM job with 2 GPUs, 2 x cpus_per_gpu CPUs and memory for
+    as many threads, with ``--gpus=2`` (the profile) and with ``--gres=gpu:2`` (its SITE switch)."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    monkeypatch.delenv("VOXSEQ_SLURM_ACCOUNT", raising=False)
+    gpus = 2
+    extra = tmp_path / "gpus.yaml"
+    extra.write_text(yaml.safe_dump({"imaging": {"train": {"gpus": gpus}}}))
+    configs = ("--configfile", str(TINY), str(extra))
+    work = tmp_path / "work"
+    work.mkdir()
+    # Everything upstream of the training runs here (no SLURM), once for both submissions.
+    run_snakemake(work, *configs, "--cores", "2", "--omit-from", "imaging_train",
+                  timeout=RUN_TIMEOUT_S)  # fmt: skip
+    train_res = read_profile()["set-resources"]["imaging_train"]
+    per_gpu = int(train_res["cpus_per_gpu"])
+    cpus = gpus * per_gpu
+
+    def mem_for(threads: int) -> int:  # the profile's memory expression, first attempt
+        return int(eval(str(train_res["mem_mb"]), {"threads": threads, "attempt": 1}))
+
+    mem = mem_for(cpus)
+    assert mem == gpus * mem_for(per_gpu), "memory does not scale with the GPUs"
+    train_log = work / "results/tiny/logs/imaging/train.log"
+    timings = {}
+    for switch, profile in (("gpus", PROFILE), ("gres", gres_profile(tmp_path / "slurm_gres"))):
+        t0 = time.monotonic()
+        train_log.unlink(missing_ok=True)
+        run_snakemake(work, *configs, "--profile", str(profile), *CLUSTER_ARGS,
+                      "--until", "imaging_train", "--forcerun", "imaging_train",
+                      timeout=RUN_TIMEOUT_S)  # fmt: skip
+        timings[switch] = time.monotonic() - t0
+        log = sorted((work / ".snakemake" / "log").glob("*.snakemake.log"))[-1]
+        jobs, subs = parse_log(log.read_text(), members_of=slurm_log_members)
+        assert [j.rule for j in jobs if not j.local] == ["imaging_train"], (switch, jobs)
+        assert len(subs) == 1 and len(subs[0].jobs) == 1, (switch, subs)
+        sub, job = subs[0], subs[0].jobs[0]
+        assert job.resources.get("gpu") == ("0" if switch == "gres" else str(gpus)), job
+        assert job.threads == str(cpus) and job.resources["mem_mb"] == str(mem), job
+        info = slurm_cluster.job(sub.slurm_id)
+        assert info.get("JobState") == "COMPLETED", (switch, info)
+        assert info.get("Partition") == job.resources["slurm_partition"], (switch, info)
+        # what was asked: --gpus=2 (a per-job GPU count) or --gres=gpu:2 (per node)
+        asked = info.get("TresPerJob") if switch == "gpus" else info.get("TresPerNode")
+        assert asked == f"gres:gpu:{gpus}", (switch, info)
+        if switch == "gres":
+            assert "TresPerJob" not in info, info  # no --gpus beside --gres
+        # what was given: 2 GPUs, their CPUs, memory for all of them
+        assert allocated_gpus(info) == gpus, (switch, info.get("JOB_GRES"))
+        assert int(info["NumCPUs"]) == cpus, (switch, info.get("NumCPUs"))
+        assert slurm_mb(info.get("MinMemoryNode")) == mem, (switch, info.get("MinMemoryNode"))
+        visible = prolog_gpus(slurm_log_of(sub, work / ".snakemake" / "slurm_logs"))
+        assert len(visible.split(",")) == gpus, (switch, visible)
+        # the job trained with 2 data-parallel processes (gloo on the CPU: no CUDA here)
+        assert (work / "results/tiny/imaging/train/metrics.tsv").is_file()
+        assert re.search(rf"data-parallel training: {gpus} processes", train_log.read_text()), (
+            switch, train_log.read_text()[-2000:])  # fmt: skip
+    print(f"gpu={gpus} training through SLURM: " +
+          ", ".join(f"--{k}: {v:.0f} s" for k, v in timings.items()))  # fmt: skip
