@@ -179,3 +179,18 @@ def test_ddp_killed_run_resumes(tmp_path, windows):
     assert "resuming from" in log
     assert len(read_tsv(tmp_path / "metrics.tsv")) == 6
     assert (tmp_path / "bundle" / "bundle.json").exists()
+
+
+def test_ddp_through_the_workflow(tmp_path):
+    """The rule script itself launches the ranks (they must not re-run the Snakemake script)."""
+    from conftest import run_snakemake
+
+    cfg = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
+    cfg["imaging"]["train"]["gpus"] = 2
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    run_snakemake(tmp_path, "--configfile", str(tmp_path / "cfg.yaml"), "--cores", "2",
+                  "--until", "imaging_train")
+    log = (tmp_path / "results/tiny/logs/imaging/train.log").read_text()
+    assert "data-parallel training: 2 processes" in log and "rank0" in log
+    meta = json.loads((tmp_path / "models/tiny/imaging/bundle.json").read_text())
+    assert meta["provenance"]["processes"] == 2

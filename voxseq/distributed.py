@@ -164,6 +164,13 @@ def launch(fn: Callable[..., Any], *args: Any, nproc: int = 1, threads: int = 1,
              nproc, per_rank)
     for handler in logging.getLogger().handlers:
         handler.flush()
+    # spawned ranks re-import the parent's __main__ file unless it is hidden: a Snakemake rule
+    # script cannot run again outside Snakemake (no `snakemake` object), and need not
+    main = sys.modules["__main__"]
+    hidden = {k: main.__dict__.pop(k) for k in ("__file__",) if k in main.__dict__}
+    spec = getattr(main, "__spec__", None)
+    if spec is not None:
+        main.__spec__ = None
     try:
         results = elastic_launch(config, _rank_main)(fn, args, kwargs, log_file, per_rank)
     except ChildFailedError as exc:
@@ -172,4 +179,8 @@ def launch(fn: Callable[..., Any], *args: Any, nproc: int = 1, threads: int = 1,
             f"data-parallel training: rank {rank} of {nproc} failed (exit code "
             f"{failure.exitcode}); its error is in the log above"
         ) from None
+    finally:
+        main.__dict__.update(hidden)
+        if spec is not None:
+            main.__spec__ = spec
     return results[0]
