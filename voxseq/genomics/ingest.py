@@ -378,8 +378,6 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
     dict
         The report.
     """
-    # what was read, recorded first (see voxseq.io.digest.same_content: a touch reruns nothing)
-    sources = {"bam": source_record(bam), "vcf": source_record(vcf) if vcf else None}
     bam = Path(bam)
     ref_contigs = read_contigs(reference)
     with open_alignments(subject, bam, reference) as (aln, index):
@@ -391,6 +389,9 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
             raise _mismatch_error(subject, fmt, bam, reference, problems)
         n_m5 = check_cram_reference(subject, bam, header, reference) if fmt == "CRAM" else None
         counts = count_reads(aln, min_mapq, exclude_flags, subject)
+    # what was read, once the files are known to be there and valid (see
+    # voxseq.io.digest.same_content: a touch reruns nothing, an edit reruns this subject)
+    sources = {"bam": source_record(bam), "vcf": source_record(vcf) if vcf else None}
     report = {"subject": subject, "alignments": str(bam), "format": fmt, "index": str(index),
               "reference": str(reference), "n_contigs": len(found), "cram_m5_checked": n_m5,
               "min_mapq": min_mapq, "exclude_flags": exclude_flags, "read_counts": counts,

@@ -66,13 +66,13 @@ def ingest_subject(
         z-score normalisation would divide by zero), or a label that does not fit the image.
         Nothing is written then.
     """
-    # what was read (stat + content, recorded before reading): a touch with the same bytes
-    # reruns nothing, an edit reruns this subject (see voxseq.io.digest.same_content)
+    image = load_nifti(image_path, subject, "image", max_voxels)
+    # what was read, once it loaded (stat + content): a touch with the same bytes reruns
+    # nothing, an edit reruns this subject (see voxseq.io.digest.same_content)
     sources = {
         "image": source_record(image_path),
         "label": source_record(label_path) if label_path else None,
     }
-    image = load_nifti(image_path, subject, "image", max_voxels)
     lo, hi = float(image.data.min()), float(image.data.max())
     if lo == hi:
         raise VoxseqError(
