@@ -72,8 +72,8 @@ class BusySampler:
 def prepare(work: Path, cores: int) -> Path:
     """The demo cohort's normalised stores, tiles and windows (the workflow's own rules)."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(work), "--cores", str(cores), "--until", "imaging_tile", "genomics_tile", "cohort_sheet",
-           "--config", "terminal=snakemake"]
+           str(work), "--cores", str(cores), "--config", "terminal=snakemake",
+           "--until", "imaging_tile", "genomics_tile", "cohort_sheet"]
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return work / "results/demo"
 
@@ -97,8 +97,9 @@ def run_task(track: str, res: Path, out: Path, nproc: int, iters: int, device: s
                 str(out / "bundle"), str(out / "metrics.tsv"), str(out / "ck"), {"cohort": "bench"})
         fn = train_imaging
     else:
-        args = (str(res / "genomics/tile/windows.h5"), str(out / "bundle"), str(out / "metrics.tsv"),
-                str(out / "ck"), cfg["genomics"]["model"], train, cfg["seed"])
+        args = (str(res / "genomics/tile/windows.h5"), str(out / "bundle"),
+                str(out / "metrics.tsv"), str(out / "ck"), cfg["genomics"]["model"], train,
+                cfg["seed"])
         fn = train_genomics
     sampler = BusySampler(list(range(nproc)) if device == "cuda" else [])
     t0 = time.perf_counter()

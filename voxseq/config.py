@@ -30,7 +30,8 @@ def check_config(config: dict) -> None:
     for m, block in (("imaging", img), ("genomics", gen)):
         train = block.get("train") or {}
         gpus, batch = train.get("gpus", 1), train.get("batch_size", 1)
-        if block.get("enabled") and isinstance(gpus, int) and isinstance(batch, int) and batch % gpus:
+        integers = isinstance(gpus, int) and isinstance(batch, int)
+        if block.get("enabled") and integers and batch % gpus:
             raise VoxseqError(
                 f"config {m}.train.batch_size {batch} does not divide by {m}.train.gpus {gpus}: "
                 "the batch is the global one, split evenly over the data-parallel processes"

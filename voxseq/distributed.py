@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from voxseq import VoxseqError
+from voxseq.scripting import progress_handler
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,7 @@ def _configure_logging(log_file: str | None, threads: int) -> None:
             fh = logging.FileHandler(log_file, mode="a")
             fh.setFormatter(fmt)
             root.addHandler(fh)
-        ph = logging.StreamHandler(sys.stderr)
-        ph.addFilter(lambda record: record.levelno < logging.WARNING)
-        ph.setFormatter(logging.Formatter("%(message)s"))
-        progress.addHandler(ph)
+        progress.addHandler(progress_handler())
     else:
         progress.propagate = False
     torch.set_num_threads(max(threads, 1))
@@ -167,10 +165,9 @@ def launch(fn: Callable[..., Any], *args: Any, nproc: int = 1, threads: int = 1,
     # spawned ranks re-import the parent's __main__ file unless it is hidden: a Snakemake rule
     # script cannot run again outside Snakemake (no `snakemake` object), and need not
     main = sys.modules["__main__"]
-    hidden = {k: main.__dict__.pop(k) for k in ("__file__",) if k in main.__dict__}
-    spec = getattr(main, "__spec__", None)
-    if spec is not None:
-        main.__spec__ = None
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None  # multiprocessing reads the attribute, so it must exist
     try:
         results = elastic_launch(config, _rank_main)(fn, args, kwargs, log_file, per_rank)
     except ChildFailedError as exc:
@@ -180,7 +177,5 @@ def launch(fn: Callable[..., Any], *args: Any, nproc: int = 1, threads: int = 1,
             f"{failure.exitcode}); its error is in the log above"
         ) from None
     finally:
-        main.__dict__.update(hidden)
-        if spec is not None:
-            main.__spec__ = spec
+        main.__dict__.update(saved)
     return results[0]

@@ -247,12 +247,7 @@ def fit(
         t0 = time.time()
         net.train()
         losses = []
-        batches = (
-            task.batches(epoch, cfg.iters_per_epoch, rank, world)
-            if world > 1
-            else task.batches(epoch, cfg.iters_per_epoch)
-        )
-        for i, batch in enumerate(batches):
+        for i, batch in enumerate(task.batches(epoch, cfg.iters_per_epoch, rank, world)):
             lr = learning_rate(cfg, epoch * cfg.iters_per_epoch + i, total)
             for g in opt.param_groups:
                 g["lr"] = lr

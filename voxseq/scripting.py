@@ -10,6 +10,16 @@ from collections.abc import Iterator
 from voxseq import VoxseqError
 
 
+def progress_handler() -> logging.Handler:
+    """Bare progress lines on stderr, below WARNING only (warnings are printed once, by the
+    root logger's stderr handler)."""
+    ph = logging.StreamHandler(sys.stderr)
+    ph.setLevel(logging.INFO)
+    ph.addFilter(lambda record: record.levelno < logging.WARNING)
+    ph.setFormatter(logging.Formatter("%(message)s"))
+    return ph
+
+
 @contextlib.contextmanager
 def rule_logging(snakemake, threads: int | None = None) -> Iterator[logging.Logger]:
     """Log INFO to the rule's ``log[0]`` and warnings to stderr; turn a :class:`VoxseqError`
@@ -32,11 +42,7 @@ def rule_logging(snakemake, threads: int | None = None) -> Iterator[logging.Logg
     sh.setLevel(logging.WARNING)
     sh.setFormatter(fmt)
     root.addHandler(sh)
-    ph = logging.StreamHandler(sys.stderr)
-    ph.setLevel(logging.INFO)
-    ph.addFilter(lambda record: record.levelno < logging.WARNING)  # warnings: printed once by sh
-    ph.setFormatter(logging.Formatter("%(message)s"))
-    logging.getLogger("voxseq.progress").addHandler(ph)
+    logging.getLogger("voxseq.progress").addHandler(progress_handler())
     n = threads if threads is not None else snakemake.threads
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(max(int(n or 1), 1))

@@ -101,10 +101,11 @@ def same_content(path: str | Path, record: dict | None, cache: str | Path | None
         return False
 
 
-def recorded_source(record_file: str | Path, key: str) -> dict | None:
-    """``sources[key]`` of a job's JSON record, or None when absent or unreadable."""
+def recorded_sources(record_file: str | Path) -> dict:
+    """The ``sources`` of a job's JSON record (name -> :func:`source_record`), or ``{}`` when
+    the record is absent or unreadable."""
     try:
-        data = json.loads(Path(record_file).read_text())
-        return data["sources"][key]
+        sources = json.loads(Path(record_file).read_text())["sources"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return {}
+    return sources if isinstance(sources, dict) else {}

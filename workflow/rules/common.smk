@@ -10,7 +10,7 @@ sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snak
 from voxseq import VoxseqError  # noqa: E402
 from voxseq.bundle import read_bundle_meta  # noqa: E402
 from voxseq.config import check_config, check_devices, validate_config  # noqa: E402
-from voxseq.io.digest import recorded_source, same_content  # noqa: E402
+from voxseq.io.digest import recorded_sources, same_content  # noqa: E402
 from voxseq.demo.cohort import labelled_indices  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, assign_splits, read_sheet  # noqa: E402
 from voxseq.summary import headline  # noqa: E402
@@ -177,9 +177,14 @@ def stable(path, record_file, key):
     read the file (Snakemake's time rule applies then). The record is written by that job, so the
     first run and a run after ``--forcerun`` behave as plain Snakemake.
     """
-    if same_content(path, recorded_source(record_file, key), DIGEST_CACHE):
+    if record_file not in _RECORDS:  # each record is read once per DAG build
+        _RECORDS[record_file] = recorded_sources(record_file)
+    if same_content(path, _RECORDS[record_file].get(key), DIGEST_CACHE):
         return ancient(path)
     return path
+
+
+_RECORDS = {}
 
 
 def get_sample_sheet(wildcards=None):
@@ -210,43 +215,42 @@ def dag_splits():
 
 
 SPLIT = dag_splits()
-# imaging subjects training reads (train and val); the statistics read the train split only
+# imaging subjects training reads (train and val)
 IMAGING_FIT_SUBJECTS = [s for s in IMAGING_SUBJECTS if SPLIT[s] in ("train", "val")]
-IMAGING_TRAIN_SUBJECTS = [s for s in IMAGING_SUBJECTS if SPLIT[s] == "train"]
+# the intensity statistics read the train split's foreground samples (ct scheme only)
+IMAGING_STATS_SUBJECTS = (
+    [s for s in IMAGING_SUBJECTS if SPLIT[s] == "train"]
+    if config["imaging"]["normalisation"] == "ct"
+    else []
+)
 
 
-def _imaging_source(subject, key):
+def _source(modality, subject, key):
+    """A subject's source file (none: []), checked against what its ingest job recorded."""
     path = SUBJECTS[subject][key]
     if not path:
         return []
-    return stable(path, f"{RES}/imaging/ingest/{subject}.json", key)
-
-
-def _genomics_source(subject, key):
-    path = SUBJECTS[subject][key]
-    if not path:
-        return []
-    return stable(path, f"{RES}/genomics/ingest/{subject}.json", key)
+    return stable(path, f"{RES}/{modality}/ingest/{subject}.json", key)
 
 
 def get_image(wildcards):
-    return _imaging_source(wildcards.subject, "image")
+    return _source("imaging", wildcards.subject, "image")
 
 
 def get_label(wildcards):
-    return _imaging_source(wildcards.subject, "label")
+    return _source("imaging", wildcards.subject, "label")
 
 
 def get_bam(wildcards):
-    return _genomics_source(wildcards.subject, "bam")
+    return _source("genomics", wildcards.subject, "bam")
 
 
 def get_vcf(wildcards):
-    return _genomics_source(wildcards.subject, "vcf")
+    return _source("genomics", wildcards.subject, "vcf")
 
 
 def get_vcfs(wildcards):
-    return [_genomics_source(s, "vcf") for s in GENOMICS_VCF_SUBJECTS]
+    return [_source("genomics", s, "vcf") for s in GENOMICS_VCF_SUBJECTS]
 
 
 def get_imaging_bundle_files():
@@ -262,21 +266,6 @@ def get_imaging_bundle_outputs():
 
 def get_genomics_bundle_files():
     return [f"{GENOMICS_BUNDLE}/bundle.json", f"{GENOMICS_BUNDLE}/weights.safetensors"]
-
-
-def get_imaging_stats_samples(wildcards):
-    """The foreground samples the statistics read: the train split's, for the ``ct`` scheme."""
-    if config["imaging"]["normalisation"] != "ct":
-        return []
-    return expand(
-        f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_TRAIN_SUBJECTS
-    )
-
-
-def get_imaging_stats_subjects():
-    if config["imaging"]["normalisation"] != "ct":
-        return []
-    return IMAGING_TRAIN_SUBJECTS
 
 
 def get_imaging_stats(wildcards):

@@ -4,7 +4,9 @@
 
 rule imaging_stats:
     input:
-        samples=get_imaging_stats_samples,
+        samples=expand(
+            f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_STATS_SUBJECTS
+        ),
     output:
         stats=f"{RES}/imaging/normalise/intensity_stats.json",
     log:
@@ -16,7 +18,7 @@ rule imaging_stats:
         mem_mb=per_attempt(4000),
         runtime=per_attempt(10),
     params:
-        subjects=get_imaging_stats_subjects(),
+        subjects=IMAGING_STATS_SUBJECTS,
         scheme=config["imaging"]["normalisation"],
     script:
         "../../scripts/imaging_stats.py"
