@@ -6,10 +6,27 @@ from collections.abc import Callable
 
 from torch import nn
 
+from voxseq.models.classifiers import (
+    ClassifierEnsemble,
+    resnet10,
+    resnet18,
+    resnet34,
+    vgg11,
+    vgg16,
+)
 from voxseq.models.seqcnn import SeqCNN
 from voxseq.models.unet import UNet3D
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"unet3d": UNet3D, "seqcnn": SeqCNN}
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "unet3d": UNet3D,
+    "seqcnn": SeqCNN,
+    "resnet10": resnet10,
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "vgg11": vgg11,
+    "vgg16": vgg16,
+    "classifier_ensemble": ClassifierEnsemble,
+}
 
 
 def register(name: str, factory: Callable[..., nn.Module]) -> None:
