@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -41,3 +43,188 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
 
     ranks = rankdata(scores)
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+# ---- subject classification ------------------------------------------------------------------
+#: Common false-positive-rate grid of averaged ROC curves (macro one-vs-rest, mean over folds).
+FPR_GRID = np.linspace(0.0, 1.0, 101)
+
+
+def _encode(truth: Sequence[str], proba: np.ndarray,
+            classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices of ``truth`` and ``proba`` as float64, checked (rows renormalised to sum to
+    1 when K > 2 and they do not already, as one-vs-rest AUROC needs)."""
+    classes = list(classes)
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be at least two distinct names, got {classes}")
+    index = {c: k for k, c in enumerate(classes)}
+    unknown = sorted({str(t) for t in truth if t not in index})
+    if unknown:
+        raise ValueError(f"truth label(s) {unknown} not in classes {classes}")
+    y = np.array([index[t] for t in truth], dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    if p.shape != (len(y), len(classes)):
+        raise ValueError(f"proba has shape {p.shape}, expected ({len(y)}, {len(classes)}) "
+                         "(subjects, classes)")
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ValueError("proba must be finite and non-negative (probabilities, not logits)")
+    if len(classes) > 2 and not np.allclose(p.sum(axis=1), 1.0):
+        sums = p.sum(axis=1, keepdims=True)
+        if (sums == 0).any():
+            raise ValueError(f"proba rows {np.flatnonzero(sums[:, 0] == 0).tolist()} are all 0")
+        p = p / sums
+    return y, p
+
+
+def _auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """AUROC of encoded labels: binary of column 1, else one-vs-rest macro over present classes.
+
+    With every class present this is scikit-learn's ``multi_class="ovr", average="macro"``; with
+    some absent it is the mean of the present classes' one-vs-rest AUROCs (the same average).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    k = p.shape[1]
+    if k == 2:
+        return float(roc_auc_score(y == 1, p[:, 1]))
+    present = np.unique(y)
+    if len(present) == k:
+        return float(roc_auc_score(y, p, multi_class="ovr", average="macro",
+                                   labels=list(range(k))))
+    return float(np.mean([roc_auc_score(y == c, p[:, c]) for c in present]))
+
+
+def _bootstrap_auroc(y: np.ndarray, p: np.ndarray, n_bootstrap: int,
+                     seed: int) -> list[float]:
+    """AUROC of ``n_bootstrap`` resamples of subjects with every class of ``y`` (others redrawn,
+    at most ``10 * n_bootstrap`` draws in all).
+
+    Each resample's AUROC is :func:`_auroc`'s, computed by :func:`auroc` (ranks, ties counted
+    half: the same number as scikit-learn's, about 25 times faster for 3 classes).
+    """
+    rng = np.random.default_rng(seed)
+    present, stats = np.unique(y), []
+    for _ in range(10 * n_bootstrap):
+        if len(stats) == n_bootstrap:
+            break
+        idx = rng.integers(0, len(y), len(y))
+        yb, pb = y[idx], p[idx]
+        if len(np.unique(yb)) < len(present):
+            continue
+        if p.shape[1] == 2:
+            stats.append(auroc(pb[:, 1], yb == 1))
+        else:
+            stats.append(float(np.mean([auroc(pb[:, c], yb == c) for c in present])))
+    return stats
+
+
+def classification_metrics(truth: Sequence[str], proba: np.ndarray, classes: Sequence[str],
+                           n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Subject classification metrics of class probabilities, as JSON-ready plain Python.
+
+    Parameters
+    ----------
+    truth
+        ``(N,)`` true class names, each one of ``classes``.
+    proba
+        ``(N, K)`` probabilities, columns in ``classes`` order; the predicted class is the
+        argmax (the first of tied columns).
+    classes
+        The ``K >= 2`` class names.
+    n_bootstrap
+        Resamples of subjects for the AUROC interval (0: no interval).
+    seed
+        Seed of the resampling (the interval is a function of the inputs and the seed).
+
+    Returns
+    -------
+    dict
+        ``n``, ``counts`` (class -> true subjects), ``accuracy``, ``balanced_accuracy`` (mean
+        recall over the classes in ``truth``), ``macro_f1`` (over all ``classes``, 0 where
+        undefined), ``auroc`` (K = 2: of ``classes[1]``; K > 2: one-vs-rest macro over the
+        classes in ``truth``), ``auroc_ci95`` (``[low, high]``, 2.5th and 97.5th percentiles of
+        the bootstrap), ``auroc_bootstrap_n`` (resamples used), ``confusion_matrix`` (rows true,
+        columns predicted, ``classes`` order) and ``classes``. AUROC and its interval are
+        ``None`` with a ``note`` when ``truth`` has fewer than two classes; ``N = 0`` gives only
+        ``n`` and ``note``.
+
+    Raises
+    ------
+    ValueError
+        On a truth label not in ``classes``, a ``proba`` of the wrong shape, or negative or
+        non-finite probabilities.
+    """
+    import warnings
+
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        f1_score,
+    )
+
+    if len(truth) == 0 and np.size(proba) == 0:
+        return {"n": 0, "note": "no subject with a class: no metric"}
+    y, p = _encode(truth, proba, classes)
+    pred, labels = p.argmax(axis=1), list(range(len(classes)))
+    with warnings.catch_warnings():  # a predicted class absent from truth: recall of the others
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        balanced = balanced_accuracy_score(y, pred)
+    out = {
+        "n": len(y),
+        "counts": {c: int((y == k).sum()) for k, c in enumerate(classes)},
+        "accuracy": float(accuracy_score(y, pred)),
+        "balanced_accuracy": float(balanced),
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
+        "auroc": None,
+        "auroc_ci95": None,
+        "auroc_bootstrap_n": 0,
+        "confusion_matrix": confusion_matrix(y, pred, labels=labels).tolist(),
+        "classes": list(classes),
+    }
+    present = [classes[k] for k in np.unique(y)]
+    if len(present) < 2:
+        out["note"] = f"AUROC undefined: truth has a single class ({present[0]})"
+        return out
+    out["auroc"] = _auroc(y, p)
+    stats = _bootstrap_auroc(y, p, n_bootstrap, seed)
+    out["auroc_bootstrap_n"] = len(stats)
+    if stats:
+        out["auroc_ci95"] = [float(v) for v in np.percentile(stats, [2.5, 97.5])]
+    return out
+
+
+def roc_points(truth: Sequence[str], proba: np.ndarray, classes: Sequence[str]) -> dict:
+    """ROC curve to plot, with the AUROC of :func:`classification_metrics`.
+
+    Parameters
+    ----------
+    truth, proba, classes
+        As in :func:`classification_metrics`.
+
+    Returns
+    -------
+    dict
+        ``fpr``, ``tpr`` (lists of float) and ``auroc``. K = 2: scikit-learn's ``roc_curve`` of
+        ``classes[1]``. K > 2: the mean over the classes in ``truth`` of their one-vs-rest
+        curves interpolated on :data:`FPR_GRID` (``auroc`` is the one-vs-rest macro AUROC, not
+        the area under the interpolated curve). Fewer than two classes in ``truth``: empty
+        lists, ``auroc`` ``None`` and a ``note``.
+    """
+    from sklearn.metrics import roc_curve
+
+    if len(truth) == 0 and np.size(proba) == 0:
+        return {"fpr": [], "tpr": [], "auroc": None, "note": "no subject with a class"}
+    y, p = _encode(truth, proba, classes)
+    present = np.unique(y)
+    if len(present) < 2:
+        return {"fpr": [], "tpr": [], "auroc": None,
+                "note": f"ROC undefined: truth has a single class ({classes[present[0]]})"}
+    if p.shape[1] == 2:
+        fpr, tpr, _ = roc_curve(y == 1, p[:, 1])
+    else:
+        curves = [roc_curve(y == c, p[:, c])[:2] for c in present]
+        fpr = FPR_GRID
+        tpr = np.mean([np.interp(FPR_GRID, f, t) for f, t in curves], axis=0)
+    return {"fpr": [float(v) for v in fpr], "tpr": [float(v) for v in tpr],
+            "auroc": _auroc(y, p)}
