@@ -59,6 +59,7 @@ class TrainConfig:
     amp_dtype: str = "float16"
     num_workers: int | str = 1  # or "auto": the process's threads minus one
     patience: int = 0
+    select_after: int = 0  # warm-up epochs: never the best one, no early-stopping count
     gpus: int = 1
     deterministic: bool = True
     compile: bool = False
@@ -275,8 +276,10 @@ def fit(
             "seconds": round(time.time() - t0, 2),
         }
         history.append(row)
-        improved = metrics["score"] > best_score
-        if improved:
+        improved = metrics["score"] > best_score and epoch >= cfg.select_after
+        if epoch < cfg.select_after:
+            pass  # warm-up: not a candidate, and no early-stopping count yet
+        elif improved:
             best_score, best_epoch, stale = metrics["score"], epoch, 0
             if main:
                 _save(
