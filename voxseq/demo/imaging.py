@@ -19,6 +19,7 @@ from scipy.ndimage import gaussian_filter
 from voxseq.io.atomic import atomic_path
 
 LABEL_NAMES = ("background", "organ", "lesion")
+BURDEN_SMALL = 1400.0  # class threshold of the small (test) volumes, mm³
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,13 @@ class ImagingDemoConfig:
     organ_contrast: float = 2.0
     lesion_contrast: float = 1.5
     lesion_radius_mm: tuple[float, float] = (4.0, 8.0)
-    lesions: tuple[int, int] = (1, 3)
+    lesions: tuple[int, int] = (1, 3)  # per subject, of lesion_radius_mm
+    # a share of subjects carries more and larger lesions; the class still comes from the
+    # measured burden, so light subjects with large lesions and heavy ones with small lesions
+    # sit near the threshold
+    heavy_fraction: float = 0.5
+    heavy_lesions: tuple[int, int] = (4, 6)
+    heavy_lesion_radius_mm: tuple[float, float] = (5.5, 8.5)
     orientations: tuple[str, ...] = ("RAS", "LPS", "LAS", "PSR")
     scanners: tuple[Scanner, ...] = field(
         default_factory=lambda: (
@@ -62,6 +69,8 @@ class ImagingDemoConfig:
             slice_spacing=(2.4, 2.8),
             min_shape=16,
             lesion_radius_mm=(4.0, 6.0),
+            heavy_lesion_radius_mm=(4.5, 6.0),
+            burden_threshold_mm3=BURDEN_SMALL,
         )
 
     def shifted(self, shift: float) -> ImagingDemoConfig:
@@ -82,7 +91,7 @@ class ImagingDemoConfig:
 
 
 def phantom(
-    rng: np.random.Generator, coords: np.ndarray, cfg: ImagingDemoConfig
+    rng: np.random.Generator, coords: np.ndarray, cfg: ImagingDemoConfig, heavy: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free intensity and label maps at world coordinates.
 
@@ -92,6 +101,8 @@ def phantom(
         Source of the subject's anatomy.
     coords
         (3, X, Y, Z) RAS world coordinates in mm of the voxel centres.
+    heavy
+        Draw the lesions from ``heavy_lesions`` / ``heavy_lesion_radius_mm``.
 
     Returns
     -------
@@ -114,8 +125,13 @@ def phantom(
     label = organ.astype(np.uint8)
     image = body.astype(np.float32) + cfg.organ_contrast * organ
     total = 0.0
-    for _ in range(int(rng.integers(cfg.lesions[0], cfg.lesions[1] + 1))):
-        rad = rng.uniform(*cfg.lesion_radius_mm)
+    count, radius = (
+        (cfg.heavy_lesions, cfg.heavy_lesion_radius_mm)
+        if heavy
+        else (cfg.lesions, cfg.lesion_radius_mm)
+    )
+    for _ in range(int(rng.integers(count[0], count[1] + 1))):
+        rad = rng.uniform(*radius)
         # lesion centre inside the organ, well away from its rim
         u = rng.normal(size=3)
         u /= np.linalg.norm(u)
@@ -146,7 +162,8 @@ def make_subject(seed: int, index: int, cfg: ImagingDemoConfig) -> dict:
     affine[:3, 3] = origin
     idx = np.indices(shape, dtype=np.float32)
     coords = idx * spacing[:, None, None, None].astype(np.float32) + origin[:, None, None, None]
-    image, label = phantom(rng, coords, cfg)
+    heavy = bool(np.random.default_rng([seed, 5, index]).random() < cfg.heavy_fraction)
+    image, label = phantom(rng, coords, cfg, heavy)
     bias = gaussian_filter(rng.normal(size=(4, 4, 4)), 1.0)
     bias = 1.0 + 0.1 * bias / (np.abs(bias).max() + 1e-6)
     from scipy.ndimage import zoom
