@@ -15,4 +15,6 @@ with rule_logging(snakemake):
         snakemake.params.labels,
         snakemake.output.table,
         snakemake.output.metrics,
+        predictions=snakemake.input.get("predictions"),
+        classify_metrics=snakemake.input.get("classify_metrics"),
     )

@@ -17,4 +17,5 @@ with rule_logging(snakemake):
         snakemake.output.result,
         device=snakemake.params.device,
         label_path=snakemake.input.get("label"),
+        out_probabilities=snakemake.output.get("probabilities"),
     )

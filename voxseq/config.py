@@ -172,6 +172,9 @@ def validate_config(config: dict, schema_dir: str | Path) -> None:
         for m in MODALITIES
         if isinstance(config.get(m), dict) and config[m].get("enabled")
     ]
+    classify = (config.get("imaging") or {}).get("classify")
+    if isinstance(classify, dict) and classify.get("enabled") is not False:
+        blocks.append(("imaging.classify.train", "train", classify.get("train", {})))
     for prefix, name, instance in blocks:
         validator = Draft202012Validator(schemas[name], registry=registry)
         errors = list(validator.iter_errors(instance))

@@ -15,13 +15,26 @@ from voxseq.io.nifti import load_nifti
 
 
 def cohort_table(
-    sheet: str, results: dict[str, str], labels: list[str], out_tsv: str, out_json: str
+    sheet: str,
+    results: dict[str, str],
+    labels: list[str],
+    out_tsv: str,
+    out_json: str,
+    predictions: str | None = None,
+    classify_metrics: str | None = None,
 ) -> dict:
     """One row per subject (split, class, Dice per label, volumes); cohort metrics JSON.
 
     ``imaging.test_dice_mean`` is the mean over test-split subjects with a label and over
     foreground labels (labels absent from both prediction and truth are skipped).
+
+    With the subject classifier's ``predictions`` (``classify/predictions.tsv``) and
+    ``classify_metrics`` (``classify/metrics.json``), each row gains ``predicted_class`` and its
+    probability ``class_probability``, and the metrics gain ``classify_oof_auroc``,
+    ``classify_test_auroc`` and ``classify_balanced_accuracy`` (out-of-fold when the classifier
+    was cross-validated here, else on the test split).
     """
+    predicted = {r["subject"]: r for r in read_tsv(predictions)} if predictions else {}
     rows_in = {r["subject"]: r for r in read_tsv(sheet)}
     fg = labels[1:]
     rows, test_dice, per_label = [], [], {name: [] for name in fg}
@@ -35,6 +48,10 @@ def cohort_table(
             "class": rows_in[sid]["class"],
             "labelled": "yes" if res["dice"] else "no",
         }
+        if predictions:
+            p = predicted.get(sid, {})
+            row["predicted_class"] = p.get("predicted", "")
+            row["class_probability"] = p.get(f"prob_{p['predicted']}", "") if p else ""
         for name in fg:
             row[f"dice_{name}"] = (res["dice"] or {}).get(name)
             row[f"volume_{name}_mm3"] = res["volumes_mm3"][name]
@@ -46,6 +63,7 @@ def cohort_table(
                 if res["dice"].get(name) is not None:
                     per_label[name].append(res["dice"][name])
     columns = ["subject", "split", "class", "labelled"]
+    columns += ["predicted_class", "class_probability"] if predictions else []
     columns += [f"dice_{n}" for n in fg] + [f"volume_{n}_mm3" for n in fg]
     write_tsv(out_tsv, rows, columns)
     summary = {
@@ -60,8 +78,26 @@ def cohort_table(
         },
         "bundle_digests": sorted(digests),
     }
+    if classify_metrics:
+        summary.update(classify_summary(json.loads(Path(classify_metrics).read_text())))
     write_json(out_json, summary)
     return summary
+
+
+def classify_summary(metrics: dict) -> dict:
+    """The classifier's headline numbers from its ``metrics.json``."""
+    oof, test = metrics.get("oof") or {}, metrics.get("test") or {}
+    return {
+        "classify_classes": metrics.get("classes"),
+        "classify_oof_auroc": oof.get("auroc"),
+        "classify_oof_auroc_ci95": oof.get("auroc_ci95"),
+        "classify_test_auroc": test.get("auroc"),
+        "classify_test_auroc_ci95": test.get("auroc_ci95"),
+        "classify_balanced_accuracy": (oof or test).get("balanced_accuracy"),
+        "classify_test_balanced_accuracy": test.get("balanced_accuracy"),
+        "classify_n_oof": oof.get("n", 0),
+        "classify_n_test": test.get("n", 0),
+    }
 
 
 def overlay_slices(image_path: str, seg_path: str, label_path: str | None, subject: str):

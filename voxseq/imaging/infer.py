@@ -15,7 +15,7 @@ from voxseq.fit import resolve_device
 from voxseq.imaging.resample import resample
 from voxseq.imaging.sliding import sliding_window_logits
 from voxseq.imaging.store import open_store
-from voxseq.io.atomic import write_json
+from voxseq.io.atomic import atomic_path, write_json
 from voxseq.io.nifti import save_nifti, to_original
 from voxseq.metrics import dice_per_label
 
@@ -49,13 +49,16 @@ def segment_subject(
     out_json: str,
     device: str = "auto",
     label_path: str | None = None,
+    out_probabilities: str | None = None,
 ) -> dict:
     """Segment one subject and write ``<subject>_seg.nii.gz`` on its original grid.
 
     The probabilities are resampled (linearly) to the canonical original grid, then the argmax
     is reoriented to the file's storage order and written with the input's affine, so the
     output has exactly the input's shape and affine. Volumes (mm³) per label; Dice per label
-    when ``label_path`` is given.
+    when ``label_path`` is given. With ``out_probabilities``, the probabilities of the
+    foreground labels (L - 1, X, Y, Z) on the normalised grid are saved there as float16
+    ``.npy`` (input channels of the subject classifier).
     """
     st = open_store(store)
     geo = st.meta
@@ -75,6 +78,9 @@ def segment_subject(
     dev = resolve_device(device)
     model.to(dev)
     probs = predict_volume(model, np.asarray(st.image[...]), pre, dev)
+    if out_probabilities:
+        with atomic_path(out_probabilities) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, probs[1:].astype(np.float16), allow_pickle=False)
     probs = resample(probs, geo["canonical_shape"], "linear")
     seg = to_original(probs.argmax(0).astype(np.uint8), tuple(geo["original_axcodes"]))
     affine = np.array(geo["original_affine"])

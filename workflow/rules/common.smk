@@ -40,8 +40,10 @@ IMAGING_BUNDLE = config["models"]["imaging"] or f"models/{COHORT}/imaging"
 GENOMICS_BUNDLE = config["models"]["genomics"] or f"models/{COHORT}/genomics"
 TRAIN_IMAGING = IMAGING and not config["models"]["imaging"]
 TRAIN_GENOMICS = GENOMICS and not config["models"]["genomics"]
-# every model comes from a bundle: subjects without a split in the sheet are all test subjects
-INFERENCE_ONLY = not (TRAIN_IMAGING or TRAIN_GENOMICS)
+CLASSIFY_CFG = config["imaging"]["classify"]
+CLASSIFY_BUNDLE = (
+    config["models"]["imaging_classify"] or f"models/{COHORT}/imaging_classify"
+)
 
 
 def resolve_inputs():
@@ -136,10 +138,56 @@ def check_bundle_labels():
         )
 
 
+def load_classify_bundle_meta():
+    """bundle.json of the applied classifier (None when it is trained here or off)."""
+    path = config["models"]["imaging_classify"]
+    if not path or not IMAGING or CLASSIFY_CFG["enabled"] is False:
+        return None
+    try:
+        meta = read_bundle_meta(path, "imaging")
+    except VoxseqError as exc:
+        raise WorkflowError(f"models.imaging_classify: {exc}") from None
+    if meta.get("task") != "classify":
+        raise WorkflowError(
+            f"models.imaging_classify {path}: a {meta.get('task', 'segmentation')} bundle, "
+            "not a classifier (task classify)"
+        )
+    return meta
+
+
+def classify_enabled():
+    """imaging.classify.enabled: auto is on when the sheet has a class column (the demo's
+    always has) or a classifier bundle is applied."""
+    setting = CLASSIFY_CFG["enabled"]
+    if not IMAGING or setting is False:
+        return False
+    has_class = (DEMO and config["demo"]["imaging"]) or any(
+        r.get("class") for r in SUBJECTS.values() if r["image"]
+    )
+    if config["models"]["imaging_classify"]:
+        return True
+    if setting is True and not has_class:
+        raise WorkflowError(
+            f"imaging.classify.enabled is true but the sample sheet {config['samples']} has "
+            "no class column (or no imaging subject with a class)"
+        )
+    return has_class
+
+
 SUBJECTS = load_subjects()
 IMAGING_BUNDLE_META = load_bundle_meta("imaging")
 GENOMICS_BUNDLE_META = load_bundle_meta("genomics")
+CLASSIFY_BUNDLE_META = load_classify_bundle_meta()
+if IMAGING_BUNDLE_META and IMAGING_BUNDLE_META.get("task") == "classify":
+    raise WorkflowError(
+        f"models.imaging {config['models']['imaging']}: a classifier bundle; set it as "
+        "models.imaging_classify (models.imaging takes a segmentation bundle)"
+    )
 check_bundle_labels()
+CLASSIFY = classify_enabled()
+TRAIN_CLASSIFY = CLASSIFY and not CLASSIFY_BUNDLE_META
+# every model comes from a bundle: subjects without a split in the sheet are all test subjects
+INFERENCE_ONLY = not (TRAIN_IMAGING or TRAIN_GENOMICS or TRAIN_CLASSIFY)
 IMAGING_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if IMAGING and r["image"])
 GENOMICS_SUBJECTS = sorted(s for s, r in SUBJECTS.items() if GENOMICS and r["bam"])
 if IMAGING and not IMAGING_SUBJECTS:
@@ -166,6 +214,7 @@ else:
 
 wildcard_constraints:
     subject=SUBJECT_PATTERN.strip("^$"),
+    fold=r"\d+",
 
 
 # ---- input functions -------------------------------------------------------------------------
@@ -223,6 +272,95 @@ IMAGING_STATS_SUBJECTS = (
     if config["imaging"]["normalisation"] == "ct"
     else []
 )
+
+
+# subject classification: the cross-validated subjects (train + val), the folds
+CLASSIFY_FIT_SUBJECTS = IMAGING_FIT_SUBJECTS if TRAIN_CLASSIFY else []
+CLASSIFY_FOLDS = list(range(CLASSIFY_CFG["folds"])) if TRAIN_CLASSIFY else []
+
+
+def check_classify():
+    """Before any job: the sheet's classes (a user's sheet; the demo's are balanced by
+    construction) fit training (two or more, enough per fold) or the applied bundle, and the
+    bundle's channels and preprocessing fit this cohort."""
+    if not CLASSIFY:
+        return
+    from voxseq.imaging.classify import check_classes, check_bundle_fits
+
+    classes = {
+        s: SUBJECTS[s]["class"] for s in IMAGING_SUBJECTS if SUBJECTS[s].get("class")
+    }
+    try:
+        if TRAIN_CLASSIFY and not DEMO:
+            pool = [s for s in CLASSIFY_FIT_SUBJECTS if s in classes]
+            check_classes(classes, pool, CLASSIFY_CFG["folds"], config["samples"])
+        if CLASSIFY_BUNDLE_META:
+            check_bundle_fits(
+                CLASSIFY_BUNDLE_META,
+                config["models"]["imaging_classify"],
+                set(classes.values()),
+                ["image"],
+                get_imaging_plan(),
+                config["samples"],
+            )
+    except VoxseqError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def get_classify_seg_probs(wildcards=None):
+    """The segmentation's label probabilities of every imaging subject (a classifier taking
+    them as channels), else none."""
+    if not CLASSIFY_WITH_SEGMENTATION:
+        return []
+    return [f"{RES}/imaging/infer/{s}_probabilities.npy" for s in IMAGING_SUBJECTS]
+
+
+def get_classify_fit_seg_probs(wildcards=None):
+    """As get_classify_seg_probs, for the cross-validated subjects."""
+    if not CLASSIFY_WITH_SEGMENTATION:
+        return []
+    return [f"{RES}/imaging/infer/{s}_probabilities.npy" for s in CLASSIFY_FIT_SUBJECTS]
+
+
+def get_infer_extra_outputs():
+    """Segmentation inference also leaves the label probabilities on the normalised grid when
+    the classifier takes them as channels."""
+    if not CLASSIFY_WITH_SEGMENTATION:
+        return {}
+    return {"probabilities": f"{RES}/imaging/infer/{{subject}}_probabilities.npy"}
+
+
+def get_imaging_cohort_classify(wildcards):
+    if not CLASSIFY:
+        return {}
+    return {
+        "predictions": f"{RES}/imaging/classify/predictions.tsv",
+        "classify_metrics": f"{RES}/imaging/classify/metrics.json",
+    }
+
+
+def get_classify_channels():
+    """Input channels: the applied bundle's, else the config's (image, then with_segmentation
+    one per foreground label)."""
+    if CLASSIFY_BUNDLE_META:
+        return CLASSIFY_BUNDLE_META["preprocessing"]["channels"]
+    seg = [f"seg_{n}" for n in config["imaging"]["labels"][1:]]
+    return ["image", *seg] if CLASSIFY_CFG["with_segmentation"] else ["image"]
+
+
+CLASSIFY_WITH_SEGMENTATION = CLASSIFY and len(get_classify_channels()) > 1
+
+
+def get_classify_bundle_files():
+    return [f"{CLASSIFY_BUNDLE}/bundle.json", f"{CLASSIFY_BUNDLE}/weights.safetensors"]
+
+
+def get_classify_bundle_outputs():
+    return [*get_classify_bundle_files(), f"{CLASSIFY_BUNDLE}/model.torchscript.pt"]
+
+
+def get_classify_oof(wildcards=None):
+    return [f"{RES}/imaging/classify/fold{k}/oof.tsv" for k in CLASSIFY_FOLDS]
 
 
 def _source(modality, subject, key):
@@ -392,3 +530,6 @@ def get_ingest_mem_mb(wildcards, input, attempt):
 def get_input_scaled_mem_mb(wildcards, input, attempt):
     """Cohort-wide steps reading every subject's file: 4x the inputs, 4 GB at least."""
     return max(4000, int(4 * input.size_mb)) * 2 ** (attempt - 1)
+
+
+check_classify()

@@ -8,6 +8,7 @@ rule imaging_infer:
         bundle=get_imaging_bundle_files(),
         label=get_label,
     output:
+        **get_infer_extra_outputs(),
         seg=f"{RES}/imaging/infer/{{subject}}_seg.nii.gz",
         result=f"{RES}/imaging/infer/{{subject}}.json",
     log:
@@ -27,8 +28,62 @@ rule imaging_infer:
         "../../scripts/imaging_infer.py"
 
 
+if CLASSIFY:
+
+    rule imaging_classify:
+        input:
+            sheet=SHEET,
+            bundle=get_classify_bundle_files(),
+            stores=expand(
+                f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS
+            ),
+            seg_probs=get_classify_seg_probs,
+            oof=get_classify_oof,
+        output:
+            predictions=f"{RES}/imaging/classify/predictions.tsv",
+            metrics=f"{RES}/imaging/classify/metrics.json",
+            roc=report(
+                f"{RES}/imaging/report/classify_roc.png",
+                caption="../report/classify_roc.rst",
+                category="Imaging classification",
+                labels={"figure": "ROC curves"},
+            ),
+            confusion=report(
+                f"{RES}/imaging/report/classify_confusion.png",
+                caption="../report/classify_confusion.rst",
+                category="Imaging classification",
+                labels={"figure": "confusion matrix"},
+            ),
+            grid=report(
+                f"{RES}/imaging/report/classify_grid.png",
+                caption="../report/classify_grid.rst",
+                category="Imaging classification",
+                labels={"figure": "test subjects and Grad-CAM"},
+            ),
+        log:
+            f"{LOGS}/imaging/classify/predict.log",
+        benchmark:
+            f"{BENCH}/imaging/classify_predict.tsv"
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(30),
+            gpu=1,
+        params:
+            subjects=IMAGING_SUBJECTS,
+            device=CLASSIFY_CFG["train"]["device"],
+            bootstrap=CLASSIFY_CFG["bootstrap"],
+            report_subjects=CLASSIFY_CFG["report_subjects"],
+            seed=config["seed"],
+        script:
+            "../../scripts/imaging_classify.py"
+
+
 rule imaging_cohort:
     input:
+        unpack(get_imaging_cohort_classify),
         sheet=SHEET,
         results=expand(
             f"{RES}/imaging/infer/{{subject}}.json", subject=IMAGING_SUBJECTS

@@ -3,6 +3,11 @@
 
 
 REPORT_CAPTIONS = f"{workflow.basedir}/workflow/report"
+CLASSIFY_FIGURES = {
+    "roc": "ROC curves",
+    "confusion": "confusion matrices",
+    "grid": "test subjects with Grad-CAM",
+}
 
 
 def get_report_figures():
@@ -12,6 +17,8 @@ def get_report_figures():
         out.append(f"{RES}/imaging/report/dice_boxplot.png")
         if TRAIN_IMAGING:
             out.append(f"{RES}/imaging/report/training_curves.png")
+    if CLASSIFY:
+        out += [f"{RES}/imaging/report/classify_{n}.png" for n in CLASSIFY_FIGURES]
     if GENOMICS:
         out.append(f"{RES}/genomics/report/variant_effects.png")
         if TRAIN_GENOMICS:
@@ -28,6 +35,9 @@ def get_results_page_figures():
         if TRAIN_IMAGING:
             figs.append(("Imaging: training curves", rep, "training_curves"))
         figs.append(("Imaging: overlays (first test subjects)", rep, "overlays"))
+    if CLASSIFY:
+        for name, title in CLASSIFY_FIGURES.items():
+            figs.append((f"Imaging classification: {title}", rep, f"classify_{name}"))
     if GENOMICS:
         rep = f"{RES}/genomics/report"
         figs.append(("Genomics: variant effects", rep, "variant_effects"))

@@ -1,4 +1,5 @@
-# Stage 4, train: one model per modality; writes a self-describing bundle under models/.
+# Stage 4, train: one model per task; writes a self-describing bundle under models/ (the
+# subject classifier: one job per cross-validation fold, then the folds as one ensemble bundle).
 # Checkpoints live beside the metrics (not declared as outputs), so a rerun resumes.
 
 
@@ -38,6 +39,70 @@ if TRAIN_IMAGING:
             workdir=f"{RES}/imaging/train/checkpoints",
         script:
             "../../scripts/imaging_train.py"
+
+
+if TRAIN_CLASSIFY:
+
+    rule imaging_classify_train:
+        input:
+            sheet=SHEET,
+            stores=expand(
+                f"{RES}/imaging/normalise/{{subject}}.zarr",
+                subject=CLASSIFY_FIT_SUBJECTS,
+            ),
+            seg_probs=get_classify_fit_seg_probs,
+        output:
+            weights=f"{RES}/imaging/classify/fold{{fold}}/weights.safetensors",
+            fold=f"{RES}/imaging/classify/fold{{fold}}/fold.json",
+            oof=f"{RES}/imaging/classify/fold{{fold}}/oof.tsv",
+            metrics=f"{RES}/imaging/classify/fold{{fold}}/metrics.tsv",
+        log:
+            f"{LOGS}/imaging/classify/train_fold{{fold}}.log",
+        benchmark:
+            f"{BENCH}/imaging/classify_train/fold{{fold}}.tsv"
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(120),
+            gpu=CLASSIFY_CFG["train"]["gpus"],
+        params:
+            subjects=CLASSIFY_FIT_SUBJECTS,
+            cfg=CLASSIFY_CFG,
+            labels=config["imaging"]["labels"],
+            seed=config["seed"],
+        script:
+            "../../scripts/imaging_classify_train.py"
+
+    rule imaging_classify_bundle:
+        input:
+            folds=expand(
+                f"{RES}/imaging/classify/fold{{fold}}/fold.json", fold=CLASSIFY_FOLDS
+            ),
+            weights=expand(
+                f"{RES}/imaging/classify/fold{{fold}}/weights.safetensors",
+                fold=CLASSIFY_FOLDS,
+            ),
+            stats=get_imaging_stats,
+            samples=get_sample_sheet,
+        output:
+            bundle=get_classify_bundle_outputs(),
+        log:
+            f"{LOGS}/imaging/classify/bundle.log",
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(2000),
+            runtime=per_attempt(10),
+        params:
+            cfg=CLASSIFY_CFG,
+            plan=get_imaging_plan(),
+            seed=config["seed"],
+            cohort=COHORT,
+        script:
+            "../../scripts/imaging_classify_bundle.py"
 
 
 if TRAIN_GENOMICS:
