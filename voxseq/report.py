@@ -192,6 +192,13 @@ def headline_numbers(summary: dict, imaging_metrics: Sequence[dict] | None = Non
                       f"{img.get('n_test_labelled', 0)} labelled in test"))
         if (t := _training(imaging_metrics)) is not None:
             cards.append(("Imaging best epoch", *t))
+        if img.get("classify_classes"):
+            ci = img.get("classify_oof_auroc_ci95") or [None, None]
+            cards.append(("Classifier AUROC (out-of-fold)", _fmt(img.get("classify_oof_auroc")),
+                          f"95 % CI {_fmt(ci[0])}–{_fmt(ci[1])}; "
+                          f"{img.get('classify_n_oof', 0)} subjects; test AUROC "
+                          f"{_fmt(img.get('classify_test_auroc'))} "
+                          f"({img.get('classify_n_test', 0)} subjects)"))
     if gen:
         cards.append(("Genomics test Pearson", _fmt(gen.get("test_pearson_mean")),
                       f"log1p {_fmt(gen.get('test_pearson_log1p_mean'))}; test contigs "

@@ -64,6 +64,14 @@ def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> 
             + (f" ({per})" if per else "")
             + f" over {img.get('n_test_labelled')} labelled test subjects"
         )
+    if img and img.get("classify_classes"):
+        lines.append(
+            f"  imaging classifier: AUROC {_num(img.get('classify_oof_auroc'))} out-of-fold "
+            f"({img.get('classify_n_oof', 0)} subjects), "
+            f"{_num(img.get('classify_test_auroc'))} on test "
+            f"({img.get('classify_n_test', 0)} subjects), balanced accuracy "
+            f"{_num(img.get('classify_balanced_accuracy'))}"
+        )
     if gen:
         lines.append(
             f"  genomics: {gen.get('n_subjects')} subjects, test Pearson "

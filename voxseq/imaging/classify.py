@@ -216,6 +216,22 @@ def classifier_input(
     return out[..., 0] if input_size[-1] == 1 else out
 
 
+def stack_inputs(
+    subjects: Sequence[str],
+    stores: dict[str, str],
+    seg_probs: dict[str, str] | None,
+    input_size: Sequence[int],
+    crop: str = "none",
+) -> np.ndarray:
+    """:func:`classifier_input` of each subject, stacked (N, C, *input_size)."""
+    return np.stack(
+        [
+            classifier_input(stores[s], input_size, crop, seg_probs[s] if seg_probs else None)
+            for s in subjects
+        ]
+    )
+
+
 # ---- training ------------------------------------------------------------------------------------
 def _rotation(angles: torch.Tensor) -> torch.Tensor:
     """(3, 3) rotation from three angles (radians) about x, y, z."""
@@ -420,14 +436,7 @@ def train_fold(
     index = {c: i for i, c in enumerate(names)}
 
     def load(subjects):
-        x = np.stack(
-            [
-                classifier_input(
-                    stores[s], cfg["input_size"], cfg["crop"], seg_probs[s] if seg_probs else None
-                )
-                for s in subjects
-            ]
-        )
+        x = stack_inputs(subjects, stores, seg_probs, cfg["input_size"], cfg["crop"])
         return x, np.array([index[classes[s]] for s in subjects], dtype=np.int64)
 
     x_tr, y_tr = load(roles["train"])
@@ -594,17 +603,7 @@ def predict_cohort(
     model.to(dev)
     proba = {}
     if need:
-        x = np.stack(
-            [
-                classifier_input(
-                    stores[s],
-                    pre["input_size"],
-                    pre.get("crop", "none"),
-                    seg_probs[s] if seg_probs else None,
-                )
-                for s in need
-            ]
-        )
+        x = stack_inputs(need, stores, seg_probs, pre["input_size"], pre.get("crop", "none"))
         proba = dict(zip(need, predict_proba(model, x, dev, ensemble=True), strict=True))
     model.to("cpu")
     out = []
@@ -718,12 +717,7 @@ def classify_cohort(
     grid = []
     for r in test[:report_subjects]:
         s = r["subject"]
-        x = classifier_input(
-            stores[s],
-            pre["input_size"],
-            pre.get("crop", "none"),
-            seg_probs[s] if seg_probs else None,
-        )
+        x = stack_inputs([s], stores, seg_probs, pre["input_size"], pre.get("crop", "none"))[0]
         cam = grad_cam(model, torch.from_numpy(x)[None], names.index(r["predicted"]))[0]
         image, cam = (x[0], cam) if x.ndim == 4 else (x[0][..., None], cam[..., None])
         grid.append(
