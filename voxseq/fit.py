@@ -276,17 +276,16 @@ def fit(
             "seconds": round(time.time() - t0, 2),
         }
         history.append(row)
-        improved = metrics["score"] > best_score and epoch >= cfg.select_after
-        if epoch < cfg.select_after:
-            pass  # warm-up: not a candidate, and no early-stopping count yet
-        elif improved:
+        warmup = epoch < cfg.select_after  # never the best epoch, no early-stopping count
+        improved = not warmup and metrics["score"] > best_score
+        if improved:
             best_score, best_epoch, stale = metrics["score"], epoch, 0
             if main:
                 _save(
                     workdir / "best.pt",
                     {"model": model.state_dict(), "epoch": epoch, "digest": digest},
                 )
-        else:
+        elif not warmup:
             stale += 1
         if not main:
             continue

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from scipy.spatial.transform import Rotation
 
 from voxseq import VoxseqError
 from voxseq.bundle import load_bundle, write_bundle
@@ -54,7 +55,7 @@ def subject_classes(sheet_rows: Sequence[dict], subjects: Sequence[str]) -> dict
 
 
 def check_classes(
-    classes: dict[str, str], pool: Sequence[str], folds: int, sheet: str, train: bool = True
+    classes: dict[str, str], pool: Sequence[str], folds: int, sheet: str
 ) -> list[str]:
     """The sorted class names; refuse a single class, or (training) a class with fewer
     train + val subjects than folds.
@@ -67,8 +68,6 @@ def check_classes(
         The train + val subjects with a class (the cross-validated ones).
     """
     names = sorted(set(classes.values()))
-    if not train:
-        return names
     pooled = sorted({classes[s] for s in pool})
     if len(pooled) < 2:
         raise VoxseqError(
@@ -233,17 +232,6 @@ def stack_inputs(
 
 
 # ---- training ------------------------------------------------------------------------------------
-def _rotation(angles: torch.Tensor) -> torch.Tensor:
-    """(3, 3) rotation from three angles (radians) about x, y, z."""
-    cx, cy, cz = torch.cos(angles)
-    sx, sy, sz = torch.sin(angles)
-    one, zero = torch.ones(()), torch.zeros(())
-    rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx]).reshape(3, 3)
-    ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy]).reshape(3, 3)
-    rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one]).reshape(3, 3)
-    return rz @ ry @ rx
-
-
 def augment_sample(x: torch.Tensor, augment: dict, gen: torch.Generator) -> torch.Tensor:
     """Random flips, small rotation and isotropic scale (one resampling), intensity scale and
     shift of one input (C, *spatial); segmentation channels (if any) are moved, not rescaled."""
@@ -263,7 +251,7 @@ def augment_sample(x: torch.Tensor, augment: dict, gen: torch.Generator) -> torc
     scale = uniform(lo, hi)
     if deg or lo != 1.0 or hi != 1.0:
         if dims == 3:
-            rot = _rotation(angles)
+            rot = torch.from_numpy(Rotation.from_euler("xyz", angles.numpy()).as_matrix()).float()
         else:  # in-plane rotation
             c, s = torch.cos(angles[0]), torch.sin(angles[0])
             rot = torch.stack([c, -s, s, c]).reshape(2, 2)
@@ -430,7 +418,7 @@ def train_fold(
     split = {r["subject"]: r["split"] for r in rows}
     pool = [s for s in stores if split.get(s) in ("train", "val")]
     classes = subject_classes(rows, pool)
-    names = check_classes(subject_classes(rows, list(stores)), list(classes), cfg["folds"], sheet)
+    names = check_classes(classes, list(classes), cfg["folds"], sheet)
     fold_of = stratified_folds(classes, cfg["folds"], seed)
     roles = fold_roles(fold_of, fold, cfg["folds"])
     index = {c: i for i, c in enumerate(names)}

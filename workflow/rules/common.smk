@@ -307,19 +307,20 @@ def check_classify():
         raise WorkflowError(str(exc)) from None
 
 
-def get_classify_seg_probs(wildcards=None):
-    """The segmentation's label probabilities of every imaging subject (a classifier taking
-    them as channels), else none."""
+def _seg_probs(subjects):
+    """The segmentation's label probabilities of ``subjects`` when the classifier takes them
+    as channels, else none."""
     if not CLASSIFY_WITH_SEGMENTATION:
         return []
-    return [f"{RES}/imaging/infer/{s}_probabilities.npy" for s in IMAGING_SUBJECTS]
+    return [f"{RES}/imaging/infer/{s}_probabilities.npy" for s in subjects]
+
+
+def get_classify_seg_probs(wildcards=None):
+    return _seg_probs(IMAGING_SUBJECTS)
 
 
 def get_classify_fit_seg_probs(wildcards=None):
-    """As get_classify_seg_probs, for the cross-validated subjects."""
-    if not CLASSIFY_WITH_SEGMENTATION:
-        return []
-    return [f"{RES}/imaging/infer/{s}_probabilities.npy" for s in CLASSIFY_FIT_SUBJECTS]
+    return _seg_probs(CLASSIFY_FIT_SUBJECTS)
 
 
 def get_infer_extra_outputs():
