@@ -8,6 +8,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from voxseq import VoxseqError
+from voxseq.io.atomic import write_json
+
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
@@ -69,11 +72,8 @@ def cached_sha256(path: str | Path, cache: str | Path | None = None) -> str:
     if entry is not None:
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"path": os.path.abspath(path), "ident": ident,
-                                       "sha256": digest}))
-            os.replace(tmp, entry)
-        except OSError:
+            write_json(entry, {"path": os.path.abspath(path), "ident": ident, "sha256": digest})
+        except (OSError, VoxseqError):  # a full disk: only the cache is lost
             pass
     return digest
 
