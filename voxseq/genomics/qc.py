@@ -36,12 +36,10 @@ import numpy as np
 
 from voxseq import VoxseqError
 from voxseq.genomics.coverage import n_bins, read_coverage
+from voxseq.qc.scores import MAD_SCALE
 
 log = logging.getLogger(__name__)
 
-MAD_SCALE = 1.4826  # MAD -> standard deviation for normal data
-MEAN_AD_SCALE = 1.2533  # mean absolute deviation -> standard deviation (sqrt(pi / 2))
-MIN_REFERENCE = 5  # training (reference) subjects needed for robust subject scores
 
 
 @dataclass
@@ -385,57 +383,3 @@ def covered_fraction(called: list[dict], truth: dict) -> float:
             covered += b - a
             reach = b
     return covered / (t1 - t0)
-
-
-def enough_reference(n_train: int) -> bool:
-    """Whether ``n_train`` reference subjects suffice for :func:`subject_scores` (at least 5)."""
-    return n_train >= MIN_REFERENCE
-
-
-def subject_scores(errors: np.ndarray, train_rows: Sequence[int] | np.ndarray) -> np.ndarray:
-    """Robust outlier scores of per-subject reconstruction errors.
-
-    ``(e - median(e_ref)) / (1.4826 * MAD(e_ref))`` where ``e_ref`` are the errors of the
-    training (reference) rows. When the MAD is 0 (more than half the reference errors equal),
-    the spread is ``1.2533 * mean(|e_ref - median(e_ref)|)`` instead; when that is 0 too (all
-    reference errors equal), scores are 0 for errors equal to the median, ``inf`` above it and
-    ``-inf`` below it. NaN errors give NaN scores.
-
-    Parameters
-    ----------
-    errors
-        ``(N,)`` per-subject errors (any modality).
-    train_rows
-        Row indices (or an ``(N,)`` boolean mask) of the reference subjects: at least 5, see
-        :func:`enough_reference` for callers that prefer to warn and flag nothing.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(N,)`` float64 scores.
-
-    Raises
-    ------
-    VoxseqError
-        Fewer than 5 reference rows, or a reference error that is not finite.
-    """
-    e = np.asarray(errors, dtype=np.float64)
-    if e.ndim != 1:
-        raise VoxseqError(f"subject_scores: errors must be one value per subject, got shape "
-                          f"{e.shape}")
-    ref = e[np.asarray(train_rows)]
-    if not enough_reference(len(ref)):
-        raise VoxseqError(f"subject_scores: {len(ref)} reference (training) subject(s); at least "
-                          f"{MIN_REFERENCE} are needed for robust outlier scores")
-    if not np.isfinite(ref).all():
-        raise VoxseqError("subject_scores: a reference (training) subject has a non-finite error")
-    centre = float(np.median(ref))
-    dev = np.abs(ref - centre)
-    spread = MAD_SCALE * float(np.median(dev))
-    if spread == 0:
-        spread = MEAN_AD_SCALE * float(dev.mean())
-    if spread == 0:
-        with np.errstate(invalid="ignore"):
-            return np.where(e > centre, np.inf, np.where(e < centre, -np.inf,
-                                                         np.where(e == centre, 0.0, np.nan)))
-    return (e - centre) / spread

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from voxseq.models.autoencoder import ConvAutoencoder3D, ProfileAutoencoder
 from voxseq.models.classifiers import (
     ClassifierEnsemble,
     resnet10,
@@ -26,6 +27,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "vgg11": vgg11,
     "vgg16": vgg16,
     "classifier_ensemble": ClassifierEnsemble,
+    "conv_autoencoder3d": ConvAutoencoder3D,
+    "profile_autoencoder": ProfileAutoencoder,
 }
 
 

@@ -1,0 +1,187 @@
+"""Imaging quality control: a 3D denoising autoencoder over every subject's normalised volume.
+
+Each subject's normalised volume is smoothed (anti-aliasing) and resampled to ``input_size``
+over its whole field of view, so the background stays in: ghosts of a moving subject land there.
+The autoencoder (:class:`voxseq.models.autoencoder.ConvAutoencoder3D`) learns the training
+split's volumes; a subject's score is its mean squared reconstruction error inside the field of
+view, as robust SDs above the training subjects' errors (:func:`voxseq.qc.scores.subject_scores`).
+The voxel-wise squared error goes back to the subject's original grid as
+``<subject>_qc_error.nii.gz``, like a segmentation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from voxseq.bundle import load_bundle, write_bundle
+from voxseq.config import VoxseqError
+from voxseq.imaging.resample import resample
+from voxseq.imaging.store import open_store
+from voxseq.io.nifti import save_nifti, to_original
+from voxseq.models import build_model
+from voxseq.qc.autoencoder import reconstruct, subject_errors, train_autoencoder
+from voxseq.qc.scores import enough_reference, subject_scores
+
+log = logging.getLogger(__name__)
+
+TASK = "qc"
+
+
+def qc_input(store: str, input_size: Sequence[int]) -> np.ndarray:
+    """One subject's autoencoder input, float32 (1, X, Y, Z): the whole normalised volume,
+    Gaussian-smoothed by half the down-sampling factor per axis, resampled to ``input_size``."""
+    vol = np.asarray(open_store(store).image[...], dtype=np.float32)
+    factor = np.array(vol.shape, float) / np.array(input_size, float)
+    sigma = np.maximum(factor - 1.0, 0.0) / 2.0
+    if sigma.any():
+        vol = gaussian_filter(vol, sigma, mode="nearest")
+    return resample(vol, tuple(input_size), "linear")[None].astype(np.float32)
+
+
+def stack_qc_inputs(
+    subjects: Sequence[str], stores: dict[str, str], input_size: Sequence[int]
+) -> np.ndarray:
+    """:func:`qc_input` of each subject, stacked (N, 1, X, Y, Z)."""
+    return np.stack([qc_input(stores[s], input_size) for s in subjects])
+
+
+def _architecture(cfg: dict) -> dict:
+    m = cfg["model"]
+    return {
+        "input_size": list(cfg["input_size"]),
+        "in_channels": 1,
+        "base_channels": int(m["base_channels"]),
+        "levels": int(m["levels"]),
+        "latent": int(m["latent"]),
+    }
+
+
+def train_imaging_qc(
+    train: Sequence[str],
+    val: Sequence[str],
+    stores: dict[str, str],
+    cfg: dict,
+    plan: dict,
+    seed: int,
+    workdir: str | Path,
+    metrics_path: str | Path,
+    bundle_dir: str | Path,
+    digest: str,
+) -> dict:
+    """Train the imaging QC autoencoder on ``train`` (validated on ``val``); write its bundle.
+
+    ``cfg`` is the ``qc.imaging`` block plus ``threshold``; ``plan`` the normalisation the
+    volumes went through (recorded, and checked when the bundle is applied to a new cohort).
+    The bundle holds the training subjects' reconstruction errors: the reference a new
+    cohort's subjects are scored against, without retraining.
+    """
+    if not enough_reference(len(train)):
+        raise VoxseqError(
+            f"imaging QC: {len(train)} training subjects; at least 5 are needed for a score"
+        )
+    subjects = list(train) + list(val)
+    x = stack_qc_inputs(subjects, stores, cfg["input_size"])
+    arch = _architecture(cfg)
+    model, dropped = train_autoencoder(
+        lambda: build_model("conv_autoencoder3d", **arch),
+        x,
+        range(len(train)),
+        range(len(train), len(subjects)),
+        cfg["train"],
+        seed,
+        float(cfg["noise"]),
+        float(cfg["threshold"]),
+        workdir,
+        metrics_path,
+        digest,
+        "imaging QC autoencoder",
+        flip_axes=(1,) if cfg.get("flip", True) else (),  # left-right, after the channel axis
+    )
+    kept = [i for i in range(len(train)) if i not in dropped]
+    recon, _ = reconstruct(model, x[kept], "cpu")
+    errors = subject_errors(x[kept], recon)
+    meta = write_bundle(
+        bundle_dir,
+        model,
+        "imaging",
+        "conv_autoencoder3d",
+        arch,
+        {"input_size": list(cfg["input_size"]), **plan},
+        {"train_error_median": float(np.median(errors))},
+        {"train_subjects": list(train), "val_subjects": list(val), "seed": seed},
+        example_input=torch.from_numpy(x[:1]),
+        extra={
+            "task": TASK,
+            "reference": {
+                "subjects": [train[i] for i in kept],
+                "errors": [float(e) for e in errors],
+                "left_out": [train[i] for i in dropped],
+            },
+        },
+    )
+    return meta
+
+
+def score_imaging_qc(
+    subjects: Sequence[str],
+    stores: dict[str, str],
+    bundle: str,
+    threshold: float,
+    error_dir: str | Path,
+) -> tuple[list[dict], np.ndarray, dict]:
+    """Score every subject with a QC bundle; write each ``<subject>_qc_error.nii.gz``.
+
+    Returns
+    -------
+    rows
+        Per subject: ``subject``, ``error``, ``score``, ``flagged``, ``reason``.
+    codes
+        (N, latent) codes, for the cohort's latent map.
+    arrays
+        ``input``, ``reconstruction`` and ``error`` (N, X, Y, Z) on the QC grid, for figures.
+    """
+    model, meta = load_bundle(bundle, "imaging")
+    if meta.get("task") != TASK:
+        raise VoxseqError(
+            f"bundle {bundle} is not an imaging QC bundle (task {meta.get('task')!r})"
+        )
+    size = meta["preprocessing"]["input_size"]
+    x = stack_qc_inputs(subjects, stores, size)
+    recon, codes = reconstruct(model, x, "cpu")
+    errors = subject_errors(x, recon)
+    ref = meta["reference"]
+    n_ref = len(ref["errors"])
+    all_err = np.concatenate([errors, np.asarray(ref["errors"], float)])
+    scores = subject_scores(all_err, range(len(errors), len(all_err)))[: len(errors)]
+    left_out = set(ref.get("left_out", []))
+    rows = []
+    for s, e, z in zip(subjects, errors, scores, strict=True):
+        flagged = bool(z > threshold)
+        reason = ""
+        if flagged:
+            reason = f"reconstruction error {z:.1f} robust SDs above the {n_ref} training subjects"
+        if s in left_out:
+            reason += ("; " if reason else "") + "left out of the QC model's training"
+        rows.append(
+            {
+                "subject": s,
+                "error": float(e),
+                "score": float(z),
+                "flagged": flagged,
+                "reason": reason,
+            }
+        )
+    sq = (recon - x)[:, 0] ** 2
+    error_dir = Path(error_dir)
+    for i, s in enumerate(subjects):
+        geo = open_store(stores[s]).meta
+        err = resample(sq[i], tuple(geo["canonical_shape"]), "linear")
+        err = to_original(err.astype(np.float32), tuple(geo["original_axcodes"]))
+        save_nifti(error_dir / f"{s}_qc_error.nii.gz", err, np.array(geo["original_affine"]))
+    return rows, codes, {"input": x[:, 0], "reconstruction": recon[:, 0], "error": sq}

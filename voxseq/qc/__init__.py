@@ -1,0 +1,1 @@
+"""Cohort quality control with autoencoders: scores, flags and figures shared by both modalities."""

@@ -1,0 +1,158 @@
+"""Training and applying a QC autoencoder, whatever the modality.
+
+The inputs are one array per subject, stacked ``(N, *shape)`` (a volume with its channels, or a
+profile). The autoencoder is a *denoising* one: during training its input carries Gaussian noise
+of ``noise`` standard deviations and its target is the clean subject, so it learns what a normal
+subject looks like instead of learning to copy. It trains through the shared loop
+(:func:`voxseq.fit.fit`: checkpoints, resume, determinism), validated on the validation subjects'
+reconstruction error.
+
+Robust training: a broken subject in the training split would teach the network to reproduce it.
+So training runs twice when needed: the first model scores the training subjects, and those above
+the flag threshold are left out of a second model. Both rounds are logged; the subjects dropped
+are returned (and end up in the bundle and ``qc.tsv``'s reason column).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from voxseq.fit import TrainConfig, fit, seed_everything
+from voxseq.qc.scores import subject_scores
+
+log = logging.getLogger(__name__)
+
+
+class ReconstructionTask:
+    """The :class:`voxseq.fit.Task` of a denoising autoencoder on whole-subject arrays.
+
+    Parameters
+    ----------
+    x_train, x_val
+        (N, *shape) float32 arrays; ``x_val`` may be empty (then the training error validates).
+    flip_axes
+        Axes of a subject's array (0 = its first axis after the batch) that may be mirrored at
+        random (left-right symmetric anatomy); empty for profiles.
+    """
+
+    def __init__(
+        self,
+        x_train: np.ndarray,
+        x_val: np.ndarray,
+        batch_size: int,
+        seed: int,
+        noise: float,
+        flip_axes: Sequence[int] = (),
+    ):
+        self.x = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
+        xv = x_val if len(x_val) else x_train
+        self.xv = torch.from_numpy(np.ascontiguousarray(xv, dtype=np.float32))
+        self.batch_size, self.seed, self.noise = batch_size, seed, noise
+        self.flip_axes = tuple(int(a) + 1 for a in flip_axes)  # +1: the batch axis
+
+    def batches(self, epoch: int, n: int, rank: int = 0, world: int = 1):
+        rng = np.random.default_rng([self.seed, 41, epoch])
+        need = n * self.batch_size
+        order = np.concatenate(
+            [rng.permutation(len(self.x)) for _ in range(-(-need // len(self.x)))]
+        )
+        for i in range(n):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size][rank::world]
+            clean = self.x[torch.from_numpy(idx)]
+            draw = np.random.default_rng([self.seed, 43, epoch, i])
+            for axis in self.flip_axes:
+                flip = torch.from_numpy(draw.random(len(idx)) < 0.5)
+                if flip.any():
+                    clean[flip] = clean[flip].flip(axis)
+            gen = torch.Generator().manual_seed(int(draw.integers(2**62)))
+            noisy = clean + self.noise * torch.randn(clean.shape, generator=gen)
+            yield {"x": noisy, "y": clean}
+
+    def loss(self, model: nn.Module, batch: dict, device: torch.device) -> torch.Tensor:
+        return F.mse_loss(model(batch["x"].to(device)).float(), batch["y"].to(device))
+
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        recon, _ = reconstruct(model, self.xv, device)
+        loss = float(np.mean((recon - self.xv.numpy()) ** 2))
+        return {"val_loss": loss, "score": -loss}
+
+
+def reconstruct(
+    model: nn.Module, x: np.ndarray | torch.Tensor, device, batch_size: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstructions (N, *shape) and latent codes (N, latent) of clean inputs."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    model.eval()
+    recon, codes = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            code = model.encode(x[i : i + batch_size].to(device))
+            recon.append(model.decode(code).float().cpu())
+            codes.append(code.float().cpu())
+    if not recon:
+        return np.zeros((0, *x.shape[1:]), np.float32), np.zeros((0, 0), np.float32)
+    return torch.cat(recon).numpy(), torch.cat(codes).numpy()
+
+
+def subject_errors(x: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Mean squared reconstruction error per subject, over ``mask`` (N, *shape) when given."""
+    sq = (recon.astype(np.float64) - x.astype(np.float64)) ** 2
+    if mask is None:
+        return sq.reshape(len(sq), -1).mean(1)
+    m = mask.reshape(len(mask), -1)
+    return (sq.reshape(len(sq), -1) * m).sum(1) / np.maximum(m.sum(1), 1)
+
+
+def train_autoencoder(
+    make_model: Callable[[], nn.Module],
+    x: np.ndarray,
+    train_rows: Sequence[int],
+    val_rows: Sequence[int],
+    train_cfg: dict,
+    seed: int,
+    noise: float,
+    threshold: float,
+    workdir: str | Path,
+    metrics_path: str | Path,
+    digest: str,
+    name: str,
+    flip_axes: Sequence[int] = (),
+    mask: np.ndarray | None = None,
+) -> tuple[nn.Module, list[int]]:
+    """Train a denoising autoencoder on ``x[train_rows]``, robustly; return it and the rows dropped.
+
+    ``train_cfg`` is a ``train:`` block (:class:`voxseq.fit.TrainConfig`); its
+    ``iters_per_epoch`` of 0 means one pass over the training subjects per epoch.
+    """
+    workdir = Path(workdir)
+    rows, dropped = list(train_rows), []
+    for round_ in (1, 2):
+        cfg = dict(train_cfg)
+        if not cfg.get("iters_per_epoch"):
+            cfg["iters_per_epoch"] = max(-(-len(rows) // int(cfg["batch_size"])), 1)
+        tc = TrainConfig.from_dict(cfg, seed)
+        seed_everything(seed, tc.deterministic)
+        model = make_model()
+        task = ReconstructionTask(x[rows], x[list(val_rows)], tc.batch_size, seed, noise, flip_axes)
+        fit(task, model, tc, workdir / f"round{round_}", metrics_path, digest, f"{name} ({round_})")
+        if round_ == 2:
+            break
+        recon, _ = reconstruct(model, x[rows], next(model.parameters()).device)
+        err = subject_errors(x[rows], recon, None if mask is None else mask[rows])
+        scores = subject_scores(err, np.arange(len(rows)))
+        dropped = [r for r, s in zip(rows, scores, strict=True) if s > threshold]
+        if not dropped or len(rows) - len(dropped) < 5:
+            dropped = []
+            break
+        log.info(
+            "%s: %d training subjects above %.1f left out of round 2", name, len(dropped), threshold
+        )
+        rows = [r for r in rows if r not in dropped]
+    return model.cpu().eval(), dropped

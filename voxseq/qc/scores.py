@@ -1,0 +1,77 @@
+"""Robust outlier scores against a reference set of subjects (the training split); both
+modalities' QC scores come from here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from voxseq import VoxseqError
+
+MIN_REFERENCE = 5
+"""Fewest reference subjects for a median / MAD score."""
+MAD_SCALE = 1.4826
+"""Scales a median absolute deviation to a normal standard deviation."""
+MEAN_AD_SCALE = 1.2533
+"""Scales a mean absolute deviation to a normal standard deviation."""
+
+
+def enough_reference(n_train: int) -> bool:
+    """Whether ``n_train`` reference subjects suffice for :func:`subject_scores` (at least 5)."""
+    return n_train >= MIN_REFERENCE
+
+
+def subject_scores(errors: np.ndarray, train_rows: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Robust outlier scores of per-subject reconstruction errors.
+
+    ``(e - median(e_ref)) / (1.4826 * MAD(e_ref))`` where ``e_ref`` are the errors of the
+    training (reference) rows. When the MAD is 0 (more than half the reference errors equal),
+    the spread is ``1.2533 * mean(|e_ref - median(e_ref)|)`` instead; when that is 0 too (all
+    reference errors equal), scores are 0 for errors equal to the median, ``inf`` above it and
+    ``-inf`` below it. NaN errors give NaN scores.
+
+    Parameters
+    ----------
+    errors
+        ``(N,)`` per-subject errors (any modality).
+    train_rows
+        Row indices (or an ``(N,)`` boolean mask) of the reference subjects: at least 5, see
+        :func:`enough_reference` for callers that prefer to warn and flag nothing.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` float64 scores.
+
+    Raises
+    ------
+    VoxseqError
+        Fewer than 5 reference rows, or a reference error that is not finite.
+    """
+    e = np.asarray(errors, dtype=np.float64)
+    if e.ndim != 1:
+        raise VoxseqError(
+            f"subject_scores: errors must be one value per subject, got shape {e.shape}"
+        )
+    ref = e[np.asarray(train_rows)]
+    if not enough_reference(len(ref)):
+        raise VoxseqError(
+            f"subject_scores: {len(ref)} reference (training) subject(s); at least "
+            f"{MIN_REFERENCE} are needed for robust outlier scores"
+        )
+    if not np.isfinite(ref).all():
+        raise VoxseqError("subject_scores: a reference (training) subject has a non-finite error")
+    centre = float(np.median(ref))
+    dev = np.abs(ref - centre)
+    spread = MAD_SCALE * float(np.median(dev))
+    if spread == 0:
+        spread = MEAN_AD_SCALE * float(dev.mean())
+    if spread == 0:
+        with np.errstate(invalid="ignore"):
+            return np.where(
+                e > centre,
+                np.inf,
+                np.where(e < centre, -np.inf, np.where(e == centre, 0.0, np.nan)),
+            )
+    return (e - centre) / spread
