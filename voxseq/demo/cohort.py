@@ -1,8 +1,20 @@
-"""The demo cohort: images, labels, BAMs, VCFs and an ordinary sample sheet pointing at them."""
+"""The demo cohort: images, labels, BAMs, VCFs and an ordinary sample sheet pointing at them.
+
+With ``outliers=True`` two extra subjects follow the regular ones (ids from
+:func:`outlier_ids`): scans that arrived broken and unannotated, for quality control. Each has an
+image but no label file and an empty class cell, and a BAM and VCF when genomics is on; they are
+drawn with indices ``n`` and ``n + 1``, so the regular subjects' data do not change. The first
+has motion ghosting and a duplication, the second inverted contrast and a failed library (see
+:mod:`voxseq.demo.imaging` and :mod:`voxseq.demo.genomics`). The truth is written to
+``qc_truth.tsv`` (columns ``QC_TRUTH_COLUMNS``): one row per subject and modality, ``kind`` one
+of ``motion_ghosting``, ``inverted_contrast``, ``duplication``, ``failed_library``; ``contig``,
+``start``, ``end`` (0-based, half-open) only for the duplication.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +24,44 @@ from voxseq.io.atomic import write_tsv
 from voxseq.io.sheet import COLUMNS
 
 log = logging.getLogger(__name__)
+
+QC_TRUTH_COLUMNS = ("subject", "modality", "kind", "contig", "start", "end")
+OUTLIER_KINDS = (
+    {"imaging": "motion_ghosting", "genomics": "duplication"},
+    {"imaging": "inverted_contrast", "genomics": "failed_library"},
+)
+
+
+def outlier_ids(subjects: list[str], n: int = 2) -> list[str]:
+    """Ids of ``n`` extra subjects that continue the numbering of the last id.
+
+    The last id's trailing digits are incremented with their zero-padding kept (``demo024`` ->
+    ``demo025``, ``demo026``); an id without trailing digits gets ``<last>_qc1``, ``<last>_qc2``.
+    Ids already in ``subjects`` are skipped.
+    """
+    if not subjects:
+        raise ValueError("outlier_ids: no subjects to continue")
+    last = subjects[-1]
+    m = re.fullmatch(r"(.*?)(\d+)", last)
+    if m:
+        prefix, digits = m.groups()
+        width, k = len(digits), int(digits)
+
+        def make(j: int) -> str:
+            return f"{prefix}{k + j:0{width}d}"
+    else:
+
+        def make(j: int) -> str:
+            return f"{last}_qc{j}"
+
+    taken, out, j = set(subjects), [], 1
+    while len(out) < n:
+        sid = make(j)
+        if sid not in taken:
+            out.append(sid)
+            taken.add(sid)
+        j += 1
+    return out
 
 
 def labelled_indices(seed: int, n: int, label_fraction: float) -> set[int]:
@@ -30,6 +80,7 @@ def make_demo_cohort(
     shift: float = 0.0,
     label_fraction: float = 1.0,
     reference_seed: int | None = None,
+    outliers: bool = False,
 ) -> Path:
     """Generate the demo cohort in ``outdir`` and write ``outdir/samples.tsv``.
 
@@ -45,32 +96,62 @@ def make_demo_cohort(
         Share of subjects whose label file is listed in the sheet (the others are unlabelled).
     reference_seed
         Seed of the demo genome (default ``seed``); see :func:`generate_genomics`.
+    outliers
+        Append the two quality-control outlier subjects and write ``qc_truth.tsv`` (see the
+        module docstring). With ``small`` the duplication is 40 % of the longest contig (the
+        120 kb default does not fit in the 16 kb contigs).
 
     Returns
     -------
     Path of the sample sheet. Its paths are relative to ``outdir``, like a user's sheet.
     """
     outdir = Path(outdir)
-    rows = {s: {"subject": s} for s in subjects}
+    extra = outlier_ids(subjects, len(OUTLIER_KINDS)) if outliers else []
+    # modality -> {extra subject: kind}; empty without outliers
+    kinds = {
+        mod: {s: k[mod] for s, k in zip(extra, OUTLIER_KINDS, strict=False)}
+        for mod in ("imaging", "genomics")
+    }
+    everyone = list(subjects) + extra
+    rows = {s: {"subject": s} for s in everyone}
+    truth = []
     if imaging:
         cfg = ImagingDemoConfig.small() if small else ImagingDemoConfig()
-        made = generate_imaging(outdir, subjects, seed, cfg.shifted(shift))
+        made = generate_imaging(outdir, everyone, seed, cfg.shifted(shift), kinds["imaging"])
         labelled = labelled_indices(seed, len(subjects), label_fraction)
         n_lab = len(labelled)
         for i, s in enumerate(subjects):
             rows[s]["image"] = made[s]["image"]
             rows[s]["label"] = made[s]["label"] if i in labelled else ""
             rows[s]["class"] = made[s]["class"]
+        for s in extra:  # broken and unannotated: no label, no class
+            rows[s].update({"image": made[s]["image"], "label": "", "class": ""})
+            truth.append({"subject": s, "modality": "imaging", "kind": kinds["imaging"][s]})
         log.info("imaging: %d subjects, %d labelled", len(subjects), n_lab)
     if genomics:
         from voxseq.demo.genomics import generate_genomics
 
         made = generate_genomics(
-            outdir, subjects, seed, small=small, shift=shift, reference_seed=reference_seed
+            outdir,
+            everyone,
+            seed,
+            small=small,
+            shift=shift,
+            reference_seed=reference_seed,
+            anomalies=kinds["genomics"],
         )
-        for s in subjects:
-            rows[s].update(made[s])
+        for s in everyone:
+            rows[s].update(bam=made[s]["bam"], vcf=made[s]["vcf"])
+        for s in extra:
+            where = {k: made[s][k] for k in ("contig", "start", "end") if k in made[s]}
+            truth.append(
+                {"subject": s, "modality": "genomics", "kind": kinds["genomics"][s], **where}
+            )
         log.info("genomics: %d subjects", len(subjects))
+    if outliers:
+        truth.sort(key=lambda r: (extra.index(r["subject"]), r["modality"] != "imaging"))
+        log.info("quality-control outliers: %s", ", ".join(extra))
+        write_tsv(outdir / "qc_truth.tsv", truth, QC_TRUTH_COLUMNS)
     sheet = outdir / "samples.tsv"
     write_tsv(sheet, list(rows.values()), [c for c in COLUMNS if c != "split"])
     return sheet

@@ -20,6 +20,24 @@ per-motif weights log-normal(0, 0.35); 80 motif-breaking and 80 neutral SNVs, 4 
 Seeds: the reference, sites and variants come from ``default_rng([seed, 10, k])``; subject ``i``
 draws from ``default_rng([seed, 11 + k, i])``, so a subject's data do not depend on how many
 subjects are generated.
+
+Quality-control outliers (``generate_genomics(..., anomalies=...)``, used for the two extra
+subjects of ``make_demo_cohort(..., outliers=True)``) change only the subject's expected depth
+before its reads are drawn; their own random draws come from ``default_rng([seed, 13, k])``, so
+the subject's reads are otherwise drawn exactly as without the anomaly:
+
+* ``duplication`` imitates a large copy-number gain: on the longest contig the expected depth of
+  one interval is multiplied by ``duplication_gain`` (1.5, one extra copy of a diploid segment).
+  The interval is ``duplication_length`` (120 kb) long, or 40 % of the longest contig when that
+  does not fit in half the contig (the small test genome: 6.4 kb of 16 kb). Its start is drawn
+  from ``default_rng([seed, 13, 0])`` among the starts that overlap the contig's N stretch the
+  least, at least 1 kb from the contig's ends (see :func:`duplication_interval`).
+* ``failed_library`` imitates a degraded or over-amplified library: the expected depth is
+  multiplied by ``exp(a s(x))``, ``s`` Gaussian noise smoothed with ``failed_wave_sigma``
+  (8 kb: waves of tens of kb; 1.2 kb in the small genome) and normalised to unit SD on each
+  contig's non-N bases, drawn from ``default_rng([seed, 13, 1])``, ``a =
+  failed_wave_amplitude`` (0.5); and by a GC bias ``exp(b z)``, ``z`` the standardised GC
+  content of the surrounding 500 bp, ``b = failed_gc_bias`` (0.3), as from a PCR-heavy library.
 """
 
 from __future__ import annotations
@@ -44,6 +62,7 @@ from voxseq.io.atomic import remove_stale_temporaries, write_text, write_tsv
 log = logging.getLogger(__name__)
 
 _COMP = bytes.maketrans(b"ACGTN", b"TGCAN")
+ANOMALIES = ("duplication", "failed_library")
 TRUTH_COLUMNS = ("contig", "pos", "ref", "alt", "class", "motif", "site_start")
 
 
@@ -77,10 +96,17 @@ class GenomicsDemoConfig:
     n_indels: int = 4
     neutral_distance: int = 100  # bp from the nearest motif site to a neutral SNV
     carrier_prob: float = 0.35
+    # quality-control outliers (see the module docstring)
+    duplication_length: int = 120_000
+    duplication_gain: float = 1.5
+    failed_wave_sigma: float = 8_000.0
+    failed_wave_amplitude: float = 0.5
+    failed_gc_bias: float = 0.3
 
 
 SMALL = GenomicsDemoConfig(contig_lengths=(16_000,) * 4, n_runs=(500, 1_000),
-                           site_spacing=400.0, n_breaking=8, n_neutral=8, n_indels=2)
+                           site_spacing=400.0, n_breaking=8, n_neutral=8, n_indels=2,
+                           failed_wave_sigma=1_200.0)
 
 
 def revcomp(seq: str) -> str:
@@ -209,6 +235,55 @@ def depth_profile(length: int, sites: list[tuple[int, int]], strength: np.ndarra
     return np.where(n_mask, 0.0, background + peak)
 
 
+def duplication_interval(genome: dict[str, bytearray], seed: int, cfg: GenomicsDemoConfig
+                         ) -> tuple[str, int, int]:
+    """The planted duplication: (contig, start, end), 0-based half-open, on the longest contig.
+
+    ``cfg.duplication_length`` long, or 40 % of the contig when that is more than half of it;
+    the start is drawn from ``default_rng([seed, 13, 0])`` among the starts at least 1 kb from
+    the contig's ends whose interval overlaps the N stretch the least.
+    """
+    contig = max(genome, key=lambda c: len(genome[c]))  # the first of the longest
+    length = len(genome[contig])
+    size = cfg.duplication_length
+    if size > length // 2:
+        size = int(0.4 * length)
+    margin = min(1_000, (length - size) // 4)
+    starts = np.arange(margin, length - size - margin + 1)
+    is_n = np.frombuffer(bytes(genome[contig]), dtype=np.uint8) == ord("N")
+    cum = np.r_[0, np.cumsum(is_n)]
+    overlap = cum[starts + size] - cum[starts]
+    best = starts[overlap == overlap.min()]
+    start = int(best[int(np.random.default_rng([seed, 13, 0]).integers(len(best)))])
+    return contig, start, start + size
+
+
+def failed_library_factor(rng: np.random.Generator, seq: bytes, cfg: GenomicsDemoConfig
+                          ) -> np.ndarray:
+    """Depth factor ``(len(seq),)`` of a failed library: smooth random wave times GC bias.
+
+    The wave is smoothed on a grid of ``failed_wave_sigma / 20`` bp and interpolated (a direct
+    Gaussian filter of that width per base would be slow); both terms are standardised over the
+    contig's non-N bases.
+    """
+    n = len(seq)
+    codes = np.frombuffer(seq, dtype=np.uint8)
+    ok = codes != ord("N")
+    step = max(int(cfg.failed_wave_sigma / 20), 1)
+    coarse = gaussian_filter1d(rng.normal(size=n // step + 2), cfg.failed_wave_sigma / step)
+    wave = np.interp(np.arange(n), np.arange(len(coarse)) * step, coarse)
+    gc = np.isin(codes, np.frombuffer(b"GC", dtype=np.uint8)).astype(float)
+    w = min(500, n)
+    cum = np.r_[0.0, np.cumsum(gc)]
+    lo = np.clip(np.arange(n) - w // 2, 0, n - w)
+    gc = (cum[lo + w] - cum[lo]) / w  # GC share of the surrounding ``w`` bp
+    out = np.zeros(n)
+    for x, k in ((wave, cfg.failed_wave_amplitude), (gc, cfg.failed_gc_bias)):
+        if ok.any():
+            out += k * (x - x[ok].mean()) / (x[ok].std() + 1e-12)
+    return np.exp(out)
+
+
 def simulate_reads(rng: np.random.Generator, depth: np.ndarray, cfg: GenomicsDemoConfig
                    ) -> np.ndarray:
     """Sorted 0-based read starts drawn so that the expected depth is ``depth``."""
@@ -329,7 +404,9 @@ def write_vcf(path: Path, subject: str, genome: dict[str, bytearray], variants: 
 
 def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool = False,
                       shift: float = 0.0, cfg: GenomicsDemoConfig | None = None,
-                      reference_seed: int | None = None) -> dict[str, dict[str, str]]:
+                      reference_seed: int | None = None,
+                      anomalies: dict[str, str] | None = None
+                      ) -> dict[str, dict[str, str | int]]:
     """Write the demo reference, per-subject BAM + VCF and the variant truth under ``outdir``.
 
     Parameters
@@ -346,11 +423,15 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
     reference_seed
         Seed of the genome and its motif sites (default ``seed``): a new cohort of the same
         species keeps the training cohort's reference while its subjects and variants change.
+    anomalies
+        subject -> one of ``ANOMALIES`` (see the module docstring): that subject's depth is
+        distorted; the other subjects are unchanged.
 
     Returns
     -------
     dict
-        subject -> {"bam": path, "vcf": path}, paths relative to ``outdir``.
+        subject -> {"bam": path, "vcf": path}, paths relative to ``outdir``. A subject with a
+        ``duplication`` also gets ``contig``, ``start`` and ``end`` (0-based, half-open).
     """
     outdir = Path(outdir)
     cfg = cfg or (SMALL if small else GenomicsDemoConfig())
@@ -372,8 +453,16 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
               [{**v, "pos": v["pos0"] + 1} for v in variants], TRUTH_COLUMNS)
     log.info("demo genome: %d contigs, %d bp, %d motif sites, %d variants", len(genome),
              sum(map(len, genome.values())), sum(map(len, sites.values())), len(variants))
+    anomalies = anomalies or {}
+    unknown = set(anomalies.values()) - set(ANOMALIES)
+    if unknown:
+        raise ValueError(f"unknown anomalies {sorted(unknown)}; one of {ANOMALIES}")
+    dup = (duplication_interval(genome, seed, cfg) if "duplication" in anomalies.values()
+           else ("", 0, 0))
     out = {}
     for i, sid in enumerate(subjects):
+        anomaly = anomalies.get(sid)
+        rng_wave = np.random.default_rng([seed, 13, 1])
         rng = np.random.default_rng([seed, 11, i])
         lib = rng.uniform(*cfg.library_scale) * max(1.0 + shift, 0.1)
         weights = rng.lognormal(0.0, cfg.motif_weight_sigma, size=len(cfg.motifs))
@@ -383,6 +472,10 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
             n_mask = np.frombuffer(bytes(genome[c]), dtype=np.uint8) == ord("N")
             depth = lib * depth_profile(len(genome[c]), sites[c], strength[c], weights, n_mask,
                                         background, cfg)
+            if anomaly == "duplication" and c == dup[0]:
+                depth[dup[1]:dup[2]] *= cfg.duplication_gain
+            elif anomaly == "failed_library":
+                depth *= failed_library_factor(rng_wave, bytes(genome[c]), cfg)
             starts = simulate_reads(rng, depth, cfg)
             recs = subject_sam_lines(rng, sid, c, bytes(genome[c]), starts, cfg)
             recs.sort(key=lambda r: r[0])
@@ -397,4 +490,6 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
         write_vcf(gdir / f"{sid}.vcf.gz", sid, genome, mine, gts)
         log.info("demo subject %s: %d alignments, %d variants", sid, len(lines), len(mine))
         out[sid] = {"bam": f"genomics/{sid}.bam", "vcf": f"genomics/{sid}.vcf.gz"}
+        if anomaly == "duplication":
+            out[sid].update(contig=dup[0], start=dup[1], end=dup[2])
     return out

@@ -4,6 +4,20 @@ Every subject is drawn from ``numpy.random.default_rng([seed, index])``, so a su
 depend on how many subjects are generated. Volumes are written as NIfTI with the subject's own
 anisotropic spacing and one of several storage orientations (RAS, LPS, LAS, PSR), so the rest of
 the pipeline has to handle orientation and spacing exactly as for real data.
+
+Quality-control outliers (``make_subject(..., corruption=...)``, used for the two extra subjects
+of ``make_demo_cohort(..., outliers=True)``) are applied to the RAS array before the storage
+orientation, and draw nothing from the subject's random stream, so a corrupted subject has
+exactly the anatomy, bias field and noise of the same index without corruption:
+
+* ``motion_ghosting`` imitates periodic motion (breathing, pulsation) during a Cartesian
+  acquisition: along the phase-encoding axis (in-plane axis 1 of the RAS array, A-P) every other
+  k-space line carries a phase error, so a replica of the object shifted by half the field of
+  view appears at ``GHOST_LEVEL`` (40 %) of its intensity, wrapped around into the background.
+  It acts on the object signal (times the bias field); noise and scanner scaling follow as usual.
+* ``inverted_contrast`` imitates a scan with the wrong weighting (a T2-like series filed as the
+  T1 one): inside the subject the intensities are mirrored, so body is bright and organ and
+  lesions dark, while the background stays background; noise and scanner scaling as usual.
 """
 
 from __future__ import annotations
@@ -20,6 +34,8 @@ from voxseq.io.atomic import atomic_path
 
 LABEL_NAMES = ("background", "organ", "lesion")
 BURDEN_SMALL = 1400.0  # class threshold of the small (test) volumes, mm³
+CORRUPTIONS = ("motion_ghosting", "inverted_contrast")
+GHOST_LEVEL = 0.4  # ghost intensity relative to the object
 
 
 @dataclass(frozen=True)
@@ -144,8 +160,48 @@ def phantom(
     return image, label
 
 
-def make_subject(seed: int, index: int, cfg: ImagingDemoConfig) -> dict:
-    """Draw one subject: arrays in storage orientation plus its affine and metadata."""
+def ghosting(image: np.ndarray, level: float = GHOST_LEVEL, axis: int = 1) -> np.ndarray:
+    """Magnitude image with an N/2 ghost of ``image`` along the phase-encoding ``axis``.
+
+    Every odd k-space line along ``axis`` is multiplied by ``exp(i phi)`` with
+    ``phi = 2 arcsin(level)``; the image becomes ``cos(phi/2) x`` plus ``sin(phi/2)`` times
+    ``x`` shifted by half the field of view, in quadrature, so its magnitude is
+    ``sqrt(cos² x² + sin² x_shifted²)``: overlapping body on body keeps its intensity and the
+    ghost shows mostly in the background.
+    """
+    phi = 2.0 * np.arcsin(level)
+    shape = [1] * image.ndim
+    shape[axis] = image.shape[axis]
+    lines = np.arange(image.shape[axis]).reshape(shape)
+    error = np.where(lines % 2 == 1, np.exp(1j * phi), 1.0)
+    kspace = np.fft.fft(image, axis=axis) * error
+    return np.abs(np.fft.ifft(kspace, axis=axis)).astype(np.float32)
+
+
+def invert_contrast(image: np.ndarray) -> np.ndarray:
+    """Mirror the intensities inside the subject (``image > 0``); background stays 0.
+
+    The brightest tissue becomes the darkest and vice versa, within the same range.
+    """
+    inside = image > 0
+    if not inside.any():
+        return image
+    lo, hi = float(image[inside].min()), float(image[inside].max())
+    return np.where(inside, lo + hi - image, 0.0).astype(np.float32)
+
+
+def make_subject(
+    seed: int, index: int, cfg: ImagingDemoConfig, corruption: str | None = None
+) -> dict:
+    """Draw one subject: arrays in storage orientation plus its affine and metadata.
+
+    Parameters
+    ----------
+    corruption
+        ``None`` or one of ``CORRUPTIONS`` (see the module docstring); only the image changes.
+    """
+    if corruption is not None and corruption not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {corruption!r}; one of {CORRUPTIONS}")
     rng = np.random.default_rng([seed, 1, index])
     scanner = cfg.scanners[index % len(cfg.scanners)]
     orient = cfg.orientations[int(rng.integers(len(cfg.orientations)))]
@@ -164,12 +220,17 @@ def make_subject(seed: int, index: int, cfg: ImagingDemoConfig) -> dict:
     coords = idx * spacing[:, None, None, None].astype(np.float32) + origin[:, None, None, None]
     heavy = bool(np.random.default_rng([seed, 5, index]).random() < cfg.heavy_fraction)
     image, label = phantom(rng, coords, cfg, heavy)
+    if corruption == "inverted_contrast":
+        image = invert_contrast(image)
     bias = gaussian_filter(rng.normal(size=(4, 4, 4)), 1.0)
     bias = 1.0 + 0.1 * bias / (np.abs(bias).max() + 1e-6)
     from scipy.ndimage import zoom
 
     field_ = zoom(bias, np.array(shape) / 4.0, order=1)[: shape[0], : shape[1], : shape[2]]
-    image = image * field_ + rng.normal(0.0, scanner.noise, size=shape)
+    image = image * field_
+    if corruption == "motion_ghosting":
+        image = ghosting(image)
+    image = image + rng.normal(0.0, scanner.noise, size=shape)
     image = (image * scanner.scale + scanner.offset).astype(np.float32)
     lesion_mm3 = float((label == 2).sum() * np.prod(spacing))
     klass = "high_burden" if lesion_mm3 >= cfg.burden_threshold_mm3 else "low_burden"
@@ -185,13 +246,19 @@ def make_subject(seed: int, index: int, cfg: ImagingDemoConfig) -> dict:
     }
 
 
-def write_subject(subject: dict, image_path: Path, label_path: Path) -> None:
-    """Write a subject's image (scanner dtype) and label (uint8) as NIfTI, atomically."""
+def write_subject(subject: dict, image_path: Path, label_path: Path | None) -> None:
+    """Write a subject's image (scanner dtype) and label (uint8) as NIfTI, atomically.
+
+    ``label_path`` ``None``: the image only.
+    """
     scanner: Scanner = subject["scanner"]
     data = subject["image"]
     if scanner.dtype == "int16":
         data = np.clip(np.round(data), -32768, 32767).astype(np.int16)
-    for arr, path in ((data, image_path), (subject["label"].astype(np.uint8), label_path)):
+    todo = [(data, image_path)]
+    if label_path is not None:
+        todo.append((subject["label"].astype(np.uint8), label_path))
+    for arr, path in todo:
         img = nib.Nifti1Image(arr, subject["affine"])
         img.header.set_xyzt_units("mm")
         img.set_qform(subject["affine"], code=1)
@@ -201,22 +268,36 @@ def write_subject(subject: dict, image_path: Path, label_path: Path) -> None:
 
 
 def generate_imaging(
-    outdir: Path, subjects: list[str], seed: int, cfg: ImagingDemoConfig | None = None
+    outdir: Path,
+    subjects: list[str],
+    seed: int,
+    cfg: ImagingDemoConfig | None = None,
+    corruptions: dict[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Write image + label NIfTI for each subject id into ``outdir/imaging``.
+
+    Parameters
+    ----------
+    subjects
+        Subject ids; subject ``i`` is drawn from ``[seed, 1, i]``.
+    corruptions
+        subject -> one of ``CORRUPTIONS``: that subject's image is corrupted and no label file
+        is written (a broken, unannotated scan).
 
     Returns
     -------
     dict
-        subject -> {"image": path, "label": path, "class": str} with paths relative to ``outdir``.
+        subject -> {"image": path, "label": path, "class": str} with paths relative to ``outdir``
+        (``label`` empty for a corrupted subject).
     """
     cfg = cfg or ImagingDemoConfig()
+    corruptions = corruptions or {}
     (outdir / "imaging").mkdir(parents=True, exist_ok=True)
     out = {}
     for i, sid in enumerate(subjects):
-        subj = make_subject(seed, i, cfg)
+        subj = make_subject(seed, i, cfg, corruptions.get(sid))
         image = Path("imaging") / f"{sid}_image.nii.gz"
-        label = Path("imaging") / f"{sid}_label.nii.gz"
-        write_subject(subj, outdir / image, outdir / label)
-        out[sid] = {"image": str(image), "label": str(label), "class": subj["class"]}
+        label = None if sid in corruptions else Path("imaging") / f"{sid}_label.nii.gz"
+        write_subject(subj, outdir / image, outdir / label if label else None)
+        out[sid] = {"image": str(image), "label": str(label or ""), "class": subj["class"]}
     return out
