@@ -13,6 +13,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/normalise.smk"
 include: "workflow/rules/tile.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/qc.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/report.smk"
 

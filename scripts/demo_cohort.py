@@ -20,4 +20,5 @@ with rule_logging(snakemake):
         shift=d["shift"],
         label_fraction=d["label_fraction"],
         reference_seed=d["reference_seed"],
+        outliers=d["outliers"],
     )

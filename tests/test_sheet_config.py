@@ -93,10 +93,13 @@ def test_duplicate_ids(tmp_path):
         read_sheet(_sheet(tmp_path, "subject\timage\na\tx.nii.gz\na\tx.nii.gz\n"))
 
 
-def test_class_on_some_subjects_only(tmp_path):
+def test_class_and_batch_on_some_subjects_only(tmp_path):
+    """An unannotated subject (no class) is predicted, not trained on; batch is optional."""
     (tmp_path / "x.nii.gz").write_bytes(b"x")
-    with pytest.raises(VoxseqError, match="'class' is set for some subjects"):
-        read_sheet(_sheet(tmp_path, "subject\timage\tclass\na\tx.nii.gz\tA\nb\tx.nii.gz\t\n"))
+    rows = read_sheet(
+        _sheet(tmp_path, "subject\timage\tclass\tbatch\na\tx.nii.gz\tA\tsite1\nb\tx.nii.gz\t\t\n")
+    )
+    assert [(r["class"], r["batch"]) for r in rows] == [("A", "site1"), ("", "")]
 
 
 def _config(tmp_path: Path, **overrides) -> Path:

@@ -32,6 +32,10 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
     for modality in ("imaging", "genomics"):
         if modality in inputs:
             summary[modality] = json.loads(Path(inputs[modality]).read_text())
+        if f"{modality}_qc" in inputs:  # the QC flags join the modality's block
+            summary.setdefault(modality, {}).update(
+                json.loads(Path(inputs[f"{modality}_qc"]).read_text())
+            )
     summary["stage_seconds"] = stage_times(bench_dir)
     summary["total_stage_seconds"] = round(sum(summary["stage_seconds"].values()), 2)
     write_json(out, summary)

@@ -124,8 +124,11 @@ def make_demo_cohort(
             rows[s]["image"] = made[s]["image"]
             rows[s]["label"] = made[s]["label"] if i in labelled else ""
             rows[s]["class"] = made[s]["class"]
+            rows[s]["batch"] = made[s]["batch"]  # the scanner: colours the QC latent map
         for s in extra:  # broken and unannotated: no label, no class
-            rows[s].update({"image": made[s]["image"], "label": "", "class": ""})
+            rows[s].update(
+                {"image": made[s]["image"], "label": "", "class": "", "batch": made[s]["batch"]}
+            )
             truth.append({"subject": s, "modality": "imaging", "kind": kinds["imaging"][s]})
         log.info("imaging: %d subjects, %d labelled", len(subjects), n_lab)
     if genomics:

@@ -287,7 +287,8 @@ def generate_imaging(
     Returns
     -------
     dict
-        subject -> {"image": path, "label": path, "class": str} with paths relative to ``outdir``
+        subject -> {"image": path, "label": path, "class": str, "batch": scanner} with paths
+        relative to ``outdir``
         (``label`` empty for a corrupted subject).
     """
     cfg = cfg or ImagingDemoConfig()
@@ -299,5 +300,10 @@ def generate_imaging(
         image = Path("imaging") / f"{sid}_image.nii.gz"
         label = None if sid in corruptions else Path("imaging") / f"{sid}_label.nii.gz"
         write_subject(subj, outdir / image, outdir / label if label else None)
-        out[sid] = {"image": str(image), "label": str(label or ""), "class": subj["class"]}
+        out[sid] = {
+            "image": str(image),
+            "label": str(label or ""),
+            "class": subj["class"],
+            "batch": subj["scanner"].name,
+        }
     return out

@@ -13,7 +13,7 @@ Profile (per subject ``i`` and kept coarse bin ``b``)::
 
     c_ib   = raw read-base count summed over the fine bins of b, scaled to a full bin
              (times bin_size / bin length; only the last, partial bin of a contig differs)
-    s_i    = sum_b c_ib / n_kept              (mean count per kept bin: the library scale)
+    s_i    = median_b c_ib                    (median count per kept bin: the library scale)
     v_ib   = log2((c_ib + 1) / s_i)           (about 0 for a bin at the subject's mean depth)
 
 A coarse bin is dropped (``keep`` False) when any fine bin inside it is blacklisted (the
@@ -41,7 +41,6 @@ from voxseq.qc.scores import MAD_SCALE
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Profiles:
     """Coarse log2 coverage profiles of a cohort.
@@ -66,7 +65,7 @@ class Profiles:
         :meth:`positions` and :meth:`boundaries` use the contigs of the kept bins, each as long
         as its last kept bin's end.
     library_scale : (N,) float64 or None
-        Each subject's mean count per kept bin (the ``s_i`` of the module docstring).
+        Each subject's median count per kept bin (the ``s_i`` of the module docstring).
     """
 
     subjects: list[str]
@@ -126,7 +125,8 @@ def _store(subject: str, path: str | Path, key: str) -> tuple[dict, dict[str, np
 
 
 def coarse_profiles(paths: dict[str, str | Path], bin_size: int,
-                    min_median_fraction: float = 0.1) -> Profiles:
+                    min_median_fraction: float = 0.1, keep: np.ndarray | None = None
+                    ) -> Profiles:
     """Library-size normalised log2 coverage of every subject over coarse bins.
 
     Parameters
@@ -140,6 +140,9 @@ def coarse_profiles(paths: dict[str, str | Path], bin_size: int,
         Bins whose (library-normalised) cohort median count is below this fraction of the median
         of all bin medians are dropped; when that median is 0, bins with a cohort median of 0
         are dropped.
+    keep
+        The kept bins of another cohort (a QC bundle's), instead of choosing them here: a new
+        cohort is profiled over exactly the bins its autoencoder was trained on.
 
     Returns
     -------
@@ -213,11 +216,18 @@ def coarse_profiles(paths: dict[str, str | Path], bin_size: int,
     medians = np.median(counts_arr / prelim[:, None], axis=0)
     ref = float(np.median(medians[usable]))
     low = medians < min_median_fraction * ref if ref > 0 else medians <= 0
-    keep = usable & ~low
+    if keep is None:
+        keep = usable & ~low
+    elif len(keep) != len(usable):
+        raise VoxseqError(f"genomics QC: the QC model's {len(keep)} bins of {bin_size} bp do not "
+                          f"fit this reference's {len(usable)} (stores such as "
+                          f"{paths[subjects[0]]}); was it trained on another reference?")
+    else:
+        keep = np.asarray(keep, dtype=bool)
     if not keep.any():
         raise VoxseqError(f"genomics QC: every {bin_size} bp bin is blacklisted, partial or of "
                           f"low cohort coverage (stores such as {paths[subjects[0]]})")
-    scale = counts_arr[:, keep].mean(axis=1)
+    scale = np.median(counts_arr[:, keep], axis=1)  # a median: a large gain moves it little
     _check_depth(scale, subjects, paths, "in the kept bins")
     values = np.log2((counts_arr[:, keep] + 1.0) / scale[:, None]).astype(np.float32)
     log.info("genomics QC: %d subjects, %d of %d bins of %d bp kept (%d blacklisted, %d short "
@@ -383,3 +393,109 @@ def covered_fraction(called: list[dict], truth: dict) -> float:
             covered += b - a
             reach = b
     return covered / (t1 - t0)
+
+
+# ---- the autoencoder around the profiles ---------------------------------------------------------
+TASK = "qc"
+
+
+def bin_standardisation(values: np.ndarray, train_rows: Sequence[int],
+                        floor_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin centre (median over the training rows) and spread (1.4826 MAD, floored as in
+    :func:`residual_z`): the autoencoder sees ``(values - centre) / spread``."""
+    ref = np.asarray(values, dtype=np.float64)[np.asarray(train_rows)]
+    centre = np.median(ref, axis=0)
+    spread = MAD_SCALE * np.median(np.abs(ref - centre), axis=0)
+    floor = max(floor_fraction * float(np.median(spread)), 1e-6)
+    return centre.astype(np.float32), np.maximum(spread, floor).astype(np.float32)
+
+
+def train_genomics_qc(paths: dict[str, str | Path], train: Sequence[str], val: Sequence[str],
+                      cfg: dict, seed: int, workdir: str | Path, metrics_path: str | Path,
+                      bundle_dir: str | Path, digest: str) -> dict:
+    """Train the profile autoencoder on the ``train`` subjects' profiles; write its bundle.
+
+    ``paths`` are the coverage stores of the training cohort (their cohort medians choose the
+    kept bins); ``cfg`` the ``qc.genomics`` block plus ``threshold``. The bundle records the
+    kept bins, the per-bin standardisation, the training subjects' reconstruction errors and
+    the per-bin residual centre and spread, so a new cohort is scored against this one.
+    """
+    import torch
+
+    from voxseq.bundle import write_bundle
+    from voxseq.models import build_model
+    from voxseq.qc.autoencoder import subject_errors, train_autoencoder
+    from voxseq.qc.scores import enough_reference
+
+    prof = coarse_profiles(paths, int(cfg["bin_size"]))
+    row = {s: i for i, s in enumerate(prof.subjects)}
+    tr, va = [row[s] for s in train], [row[s] for s in val]
+    centre, spread = bin_standardisation(prof.values, tr)
+    x = ((prof.values - centre) / spread).astype(np.float32)
+    arch = {"n_bins": int(x.shape[1]), "hidden": int(cfg["model"]["hidden"]),
+            "latent": int(cfg["model"]["latent"]), "dropout": float(cfg["model"]["dropout"])}
+    threshold = float(cfg["threshold"]) if enough_reference(len(tr)) else float("inf")
+    model, dropped, kept, recon = train_autoencoder(
+        lambda: build_model("profile_autoencoder", **arch), x, tr, va, cfg["train"], seed,
+        float(cfg["noise"]), threshold, workdir, metrics_path, digest, "genomics QC autoencoder",
+        reference_folds=int(cfg.get("reference_folds", 5)))
+    errors = subject_errors(x[kept], recon)
+    r_centre, r_spread = bin_standardisation(x[kept] - recon, range(len(kept)))
+    by_row = {i: s for s, i in row.items()}
+    return write_bundle(
+        bundle_dir, model, "genomics", "profile_autoencoder", arch,
+        {"bin_size": prof.bin_size, "contigs": prof.contigs, "keep": prof.keep.tolist(),
+         "centre": centre.tolist(), "spread": spread.tolist()},
+        {"train_error_median": float(np.median(errors)) if len(errors) else None},
+        {"train_subjects": list(train), "val_subjects": list(val), "seed": seed},
+        example_input=torch.from_numpy(x[:1]),
+        extra={"task": TASK, "reference": {
+            "subjects": [by_row[r] for r in kept], "errors": [float(e) for e in errors],
+            "left_out": [by_row[r] for r in dropped],
+            "residual_centre": r_centre.tolist(), "residual_spread": r_spread.tolist()}})
+
+
+def score_genomics_qc(paths: dict[str, str | Path], bundle: str, threshold: float,
+                      z_threshold: float = 3.0, min_bins: int = 3
+                      ) -> tuple[list[dict], list[dict], np.ndarray, dict]:
+    """Score every subject with a genomics QC bundle.
+
+    Returns
+    -------
+    rows
+        Per subject: ``subject``, ``error``, ``score`` (NaN when the bundle has fewer than 5
+        reference subjects), ``flagged``, ``reason``.
+    regions
+        Candidate copy-number deviations of every subject (``subject`` added to
+        :func:`call_regions`' dicts).
+    codes
+        (N, latent) latent codes.
+    arrays
+        ``profiles``, ``input`` and ``reconstruction`` (standardised, (N, B)) and ``z``.
+    """
+    from voxseq.bundle import load_bundle
+    from voxseq.qc.autoencoder import reconstruct, subject_errors
+    from voxseq.qc.scores import score_rows
+
+    model, meta = load_bundle(bundle, "genomics")
+    if meta.get("task") != TASK:
+        raise VoxseqError(f"bundle {bundle} is not a genomics QC bundle "
+                          f"(task {meta.get('task')!r})")
+    pre, ref = meta["preprocessing"], meta["reference"]
+    prof = coarse_profiles(paths, int(pre["bin_size"]), keep=np.array(pre["keep"], dtype=bool))
+    if dict(prof.contigs) != dict(pre["contigs"]):
+        raise VoxseqError(f"genomics QC bundle {bundle} was trained on other contigs than this "
+                          f"cohort's coverage ({_contig_diff(pre['contigs'], prof.contigs)})")
+    x = ((prof.values - np.array(pre["centre"])) / np.array(pre["spread"])).astype(np.float32)
+    recon, codes = reconstruct(model, x, "cpu")
+    errors = subject_errors(x, recon)
+    z = ((x - recon - np.array(ref["residual_centre"]))
+         / np.array(ref["residual_spread"])).astype(np.float32)
+    regions, notes = [], {}
+    for i, s in enumerate(prof.subjects):
+        calls = call_regions(z[i], prof, z_threshold, min_bins)
+        regions += [{"subject": s, **c} for c in calls]
+        if calls:
+            notes[s] = [f"{len(calls)} candidate copy-number region(s)"]
+    rows = score_rows(prof.subjects, errors, ref, threshold, notes)
+    return rows, regions, codes, {"profiles": prof, "input": x, "reconstruction": recon, "z": z}

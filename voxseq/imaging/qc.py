@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
+from voxseq import VoxseqError
 from voxseq.bundle import load_bundle, write_bundle
-from voxseq.config import VoxseqError
 from voxseq.imaging.resample import resample
 from voxseq.imaging.store import open_store
 from voxseq.io.nifti import save_nifti, to_original
 from voxseq.models import build_model
 from voxseq.qc.autoencoder import reconstruct, subject_errors, train_autoencoder
-from voxseq.qc.scores import enough_reference, subject_scores
+from voxseq.qc.scores import enough_reference, score_rows
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def train_imaging_qc(
     subjects = list(train) + list(val)
     x = stack_qc_inputs(subjects, stores, cfg["input_size"])
     arch = _architecture(cfg)
-    model, dropped = train_autoencoder(
+    model, dropped, kept, recon = train_autoencoder(
         lambda: build_model("conv_autoencoder3d", **arch),
         x,
         range(len(train)),
@@ -102,9 +102,8 @@ def train_imaging_qc(
         digest,
         "imaging QC autoencoder",
         flip_axes=(1,) if cfg.get("flip", True) else (),  # left-right, after the channel axis
+        reference_folds=int(cfg.get("reference_folds", 0)),
     )
-    kept = [i for i in range(len(train)) if i not in dropped]
-    recon, _ = reconstruct(model, x[kept], "cpu")
     errors = subject_errors(x[kept], recon)
     meta = write_bundle(
         bundle_dir,
@@ -155,28 +154,7 @@ def score_imaging_qc(
     x = stack_qc_inputs(subjects, stores, size)
     recon, codes = reconstruct(model, x, "cpu")
     errors = subject_errors(x, recon)
-    ref = meta["reference"]
-    n_ref = len(ref["errors"])
-    all_err = np.concatenate([errors, np.asarray(ref["errors"], float)])
-    scores = subject_scores(all_err, range(len(errors), len(all_err)))[: len(errors)]
-    left_out = set(ref.get("left_out", []))
-    rows = []
-    for s, e, z in zip(subjects, errors, scores, strict=True):
-        flagged = bool(z > threshold)
-        reason = ""
-        if flagged:
-            reason = f"reconstruction error {z:.1f} robust SDs above the {n_ref} training subjects"
-        if s in left_out:
-            reason += ("; " if reason else "") + "left out of the QC model's training"
-        rows.append(
-            {
-                "subject": s,
-                "error": float(e),
-                "score": float(z),
-                "flagged": flagged,
-                "reason": reason,
-            }
-        )
+    rows = score_rows(subjects, errors, meta["reference"], threshold)
     sq = (recon - x)[:, 0] ** 2
     error_dir = Path(error_dir)
     for i, s in enumerate(subjects):

@@ -17,7 +17,7 @@ from voxseq import VoxseqError
 MAX_SUBJECT_LENGTH = 100
 # Also Snakemake's wildcard constraint (anchors stripped): keep it a plain anchored regex.
 SUBJECT_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_SUBJECT_LENGTH - 1}}}$"
-COLUMNS = ("subject", "image", "label", "class", "bam", "vcf", "split")
+COLUMNS = ("subject", "image", "label", "class", "batch", "bam", "vcf", "split")
 PATH_COLUMNS = ("image", "label", "bam", "vcf")
 SPLITS = ("train", "val", "test")
 _SUBJECT_RE = re.compile(SUBJECT_PATTERN)
@@ -71,14 +71,6 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
                 f"(lines {seen[row['subject']]} and {line})"
             )
         seen[row["subject"]] = line
-    with_class = [r["subject"] for r in out if r["class"]]
-    if with_class and len(with_class) != len(out):
-        missing = [r["subject"] for r in out if not r["class"]]
-        raise VoxseqError(
-            f"sample sheet {path}: column 'class' is set for some subjects but empty for "
-            f"{missing[:10]}{'...' if len(missing) > 10 else ''}; "
-            "give every subject a class or none"
-        )
     return out
 
 

@@ -124,35 +124,65 @@ def train_autoencoder(
     digest: str,
     name: str,
     flip_axes: Sequence[int] = (),
-    mask: np.ndarray | None = None,
-) -> tuple[nn.Module, list[int]]:
-    """Train a denoising autoencoder on ``x[train_rows]``, robustly; return it and the rows dropped.
+    reference_folds: int = 0,
+) -> tuple[nn.Module, list[int], list[int], np.ndarray]:
+    """Train a denoising autoencoder on ``x[train_rows]``, robustly.
 
-    ``train_cfg`` is a ``train:`` block (:class:`voxseq.fit.TrainConfig`); its
-    ``iters_per_epoch`` of 0 means one pass over the training subjects per epoch.
+    The training subjects' reference errors are out-of-sample when ``reference_folds`` >= 2:
+    each fold's subjects are reconstructed by a model trained without them (a model always
+    reconstructs its own training subjects better than new ones, which would score every new
+    subject high). With 0, they are the model's own (in-sample) errors: cheaper, and fine when
+    the network is too small to memorise (the imaging default). Training subjects whose
+    reference score is above ``threshold`` are left out of the final model and the reference.
+
+    ``train_cfg`` is a ``train:`` block (:class:`voxseq.fit.TrainConfig`); without
+    ``iters_per_epoch`` an epoch is one pass over the training subjects.
+
+    Returns
+    -------
+    model, dropped rows, kept rows, and the kept rows' reconstructions (N_kept, *shape): the
+    reference the cohort is scored against.
     """
     workdir = Path(workdir)
-    rows, dropped = list(train_rows), []
-    for round_ in (1, 2):
+    xv = x[list(val_rows)]
+
+    def fit_on(rows: list[int], tag: str) -> nn.Module:
         cfg = dict(train_cfg)
         if not cfg.get("iters_per_epoch"):
             cfg["iters_per_epoch"] = max(-(-len(rows) // int(cfg["batch_size"])), 1)
         tc = TrainConfig.from_dict(cfg, seed)
         seed_everything(seed, tc.deterministic)
         model = make_model()
-        task = ReconstructionTask(x[rows], x[list(val_rows)], tc.batch_size, seed, noise, flip_axes)
-        fit(task, model, tc, workdir / f"round{round_}", metrics_path, digest, f"{name} ({round_})")
-        if round_ == 2:
-            break
-        recon, _ = reconstruct(model, x[rows], next(model.parameters()).device)
-        err = subject_errors(x[rows], recon, None if mask is None else mask[rows])
+        task = ReconstructionTask(x[rows], xv, tc.batch_size, seed, noise, flip_axes)
+        fit(task, model, tc, workdir / tag, metrics_path, digest, f"{name} ({tag})")
+        return model.cpu().eval()
+
+    rows = list(train_rows)
+    recon = np.zeros_like(x[rows])
+    model = None
+    folds = min(reference_folds, len(rows))  # few subjects: leave one out
+    if folds >= 2:
+        fold = np.random.default_rng([seed, 47]).permutation(len(rows)) % folds
+        for k in range(folds):
+            held = np.flatnonzero(fold == k)
+            m = fit_on([rows[i] for i in np.flatnonzero(fold != k)], f"reference{k}")
+            recon[held] = reconstruct(m, x[[rows[i] for i in held]], "cpu")[0]
+    else:
+        model = fit_on(rows, "final")
+        recon = reconstruct(model, x[rows], "cpu")[0]
+    err = subject_errors(x[rows], recon)
+    dropped: list[int] = []
+    if len(rows) >= 5 and np.isfinite(threshold):
         scores = subject_scores(err, np.arange(len(rows)))
-        dropped = [r for r, s in zip(rows, scores, strict=True) if s > threshold]
-        if not dropped or len(rows) - len(dropped) < 5:
+        dropped = [r for r, z in zip(rows, scores, strict=True) if z > threshold]
+        if len(rows) - len(dropped) < 5:
             dropped = []
-            break
-        log.info(
-            "%s: %d training subjects above %.1f left out of round 2", name, len(dropped), threshold
-        )
-        rows = [r for r in rows if r not in dropped]
-    return model.cpu().eval(), dropped
+    if dropped:
+        log.info("%s: training subjects %s above %.1f left out", name, dropped, threshold)
+    keep = [i for i, r in enumerate(rows) if r not in dropped]
+    kept = [rows[i] for i in keep]
+    if model is None or dropped:
+        model = fit_on(kept, "final")
+        if reference_folds < 2:
+            return model, dropped, kept, reconstruct(model, x[kept], "cpu")[0]
+    return model, dropped, kept, recon[keep]

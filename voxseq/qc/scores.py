@@ -75,3 +75,52 @@ def subject_scores(errors: np.ndarray, train_rows: Sequence[int] | np.ndarray) -
                 np.where(e < centre, -np.inf, np.where(e == centre, 0.0, np.nan)),
             )
     return (e - centre) / spread
+
+
+def score_rows(
+    subjects: Sequence[str],
+    errors: np.ndarray,
+    reference: dict,
+    threshold: float,
+    notes: dict[str, list[str]] | None = None,
+) -> list[dict]:
+    """``qc.tsv`` rows: each subject's error, score against a bundle's ``reference`` errors,
+    flag (score above ``threshold``) and reason.
+
+    With fewer than 5 reference errors no subject is scored (NaN) or flagged, and the reason
+    says why. ``notes`` adds modality-specific reasons per subject; a subject the bundle's
+    robust training left out says so.
+    """
+    ref = np.asarray(reference["errors"], dtype=np.float64)
+    errors = np.asarray(errors, dtype=np.float64)
+    if enough_reference(len(ref)):
+        both = np.concatenate([errors, ref])
+        scores = subject_scores(both, np.arange(len(errors), len(both)))[: len(errors)]
+    else:
+        scores = np.full(len(errors), np.nan)
+    left_out = set(reference.get("left_out", []))
+    rows = []
+    for s, e, z in zip(subjects, errors, scores, strict=True):
+        flagged = bool(z > threshold)
+        reasons = []
+        if flagged:
+            reasons.append(
+                f"reconstruction error {z:.1f} robust SDs above the {len(ref)} training subjects'"
+            )
+        if not enough_reference(len(ref)):
+            reasons.append(
+                f"no score: {len(ref)} training subjects, at least {MIN_REFERENCE} are needed"
+            )
+        reasons += (notes or {}).get(s, [])
+        if s in left_out:
+            reasons.append("left out of the QC model's training")
+        rows.append(
+            {
+                "subject": s,
+                "error": float(e),
+                "score": float(z),
+                "flagged": flagged,
+                "reason": "; ".join(reasons),
+            }
+        )
+    return rows

@@ -11,7 +11,7 @@ from voxseq import VoxseqError  # noqa: E402
 from voxseq.bundle import read_bundle_meta  # noqa: E402
 from voxseq.config import check_config, check_devices, validate_config  # noqa: E402
 from voxseq.io.digest import recorded_sources, same_content  # noqa: E402
-from voxseq.demo.cohort import labelled_indices  # noqa: E402
+from voxseq.demo.cohort import labelled_indices, outlier_ids  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, assign_splits, read_sheet  # noqa: E402
 from voxseq.summary import headline  # noqa: E402
 from voxseq.terminal import install as install_terminal  # noqa: E402
@@ -34,6 +34,7 @@ REFERENCE_RECORD = (
 DIGEST_CACHE = ".snakemake/voxseq/digests"  # SHA-256 of touched source files, by stat
 DEMO = config["demo"]["enabled"]
 DEMO_DIR = f"{RES}/demo_input"
+QC_TRUTH = f"{DEMO_DIR}/qc_truth.tsv"
 IMAGING = config["imaging"]["enabled"]
 GENOMICS = config["genomics"]["enabled"]
 IMAGING_BUNDLE = config["models"]["imaging"] or f"models/{COHORT}/imaging"
@@ -82,12 +83,20 @@ def resolve_inputs():
 resolve_inputs()
 
 
+def demo_ids():
+    """The demo's subject ids: ``n_subjects`` regular ones, then the QC outliers (if any)."""
+    regular = [f"{COHORT}{i + 1:03d}" for i in range(config["demo"]["n_subjects"])]
+    return regular, outlier_ids(regular) if config["demo"]["outliers"] else []
+
+
 def demo_rows(n, imaging, genomics):
-    """The rows the demo rule writes (known before it runs, so the DAG is complete)."""
+    """The rows the demo rule writes (known before it runs, so the DAG is complete). The
+    regular subjects' classes are drawn by the demo (every one gets one); the outliers have
+    none."""
     labelled = labelled_indices(config["seed"], n, config["demo"]["label_fraction"])
+    regular, outliers = demo_ids()
     rows = {}
-    for i in range(n):
-        sid = f"{COHORT}{i + 1:03d}"
+    for i, sid in enumerate(regular + outliers):
         rows[sid] = {
             "subject": sid,
             "image": f"{DEMO_DIR}/imaging/{sid}_image.nii.gz" if imaging else "",
@@ -99,6 +108,8 @@ def demo_rows(n, imaging, genomics):
             "bam": f"{DEMO_DIR}/genomics/{sid}.bam" if genomics else "",
             "vcf": f"{DEMO_DIR}/genomics/{sid}.vcf.gz" if genomics else "",
         }
+        if sid in outliers:
+            rows[sid]["class"] = ""
     return rows
 
 
@@ -275,8 +286,58 @@ IMAGING_STATS_SUBJECTS = (
 
 
 # subject classification: the cross-validated subjects (train + val), the folds
-CLASSIFY_FIT_SUBJECTS = IMAGING_FIT_SUBJECTS if TRAIN_CLASSIFY else []
+# subjects without a class (unannotated) are predicted by the fold ensemble, never trained on
+CLASSIFY_FIT_SUBJECTS = (
+    [s for s in IMAGING_FIT_SUBJECTS if SUBJECTS[s].get("class", "demo")]
+    if TRAIN_CLASSIFY
+    else []
+)
 CLASSIFY_FOLDS = list(range(CLASSIFY_CFG["folds"])) if TRAIN_CLASSIFY else []
+
+# Quality control (qc.smk): trained on the training split, validated on val, every subject scored
+QC = config["qc"]["enabled"]
+IMAGING_QC = QC and IMAGING
+GENOMICS_QC = QC and GENOMICS
+IMAGING_QC_BUNDLE = config["models"]["imaging_qc"] or f"models/{COHORT}/imaging_qc"
+GENOMICS_QC_BUNDLE = config["models"]["genomics_qc"] or f"models/{COHORT}/genomics_qc"
+TRAIN_IMAGING_QC = IMAGING_QC and not config["models"]["imaging_qc"]
+TRAIN_GENOMICS_QC = GENOMICS_QC and not config["models"]["genomics_qc"]
+
+
+def qc_split(subjects, split):
+    return [s for s in subjects if SPLIT[s] == split]
+
+
+IMAGING_QC_FIT = qc_split(IMAGING_SUBJECTS, "train") + qc_split(IMAGING_SUBJECTS, "val")
+GENOMICS_QC_FIT = qc_split(GENOMICS_SUBJECTS, "train") + qc_split(
+    GENOMICS_SUBJECTS, "val"
+)
+
+
+def qc_cfg(modality):
+    """A modality's qc block with the shared flag threshold (the training's robust round)."""
+    return {**config["qc"][modality], "threshold": config["qc"]["threshold"]}
+
+
+def get_qc_bundle_files(bundle):
+    return [f"{bundle}/bundle.json", f"{bundle}/weights.safetensors"]
+
+
+def get_qc_bundle_outputs(bundle):
+    return [*get_qc_bundle_files(bundle), f"{bundle}/model.torchscript.pt"]
+
+
+def get_qc_outputs():
+    """The QC tables and figures of every modality with QC on (final targets)."""
+    out = []
+    if IMAGING_QC:
+        out += [
+            f"{RES}/imaging/qc/qc.json",
+            f"{RES}/imaging/report/qc_reconstructions.png",
+        ]
+    if GENOMICS_QC:
+        out += [f"{RES}/genomics/qc/qc.json", f"{RES}/genomics/report/qc_profiles.png"]
+    return out
 
 
 def check_classify():
@@ -453,6 +514,10 @@ def get_summary_inputs(wildcards):
             out["imaging_curves"] = f"{RES}/imaging/report/training_curves.png"
     if GENOMICS:
         out["genomics"] = f"{RES}/genomics/cohort.json"
+    if IMAGING_QC:
+        out["imaging_qc"] = f"{RES}/imaging/qc/qc.json"
+    if GENOMICS_QC:
+        out["genomics_qc"] = f"{RES}/genomics/qc/qc.json"
     return out
 
 
@@ -460,6 +525,8 @@ def get_demo_outputs():
     files = [f"{DEMO_DIR}/samples.tsv"]
     if config["demo"]["genomics"]:
         files += [f"{DEMO_DIR}/reference.fa", f"{DEMO_DIR}/genomics/variant_truth.tsv"]
+    if config["demo"]["outliers"]:
+        files.append(QC_TRUTH)
     for row in SUBJECTS.values():
         files += [row[c] for c in ("image", "label", "bam", "vcf") if row[c]]
         # indexes too: Snakemake touches declared outputs, which would leave them "older"
@@ -474,7 +541,7 @@ def get_final_output():
         out.append(f"{RES}/imaging/cohort.tsv")
     if GENOMICS:
         out.append(f"{RES}/genomics/cohort.json")
-    return out
+    return out + get_qc_outputs()
 
 
 # ---- start and end of a run -------------------------------------------------------------------

@@ -19,7 +19,7 @@ if DEMO:
             mem_mb=per_attempt(4000),
             runtime=per_attempt(30),
         params:
-            subjects=list(SUBJECTS),
+            subjects=demo_ids()[0],
             seed=config["seed"],
             demo=config["demo"],
         script:

@@ -1,0 +1,54 @@
+"""QC autoencoder core: deterministic scores, out-of-fold reference, too few training subjects."""
+
+import numpy as np
+
+from voxseq.models import build_model
+from voxseq.qc.autoencoder import reconstruct, subject_errors, train_autoencoder
+from voxseq.qc.scores import score_rows
+
+TRAIN = {"epochs": 60, "batch_size": 4, "lr": 0.01, "schedule": "cosine", "amp": False,
+         "num_workers": 0, "device": "cpu"}
+
+
+def profiles(n=14, bins=40, seed=0):
+    """Profiles from 2 latent factors plus noise; row 0 carries a +3 SD block (an outlier)."""
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(2, bins))
+    x = rng.normal(size=(n, 2)) @ basis * 0.5 + rng.normal(0, 0.3, size=(n, bins))
+    x[0, 10:20] += 3.0
+    return x.astype(np.float32)
+
+
+def run(tmp_path, x, train, tag, folds=5):
+    return train_autoencoder(
+        lambda: build_model("profile_autoencoder", n_bins=x.shape[1], hidden=16, latent=2,
+                            dropout=0.0),
+        x, train, [], TRAIN, 3, 0.1, 3.5, tmp_path / tag, tmp_path / f"{tag}.tsv", "d", tag,
+        reference_folds=folds)
+
+
+def test_outlier_in_training_split_is_left_out_and_flagged(tmp_path):
+    x = profiles()
+    train = list(range(10))
+    model, dropped, kept, recon = run(tmp_path, x, train, "a")
+    assert dropped == [0] and 0 not in kept
+    ref = {"errors": subject_errors(x[kept], recon).tolist(), "left_out": ["s0"]}
+    new = subject_errors(x, reconstruct(model, x, "cpu")[0])
+    rows = score_rows([f"s{i}" for i in range(len(x))], new, ref, 3.5)
+    assert [r["subject"] for r in rows if r["flagged"]] == ["s0"]
+    assert "left out" in rows[0]["reason"]
+    # deterministic: the same inputs give the same scores
+    model2, *_ = run(tmp_path, x, train, "b")
+    np.testing.assert_array_equal(reconstruct(model2, x, "cpu")[0],
+                                  reconstruct(model, x, "cpu")[0])
+
+
+def test_too_few_training_subjects_give_no_score_and_no_flag(tmp_path):
+    x = profiles(n=6)
+    model, dropped, kept, recon = run(tmp_path, x, [0, 1, 2, 3], "c")
+    assert dropped == []
+    ref = {"errors": subject_errors(x[kept], recon).tolist()}
+    rows = score_rows([f"s{i}" for i in range(6)], subject_errors(x, recon[:1].repeat(6, 0)),
+                      ref, 3.5)
+    assert not any(r["flagged"] for r in rows)
+    assert all(np.isnan(r["score"]) and "at least 5" in r["reason"] for r in rows)

@@ -1,0 +1,108 @@
+"""A modality's QC results for the cohort: ``qc.tsv``, the latent map, the summary block."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from voxseq.io.atomic import read_tsv, write_json, write_tsv
+from voxseq.qc.plots import latent_map, score_strip
+
+QC_COLUMNS = ("subject", "split", "score", "flagged", "reason", "error")
+
+
+def colour_values(sheet_rows: Sequence[dict], subjects: Sequence[str], colour_by: str) -> tuple:
+    """The sheet column that colours the latent map: ``colour_by`` when any subject has a value,
+    else ``class``, else none (all "")."""
+    rows = {r["subject"]: r for r in sheet_rows}
+    for column in dict.fromkeys([colour_by, "batch", "class"]):
+        values = [rows.get(s, {}).get(column, "") for s in subjects]
+        if any(values):
+            return column, values
+    return "", [""] * len(subjects)
+
+
+def read_truth(path: str | None, modality: str) -> list[dict]:
+    """The demo's planted defects of ``modality`` (``qc_truth.tsv``); [] without one."""
+    if not path or not Path(path).is_file():
+        return []
+    return [r for r in read_tsv(path) if r["modality"] == modality]
+
+
+def write_cohort_qc(
+    modality: str,
+    rows: list[dict],
+    codes: np.ndarray,
+    sheet_rows: Sequence[dict],
+    threshold: float,
+    colour_by: str,
+    outputs: dict[str, str],
+    truth: Sequence[dict] = (),
+    extra: dict | None = None,
+) -> dict:
+    """Write ``qc.tsv``, ``latent.tsv``, the score strip and latent map figures and ``qc.json``.
+
+    ``qc.json`` (read by the summary): ``qc_flagged`` (subject ids), ``qc_scored``,
+    ``qc_threshold``, and with a planted ``truth`` (the demo), which planted subjects were
+    flagged and which clean ones were. ``extra`` adds modality-specific keys.
+    """
+    split = {r["subject"]: r.get("split", "") for r in sheet_rows}
+    table = [
+        {
+            "subject": r["subject"],
+            "split": split.get(r["subject"], ""),
+            "score": "" if math.isnan(r["score"]) else round(r["score"], 3),
+            "flagged": "true" if r["flagged"] else "false",
+            "reason": r["reason"],
+            "error": round(r["error"], 6),
+        }
+        for r in rows
+    ]
+    write_tsv(outputs["table"], table, QC_COLUMNS)
+    subjects = [r["subject"] for r in rows]
+    flagged = [r["subject"] for r in rows if r["flagged"]]
+    column, values = colour_values(sheet_rows, subjects, colour_by)
+    coords = latent_map(
+        codes,
+        subjects,
+        values,
+        outputs["latent_png"],
+        f"{modality} QC: latent codes (PCA), coloured by {column or 'nothing'}",
+        flagged=flagged,
+        legend_title=column,
+    )
+    write_tsv(
+        outputs["latent"],
+        [
+            {
+                "subject": s,
+                column or "colour": v,
+                "pc1": round(float(a), 5),
+                "pc2": round(float(b), 5),
+            }
+            for s, v, (a, b) in zip(subjects, values, coords, strict=True)
+        ],
+        ["subject", column or "colour", "pc1", "pc2"],
+    )
+    score_strip(
+        [{**r, "group": split.get(r["subject"], "")} for r in rows],
+        threshold,
+        outputs["scores_png"],
+        f"{modality} QC: robust reconstruction-error scores",
+    )
+    summary = {
+        "qc_flagged": flagged,
+        "qc_scored": int(sum(not math.isnan(r["score"]) for r in rows)),
+        "qc_threshold": threshold,
+    }
+    if truth:
+        planted = sorted({t["subject"] for t in truth})
+        summary["qc_planted"] = planted
+        summary["qc_planted_flagged"] = [s for s in planted if s in flagged]
+        summary["qc_clean_flagged"] = [s for s in flagged if s not in planted]
+    summary.update(extra or {})
+    write_json(outputs["json"], summary)
+    return summary
