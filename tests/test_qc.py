@@ -52,3 +52,28 @@ def test_too_few_training_subjects_give_no_score_and_no_flag(tmp_path):
                       ref, 3.5)
     assert not any(r["flagged"] for r in rows)
     assert all(np.isnan(r["score"]) and "at least 5" in r["reason"] for r in rows)
+
+
+def test_imaging_qc_with_four_training_subjects_trains_and_flags_nothing(tmp_path):
+    """The rule path: bundle written, every subject scored NaN, an error map per subject."""
+    from voxseq.imaging.qc import score_imaging_qc, train_imaging_qc
+    from voxseq.imaging.store import write_store
+
+    rng = np.random.default_rng(0)
+    stores = {}
+    for i in range(6):
+        path = tmp_path / f"s{i}.zarr"
+        meta = {"subject": f"s{i}", "canonical_shape": [20, 20, 12],
+                "original_axcodes": ["R", "A", "S"], "original_affine": np.eye(4).tolist()}
+        write_store(path, rng.normal(size=(20, 20, 12)), None, (1.0, 1.0, 1.0), meta)
+        stores[f"s{i}"] = str(path)
+    cfg = {"input_size": [8, 8, 8], "noise": 0.1, "threshold": 3.5,
+           "model": {"base_channels": 2, "levels": 1, "latent": 4},
+           "train": {**TRAIN, "epochs": 2}}
+    train_imaging_qc(["s0", "s1", "s2", "s3"], ["s4"], stores, cfg, {"normalisation": "zscore"},
+                     1, tmp_path / "work", tmp_path / "m.tsv", tmp_path / "bundle", "d")
+    rows, codes, _ = score_imaging_qc(list(stores), stores, str(tmp_path / "bundle"), 3.5,
+                                      tmp_path)
+    assert codes.shape == (6, 4) and not any(r["flagged"] for r in rows)
+    assert all(np.isnan(r["score"]) and "at least 5" in r["reason"] for r in rows)
+    assert all((tmp_path / f"s{i}_qc_error.nii.gz").is_file() for i in range(6))

@@ -35,7 +35,8 @@ TASK = "qc"
 
 def qc_input(store: str, input_size: Sequence[int]) -> np.ndarray:
     """One subject's autoencoder input, float32 (1, X, Y, Z): the whole normalised volume,
-    Gaussian-smoothed by half the down-sampling factor per axis, resampled to ``input_size``."""
+    Gaussian-smoothed (SD (f - 1) / 2 voxels for a down-sampling factor f per axis), then
+    resampled to ``input_size``."""
     vol = np.asarray(open_store(store).image[...], dtype=np.float32)
     factor = np.array(vol.shape, float) / np.array(input_size, float)
     sigma = np.maximum(factor - 1.0, 0.0) / 2.0
@@ -79,12 +80,9 @@ def train_imaging_qc(
     ``cfg`` is the ``qc.imaging`` block plus ``threshold``; ``plan`` the normalisation the
     volumes went through (recorded, and checked when the bundle is applied to a new cohort).
     The bundle holds the training subjects' reconstruction errors: the reference a new
-    cohort's subjects are scored against, without retraining.
+    cohort's subjects are scored against, without retraining. With fewer than 5 training
+    subjects the model is still trained, and scoring gives no score and no flag (with the reason).
     """
-    if not enough_reference(len(train)):
-        raise VoxseqError(
-            f"imaging QC: {len(train)} training subjects; at least 5 are needed for a score"
-        )
     subjects = list(train) + list(val)
     x = stack_qc_inputs(subjects, stores, cfg["input_size"])
     arch = _architecture(cfg)
@@ -96,7 +94,7 @@ def train_imaging_qc(
         cfg["train"],
         seed,
         float(cfg["noise"]),
-        float(cfg["threshold"]),
+        float(cfg["threshold"]) if enough_reference(len(train)) else float("inf"),
         workdir,
         metrics_path,
         digest,
