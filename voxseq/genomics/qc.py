@@ -261,6 +261,18 @@ def _check_depth(scale: np.ndarray, subjects: list[str], paths: dict, where: str
                           f"bases {where}; cannot normalise by library size")
 
 
+def bin_standardisation(values: np.ndarray, train_rows: Sequence[int],
+                        floor_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin centre (median over the training rows) and spread (1.4826 MAD, floored at
+    ``floor_fraction`` times the median spread over bins, and at 1e-6): the autoencoder sees
+    ``(values - centre) / spread``, and :func:`residual_z` standardises residuals alike."""
+    ref = np.asarray(values, dtype=np.float64)[np.asarray(train_rows)]
+    centre = np.median(ref, axis=0)
+    spread = MAD_SCALE * np.median(np.abs(ref - centre), axis=0)
+    floor = max(floor_fraction * float(np.median(spread)), 1e-6)
+    return centre, np.maximum(spread, floor)
+
+
 def residual_z(values: np.ndarray, reconstruction: np.ndarray,
                train_rows: Sequence[int] | np.ndarray, floor_fraction: float = 0.5) -> np.ndarray:
     """Robust per-bin z-scores of the reconstruction residuals.
@@ -290,13 +302,10 @@ def residual_z(values: np.ndarray, reconstruction: np.ndarray,
         raise VoxseqError(f"residual_z: values {values.shape} and reconstruction "
                           f"{reconstruction.shape} must be (N, B) of the same shape")
     r = values - reconstruction
-    ref = r[np.asarray(train_rows)]
-    if len(ref) == 0:
+    if len(r[np.asarray(train_rows)]) == 0:
         raise VoxseqError("residual_z: no training rows given")
-    centre = np.median(ref, axis=0)
-    spread = MAD_SCALE * np.median(np.abs(ref - centre), axis=0)
-    floor = max(floor_fraction * float(np.median(spread)), 1e-6)
-    return ((r - centre) / np.maximum(spread, floor)).astype(np.float32)
+    centre, spread = bin_standardisation(r, train_rows, floor_fraction)
+    return ((r - centre) / spread).astype(np.float32)
 
 
 def call_regions(z_row: np.ndarray, profiles: Profiles, threshold: float = 3.0,
@@ -397,17 +406,6 @@ def covered_fraction(called: list[dict], truth: dict) -> float:
 
 # ---- the autoencoder around the profiles ---------------------------------------------------------
 TASK = "qc"
-
-
-def bin_standardisation(values: np.ndarray, train_rows: Sequence[int],
-                        floor_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bin centre (median over the training rows) and spread (1.4826 MAD, floored as in
-    :func:`residual_z`): the autoencoder sees ``(values - centre) / spread``."""
-    ref = np.asarray(values, dtype=np.float64)[np.asarray(train_rows)]
-    centre = np.median(ref, axis=0)
-    spread = MAD_SCALE * np.median(np.abs(ref - centre), axis=0)
-    floor = max(floor_fraction * float(np.median(spread)), 1e-6)
-    return centre.astype(np.float32), np.maximum(spread, floor).astype(np.float32)
 
 
 def train_genomics_qc(paths: dict[str, str | Path], train: Sequence[str], val: Sequence[str],

@@ -7,10 +7,11 @@ subject looks like instead of learning to copy. It trains through the shared loo
 (:func:`voxseq.fit.fit`: checkpoints, resume, determinism), validated on the validation subjects'
 reconstruction error.
 
-Robust training: a broken subject in the training split would teach the network to reproduce it.
-So training runs twice when needed: the first model scores the training subjects, and those above
-the flag threshold are left out of a second model. Both rounds are logged; the subjects dropped
-are returned (and end up in the bundle and ``qc.tsv``'s reason column).
+Robust training: a broken subject in the training split would teach the network to reproduce it,
+and a network reconstructs its own training subjects better than new ones. So the training
+subjects' reference errors can come from models that did not see them (``reference_folds``), and
+training subjects above the flag threshold are left out of the final model; they are returned
+(and end up in the bundle and ``qc.tsv``'s reason column).
 """
 
 from __future__ import annotations
@@ -101,13 +102,10 @@ def reconstruct(
     return torch.cat(recon).numpy(), torch.cat(codes).numpy()
 
 
-def subject_errors(x: np.ndarray, recon: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Mean squared reconstruction error per subject, over ``mask`` (N, *shape) when given."""
+def subject_errors(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Mean squared reconstruction error per subject."""
     sq = (recon.astype(np.float64) - x.astype(np.float64)) ** 2
-    if mask is None:
-        return sq.reshape(len(sq), -1).mean(1)
-    m = mask.reshape(len(mask), -1)
-    return (sq.reshape(len(sq), -1) * m).sum(1) / np.maximum(m.sum(1), 1)
+    return sq.reshape(len(sq), -1).mean(1)
 
 
 def train_autoencoder(
