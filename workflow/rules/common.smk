@@ -89,12 +89,14 @@ def demo_ids():
     return regular, outlier_ids(regular) if config["demo"]["outliers"] else []
 
 
-def demo_rows(n, imaging, genomics):
+def demo_rows(imaging, genomics):
     """The rows the demo rule writes (known before it runs, so the DAG is complete). The
     regular subjects' classes are drawn by the demo (every one gets one); the outliers have
     none."""
-    labelled = labelled_indices(config["seed"], n, config["demo"]["label_fraction"])
     regular, outliers = demo_ids()
+    labelled = labelled_indices(
+        config["seed"], len(regular), config["demo"]["label_fraction"]
+    )
     rows = {}
     for i, sid in enumerate(regular + outliers):
         rows[sid] = {
@@ -116,7 +118,7 @@ def demo_rows(n, imaging, genomics):
 def load_subjects():
     if DEMO:
         d = config["demo"]
-        return demo_rows(d["n_subjects"], d["imaging"], d["genomics"])
+        return demo_rows(d["imaging"], d["genomics"])
     try:
         rows = read_sheet(config["samples"])
     except VoxseqError as exc:
@@ -319,14 +321,6 @@ def qc_cfg(modality):
     return {**config["qc"][modality], "threshold": config["qc"]["threshold"]}
 
 
-def get_qc_bundle_files(bundle):
-    return [f"{bundle}/bundle.json", f"{bundle}/weights.safetensors"]
-
-
-def get_qc_bundle_outputs(bundle):
-    return [*get_qc_bundle_files(bundle), f"{bundle}/model.torchscript.pt"]
-
-
 def get_qc_outputs():
     """The QC tables and figures of every modality with QC on (final targets)."""
     out = []
@@ -413,14 +407,6 @@ def get_classify_channels():
 CLASSIFY_WITH_SEGMENTATION = CLASSIFY and len(get_classify_channels()) > 1
 
 
-def get_classify_bundle_files():
-    return [f"{CLASSIFY_BUNDLE}/bundle.json", f"{CLASSIFY_BUNDLE}/weights.safetensors"]
-
-
-def get_classify_bundle_outputs():
-    return [*get_classify_bundle_files(), f"{CLASSIFY_BUNDLE}/model.torchscript.pt"]
-
-
 def get_classify_oof(wildcards=None):
     return [f"{RES}/imaging/classify/fold{k}/oof.tsv" for k in CLASSIFY_FOLDS]
 
@@ -453,19 +439,16 @@ def get_vcfs(wildcards):
     return [_source("genomics", s, "vcf") for s in GENOMICS_VCF_SUBJECTS]
 
 
-def get_imaging_bundle_files():
-    return [f"{IMAGING_BUNDLE}/bundle.json", f"{IMAGING_BUNDLE}/weights.safetensors"]
+def bundle_files(folder):
+    """What applying a bundle reads: its description and weights."""
+    return [f"{folder}/bundle.json", f"{folder}/weights.safetensors"]
 
 
-def get_imaging_bundle_outputs():
-    """Every file training writes into the bundle (so Snakemake clears them before a retrain:
+def bundle_outputs(folder):
+    """Every file training writes into a bundle (so Snakemake clears them before a retrain:
     a failed retrain leaves no export from the previous model beside a missing bundle.json).
     """
-    return [*get_imaging_bundle_files(), f"{IMAGING_BUNDLE}/model.torchscript.pt"]
-
-
-def get_genomics_bundle_files():
-    return [f"{GENOMICS_BUNDLE}/bundle.json", f"{GENOMICS_BUNDLE}/weights.safetensors"]
+    return [*bundle_files(folder), f"{folder}/model.torchscript.pt"]
 
 
 def get_imaging_stats(wildcards):

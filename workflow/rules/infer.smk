@@ -5,7 +5,7 @@
 rule imaging_infer:
     input:
         store=f"{RES}/imaging/normalise/{{subject}}.zarr",
-        bundle=get_imaging_bundle_files(),
+        bundle=bundle_files(IMAGING_BUNDLE),
         label=get_label,
     output:
         **get_infer_extra_outputs(),
@@ -33,7 +33,7 @@ if CLASSIFY:
     rule imaging_classify:
         input:
             sheet=SHEET,
-            bundle=get_classify_bundle_files(),
+            bundle=bundle_files(CLASSIFY_BUNDLE),
             stores=expand(
                 f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS
             ),
@@ -110,7 +110,7 @@ if GENOMICS:
 
     rule genomics_infer:
         input:
-            bundle=get_genomics_bundle_files(),
+            bundle=bundle_files(GENOMICS_BUNDLE),
             fasta=get_reference,
             windows=f"{RES}/genomics/tile/windows.h5",
             vcfs=get_vcfs,

@@ -12,7 +12,7 @@ if TRAIN_IMAGING_QC:
                 f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_QC_FIT
             ),
         output:
-            bundle=get_qc_bundle_outputs(IMAGING_QC_BUNDLE),
+            bundle=bundle_outputs(IMAGING_QC_BUNDLE),
             metrics=f"{RES}/imaging/qc/train_metrics.tsv",
         log:
             f"{LOGS}/imaging/qc_train.log",
@@ -41,7 +41,7 @@ if IMAGING_QC:
     rule imaging_qc:
         input:
             sheet=SHEET,
-            bundle=get_qc_bundle_files(IMAGING_QC_BUNDLE),
+            bundle=bundle_files(IMAGING_QC_BUNDLE),
             stores=expand(
                 f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS
             ),
@@ -95,7 +95,7 @@ if TRAIN_GENOMICS_QC:
                 f"{RES}/genomics/coverage/{{subject}}.h5", subject=GENOMICS_QC_FIT
             ),
         output:
-            bundle=get_qc_bundle_outputs(GENOMICS_QC_BUNDLE),
+            bundle=bundle_outputs(GENOMICS_QC_BUNDLE),
             metrics=f"{RES}/genomics/qc/train_metrics.tsv",
         log:
             f"{LOGS}/genomics/qc_train.log",
@@ -123,7 +123,7 @@ if GENOMICS_QC:
     rule genomics_qc:
         input:
             sheet=SHEET,
-            bundle=get_qc_bundle_files(GENOMICS_QC_BUNDLE),
+            bundle=bundle_files(GENOMICS_QC_BUNDLE),
             coverage=expand(
                 f"{RES}/genomics/coverage/{{subject}}.h5", subject=GENOMICS_SUBJECTS
             ),

@@ -18,7 +18,7 @@ if TRAIN_IMAGING:
                 f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_FIT_SUBJECTS
             ),
         output:
-            bundle=get_imaging_bundle_outputs(),
+            bundle=bundle_outputs(IMAGING_BUNDLE),
             metrics=f"{RES}/imaging/train/metrics.tsv",
         log:
             f"{LOGS}/imaging/train.log",
@@ -87,7 +87,7 @@ if TRAIN_CLASSIFY:
             stats=get_imaging_stats,
             samples=get_sample_sheet,
         output:
-            bundle=get_classify_bundle_outputs(),
+            bundle=bundle_outputs(CLASSIFY_BUNDLE),
         log:
             f"{LOGS}/imaging/classify/bundle.log",
         conda:
@@ -112,7 +112,7 @@ if TRAIN_GENOMICS:
             windows=f"{RES}/genomics/tile/windows.h5",
             sheet=SHEET,
         output:
-            bundle=get_genomics_bundle_files(),
+            bundle=bundle_files(GENOMICS_BUNDLE),
             metrics=f"{RES}/genomics/train/metrics.tsv",
         log:
             f"{LOGS}/genomics/train.log",
