@@ -18,7 +18,7 @@ with rule_logging(snakemake):
     paths = dict(zip(p.subjects, snakemake.input.coverage, strict=True))
     rows, regions, codes, arrays = score_genomics_qc(
         paths, str(Path(snakemake.input.bundle[0]).parent), p.threshold, p.z_threshold,
-        p.min_bins)
+        p.min_bins, p.out_of_fold)
     write_tsv(out.regions, [{**r, "mean_z": round(r["mean_z"], 3)} for r in regions],
               REGION_COLUMNS)
     truth = read_truth(p.truth, "genomics")

@@ -17,4 +17,5 @@ with rule_logging(snakemake):
          "coverage": {s: file_sha256(paths[s]) for s in p.subjects}}
     )
     train_genomics_qc(paths, p.train, p.val, p.cfg, p.seed, p.workdir, snakemake.output.metrics,
-                      str(Path(snakemake.output.bundle[0]).parent), digest)
+                      str(Path(snakemake.output.bundle[0]).parent), digest,
+                      snakemake.output.out_of_fold)

@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 from voxseq.distributed import launch  # noqa: E402
 from voxseq.genomics.train import train_genomics  # noqa: E402
 from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
+from voxseq.qc.cohort import flagged_subjects  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):
@@ -22,6 +23,8 @@ with rule_logging(snakemake):
         train=p.train,
         seed=p.seed,
         max_shift=p.augment_shift,
+        # qc.exclude_flagged: flagged subjects' tracks do not train the model
+        exclude_tracks=flagged_subjects(snakemake.input.get("qc") or []),
         provenance={
             "cohort": p.cohort,
             "config_digest": object_sha256(p.cfg),

@@ -7,6 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
 from voxseq.distributed import launch  # noqa: E402
 from voxseq.imaging.classify import train_fold  # noqa: E402
+from voxseq.qc.cohort import without_flagged  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):
@@ -17,7 +18,9 @@ with rule_logging(snakemake):
         train_fold,
         int(snakemake.wildcards.fold),
         snakemake.input.sheet,
-        dict(zip(subjects, snakemake.input.stores, strict=True)),
+        # qc.exclude_flagged: flagged subjects are not trained on (the ensemble predicts them)
+        without_flagged(dict(zip(subjects, snakemake.input.stores, strict=True)),
+                        snakemake.input.get("qc")),
         dict(zip(subjects, seg_probs, strict=True)) if seg_probs else None,
         cfg,
         snakemake.params.labels,

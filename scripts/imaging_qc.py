@@ -16,7 +16,7 @@ with rule_logging(snakemake):
     stores = dict(zip(p.subjects, snakemake.input.stores, strict=True))
     rows, codes, arrays = score_imaging_qc(
         p.subjects, stores, str(Path(snakemake.input.bundle[0]).parent), p.threshold,
-        Path(out.errors[0]).parent)
+        Path(out.errors[0]).parent, p.out_of_fold)
     write_cohort_qc("imaging", rows, codes, read_tsv(snakemake.input.sheet), p.threshold,
                     p.colour_by, {"table": out.table, "latent": out.latent, "json": out.json,
                                   "latent_png": out.latent_png, "scores_png": out.scores_png},

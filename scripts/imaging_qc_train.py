@@ -19,4 +19,4 @@ with rule_logging(snakemake):
     )
     train_imaging_qc(p.train, p.val, stores, p.cfg, p.plan, p.seed, p.workdir,
                      snakemake.output.metrics, str(Path(snakemake.output.bundle[0]).parent),
-                     digest)
+                     digest, snakemake.output.out_of_fold)

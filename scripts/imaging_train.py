@@ -8,15 +8,17 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 from voxseq.distributed import launch  # noqa: E402
 from voxseq.imaging.train import train_imaging  # noqa: E402
 from voxseq.io.digest import file_sha256, object_sha256  # noqa: E402
+from voxseq.qc.cohort import without_flagged  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):
     subjects = snakemake.params.subjects
+    qc = snakemake.input.get("qc")  # qc.exclude_flagged: flagged subjects are not trained on
     launch(
         train_imaging,
         snakemake.input.sheet,
-        dict(zip(subjects, snakemake.input.stores, strict=True)),
-        dict(zip(subjects, snakemake.input.tiles, strict=True)),
+        without_flagged(dict(zip(subjects, snakemake.input.stores, strict=True)), qc),
+        without_flagged(dict(zip(subjects, snakemake.input.tiles, strict=True)), qc),
         snakemake.input.stats,
         snakemake.params.cfg,
         snakemake.params.seed,

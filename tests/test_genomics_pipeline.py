@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from voxseq import VoxseqError
 from voxseq.demo.genomics import GenomicsDemoConfig, generate_genomics, revcomp
 from voxseq.genomics.coverage import bin_sums, compute_coverage, read_coverage
 from voxseq.genomics.ingest import ingest_subject
@@ -174,6 +175,29 @@ def test_batches_depend_only_on_seed_and_epoch(demo):
     assert first[0].shape == (4, 4, WINDOW)
     a.close()
     b.close()
+
+
+def test_excluded_track_weighs_nothing_in_loss_or_score(demo):
+    """qc.exclude_flagged: a flagged subject's track neither trains nor selects the model."""
+    path = demo["root"] / "windows.h5"
+    tracks = read_meta(path)["tracks"]
+    task = GenomicsTask(path, 3, 4, exclude_tracks=[tracks[0]])
+    batch = next(iter(task.batches(0, 1)))
+    model = SeqCNN(n_tracks=len(tracks), bin_size=BIN, channels=4, dilated_layers=1,
+                   stem_kernel=5, dropout=0.0).eval()
+    changed = {**batch, "y": batch["y"].clone()}
+    changed["y"][:, 0] = changed["y"][:, 0] * 5 + 3  # the excluded track's targets only
+    cpu = torch.device("cpu")
+    assert torch.equal(task.loss(model, batch, cpu), task.loss(model, changed, cpu))
+    full = GenomicsTask(path, 3, 4)
+    assert not torch.equal(full.loss(model, batch, cpu), full.loss(model, changed, cpu))
+    val = task.validate(model, cpu)
+    kept = [val[f"pearson_{t}"] for t in tracks[1:]]
+    assert val["score"] == pytest.approx(float(np.nanmean(kept)))
+    with pytest.raises(VoxseqError, match="not among its tracks"):
+        GenomicsTask(path, 3, 4, exclude_tracks=["nobody"])
+    task.close()
+    full.close()
 
 
 def motif_detector(motif: str) -> SeqCNN:

@@ -1,9 +1,17 @@
 """QC autoencoder core: deterministic scores, out-of-fold reference, too few training subjects."""
 
 import numpy as np
+import pytest
 
+from voxseq import VoxseqError
 from voxseq.models import build_model
-from voxseq.qc.autoencoder import reconstruct, subject_errors, train_autoencoder
+from voxseq.qc.autoencoder import (
+    apply_out_of_fold,
+    reconstruct,
+    subject_errors,
+    train_autoencoder,
+    write_out_of_fold,
+)
 from voxseq.qc.scores import score_rows
 
 TRAIN = {"epochs": 60, "batch_size": 4, "lr": 0.01, "schedule": "cosine", "amp": False,
@@ -30,8 +38,8 @@ def run(tmp_path, x, train, tag, folds=5):
 def test_outlier_in_training_split_is_left_out_and_flagged(tmp_path):
     x = profiles()
     train = list(range(10))
-    model, dropped, kept, recon = run(tmp_path, x, train, "a")
-    assert dropped == [0] and 0 not in kept
+    model, dropped, kept, recon, oof = run(tmp_path, x, train, "a")
+    assert dropped == [0] and 0 not in kept and oof.shape == (10, 40)
     ref = {"errors": subject_errors(x[kept], recon).tolist(), "left_out": ["s0"]}
     new = subject_errors(x, reconstruct(model, x, "cpu")[0])
     rows = score_rows([f"s{i}" for i in range(len(x))], new, ref, 3.5)
@@ -43,9 +51,35 @@ def test_outlier_in_training_split_is_left_out_and_flagged(tmp_path):
                                   reconstruct(model, x, "cpu")[0])
 
 
+def test_training_subjects_are_scored_with_their_out_of_fold_reconstructions(tmp_path):
+    """The final model saw its training subjects; the cohort's scores use the fold models'."""
+    x = profiles()
+    train = list(range(10))
+    names = [f"s{i}" for i in range(len(x))]
+    model, _, kept, _, oof = run(tmp_path, x, train, "o")
+    write_out_of_fold(tmp_path / "oof.npz", names[:10], x[train], oof)
+    recon = reconstruct(model, x, "cpu")[0]
+    final = recon.copy()
+    held = apply_out_of_fold(tmp_path / "oof.npz", names, x, recon)
+    assert held == set(names[:10])
+    np.testing.assert_array_equal(recon[:10], oof)
+    np.testing.assert_array_equal(recon[10:], final[10:])  # new subjects: the final model
+    # a kept training subject is reconstructed better by the model that saw it
+    in_sample = subject_errors(x[kept], final[kept])
+    assert np.median(in_sample) < np.median(subject_errors(x[kept], oof[kept]))
+    # in-sample reference (no folds): an empty file, nothing replaced
+    write_out_of_fold(tmp_path / "none.npz", names[:10], x[train], None)
+    assert apply_out_of_fold(tmp_path / "none.npz", names, x, recon.copy()) == set()
+    # a stale file (the input changed since training) is refused, naming the subject
+    changed = x.copy()
+    changed[3] += 1.0
+    with pytest.raises(VoxseqError, match="s3"):
+        apply_out_of_fold(tmp_path / "oof.npz", names, changed, recon.copy())
+
+
 def test_too_few_training_subjects_give_no_score_and_no_flag(tmp_path):
     x = profiles(n=6)
-    model, dropped, kept, recon = run(tmp_path, x, [0, 1, 2, 3], "c")
+    model, dropped, kept, recon, _ = run(tmp_path, x, [0, 1, 2, 3], "c")
     assert dropped == []
     ref = {"errors": subject_errors(x[kept], recon).tolist()}
     rows = score_rows([f"s{i}" for i in range(6)], subject_errors(x, recon[:1].repeat(6, 0)),

@@ -410,19 +410,23 @@ TASK = "qc"
 
 def train_genomics_qc(paths: dict[str, str | Path], train: Sequence[str], val: Sequence[str],
                       cfg: dict, seed: int, workdir: str | Path, metrics_path: str | Path,
-                      bundle_dir: str | Path, digest: str) -> dict:
+                      bundle_dir: str | Path, digest: str,
+                      out_of_fold: str | Path | None = None) -> dict:
     """Train the profile autoencoder on the ``train`` subjects' profiles; write its bundle.
 
     ``paths`` are the coverage stores of the training cohort (their cohort medians choose the
     kept bins); ``cfg`` the ``qc.genomics`` block plus ``threshold``. The bundle records the
     kept bins, the per-bin standardisation, the training subjects' reconstruction errors and
     the per-bin residual centre and spread, so a new cohort is scored against this one.
+    ``out_of_fold``: where the training subjects' out-of-fold reconstructions go
+    (:func:`voxseq.qc.autoencoder.write_out_of_fold`), so this cohort's training subjects are
+    scored by models that did not see them.
     """
     import torch
 
     from voxseq.bundle import write_bundle
     from voxseq.models import build_model
-    from voxseq.qc.autoencoder import subject_errors, train_autoencoder
+    from voxseq.qc.autoencoder import subject_errors, train_autoencoder, write_out_of_fold
     from voxseq.qc.scores import enough_reference
 
     prof = coarse_profiles(paths, int(cfg["bin_size"]))
@@ -433,10 +437,12 @@ def train_genomics_qc(paths: dict[str, str | Path], train: Sequence[str], val: S
     arch = {"n_bins": int(x.shape[1]), "hidden": int(cfg["model"]["hidden"]),
             "latent": int(cfg["model"]["latent"]), "dropout": float(cfg["model"]["dropout"])}
     threshold = float(cfg["threshold"]) if enough_reference(len(tr)) else float("inf")
-    model, dropped, kept, recon = train_autoencoder(
+    model, dropped, kept, recon, oof = train_autoencoder(
         lambda: build_model("profile_autoencoder", **arch), x, tr, va, cfg["train"], seed,
         float(cfg["noise"]), threshold, workdir, metrics_path, digest, "genomics QC autoencoder",
         reference_folds=int(cfg.get("reference_folds", 5)))
+    if out_of_fold is not None:
+        write_out_of_fold(out_of_fold, list(train), x[tr], oof)
     errors = subject_errors(x[kept], recon)
     r_centre, r_spread = bin_standardisation(x[kept] - recon, range(len(kept)))
     by_row = {i: s for s, i in row.items()}
@@ -454,9 +460,14 @@ def train_genomics_qc(paths: dict[str, str | Path], train: Sequence[str], val: S
 
 
 def score_genomics_qc(paths: dict[str, str | Path], bundle: str, threshold: float,
-                      z_threshold: float = 3.0, min_bins: int = 3
+                      z_threshold: float = 3.0, min_bins: int = 3,
+                      out_of_fold: str | Path | None = None
                       ) -> tuple[list[dict], list[dict], np.ndarray, dict]:
     """Score every subject with a genomics QC bundle.
+
+    ``out_of_fold``: the training rule's out-of-fold reconstructions when this is the cohort
+    the bundle was trained on; its training subjects are then scored (error, z, regions) with
+    them instead of with the final model, which saw them.
 
     Returns
     -------
@@ -472,7 +483,7 @@ def score_genomics_qc(paths: dict[str, str | Path], bundle: str, threshold: floa
         ``profiles``, ``input`` and ``reconstruction`` (standardised, (N, B)) and ``z``.
     """
     from voxseq.bundle import load_bundle
-    from voxseq.qc.autoencoder import reconstruct, subject_errors
+    from voxseq.qc.autoencoder import apply_out_of_fold, reconstruct, subject_errors
     from voxseq.qc.scores import score_rows
 
     model, meta = load_bundle(bundle, "genomics")
@@ -486,14 +497,15 @@ def score_genomics_qc(paths: dict[str, str | Path], bundle: str, threshold: floa
                           f"cohort's coverage ({_contig_diff(pre['contigs'], prof.contigs)})")
     x = ((prof.values - np.array(pre["centre"])) / np.array(pre["spread"])).astype(np.float32)
     recon, codes = reconstruct(model, x, "cpu")
+    held = apply_out_of_fold(out_of_fold, prof.subjects, x, recon)
     errors = subject_errors(x, recon)
     z = ((x - recon - np.array(ref["residual_centre"]))
          / np.array(ref["residual_spread"])).astype(np.float32)
-    regions, notes = [], {}
+    regions, notes = [], {s: ["scored out of fold"] for s in held}
     for i, s in enumerate(prof.subjects):
         calls = call_regions(z[i], prof, z_threshold, min_bins)
         regions += [{"subject": s, **c} for c in calls]
         if calls:
-            notes[s] = [f"{len(calls)} candidate copy-number region(s)"]
+            notes.setdefault(s, []).append(f"{len(calls)} candidate copy-number region(s)")
     rows = score_rows(prof.subjects, errors, ref, threshold, notes)
     return rows, regions, codes, {"profiles": prof, "input": x, "reconstruction": recon, "z": z}

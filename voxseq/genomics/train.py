@@ -8,7 +8,7 @@ model's outputs are near 1; the scale is stored in the bundle and multiplied bac
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -99,9 +99,18 @@ class GenomicsTask:
 
     def __init__(self, windows: str | Path, seed: int, batch_size: int,
                  reverse_complement: bool = True, max_shift: int = 3,
-                 max_val_windows: int = 512) -> None:
+                 max_val_windows: int = 512, exclude_tracks: Sequence[str] = ()) -> None:
         self.path = Path(windows)
         self.meta = read_meta(self.path)
+        unknown = sorted(set(exclude_tracks) - set(self.meta["tracks"]))
+        if unknown:
+            raise VoxseqError(f"windows file {self.path}: tracks {unknown} to exclude are not "
+                              f"among its tracks {self.meta['tracks']}")
+        # qc.exclude_flagged: an excluded track's targets weigh nothing in the loss or the
+        # validation score (its head still predicts it)
+        self.weight = np.array([t not in exclude_tracks for t in self.meta["tracks"]], np.float32)
+        if not self.weight.any():
+            raise VoxseqError(f"windows file {self.path}: every track is excluded")
         self.seed, self.batch_size = seed, batch_size
         self.rc, self.max_shift = reverse_complement, max_shift
         self.train_idx = split_indices(self.path, "train")
@@ -165,7 +174,11 @@ class GenomicsTask:
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
              device: torch.device) -> torch.Tensor:
         pred = model(batch["x"].to(device))
-        return poisson_loss(pred.float(), batch["y"].to(device))
+        if self.weight.all():
+            return poisson_loss(pred.float(), batch["y"].to(device))
+        keep = torch.from_numpy(np.flatnonzero(self.weight)).to(device)  # (B, T, bins)
+        return poisson_loss(pred.float().index_select(1, keep),
+                            batch["y"].to(device).index_select(1, keep))
 
     def evaluate(self, model: nn.Module, device: torch.device, idx: np.ndarray
                  ) -> dict[str, float]:
@@ -173,9 +186,10 @@ class GenomicsTask:
         seq, tgt = self.read(idx)
         pred = predict(model, seq, device)
         y = tgt / self.scale
-        loss = float(np.mean(pred - y * np.log(pred + 1e-6)))
+        keep = self.weight > 0
+        loss = float(np.mean((pred - y * np.log(pred + 1e-6))[..., keep]))
         r = pearson_per_track(pred, y)
-        out = {"val_loss": loss, "score": float(np.nanmean(r))}
+        out = {"val_loss": loss, "score": float(np.nanmean(r[keep]))}
         out.update({f"pearson_{t}": float(v) for t, v in zip(self.meta["tracks"], r, strict=True)})
         return out
 
@@ -189,7 +203,8 @@ class GenomicsTask:
 def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: str | Path,
                    workdir: str | Path, model_args: dict, train: dict, seed: int,
                    max_shift: int = 3, provenance: dict | None = None,
-                   eval_json: str | Path | None = None) -> dict:
+                   eval_json: str | Path | None = None,
+                   exclude_tracks: Sequence[str] = ()) -> dict:
     """Train the sequence model on a windows file and write its bundle.
 
     Parameters
@@ -216,6 +231,10 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
         Extra provenance for the bundle (cohort, config / sheet digests).
     eval_json
         Optional JSON with the best model's val and test metrics.
+    exclude_tracks
+        Tracks (subjects) whose targets do not train the model (``qc.exclude_flagged``): left
+        out of the loss and of the mean Pearson that selects and reports the model; they are
+        still predicted, and their own Pearson is still in the per-track metrics.
 
     Returns
     -------
@@ -229,9 +248,10 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
     args = {"n_tracks": len(meta["tracks"]), "bin_size": meta["bin_size"], **model_args}
     model = build_model("seqcnn", **args)
     task = GenomicsTask(windows, seed, cfg.batch_size, augment.get("reverse_complement", True),
-                        max_shift)
+                        max_shift, exclude_tracks=exclude_tracks)
     digest = object_sha256({"windows": file_sha256(windows), "model": args, "train": train,
-                            "seed": seed, "max_shift": max_shift})
+                            "seed": seed, "max_shift": max_shift,
+                            "exclude_tracks": sorted(exclude_tracks)})
     log.info("seqcnn %s: %d parameters; %d train / %d val windows, %d tracks", model_args,
              sum(p.numel() for p in model.parameters()), len(task.train_idx), len(task.val_idx),
              len(meta["tracks"]))
@@ -248,7 +268,8 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
     model.to("cpu")
     metrics = {"best_epoch": result["best_epoch"], "val_pearson_mean": val["score"],
                "val_loss": val["val_loss"], "test_pearson_mean": test["score"],
-               "val_pearson": {t: val[f"pearson_{t}"] for t in meta["tracks"]}}
+               "val_pearson": {t: val[f"pearson_{t}"] for t in meta["tracks"]},
+               "excluded_tracks": sorted(exclude_tracks)}
     preprocessing = {
         "window": meta["window"], "stride": meta["stride"], "bin_size": meta["bin_size"],
         "contigs": meta["contigs"], "tracks": meta["tracks"],

@@ -25,7 +25,13 @@ from voxseq.imaging.resample import resample
 from voxseq.imaging.store import open_store
 from voxseq.io.nifti import save_nifti, to_original
 from voxseq.models import build_model
-from voxseq.qc.autoencoder import reconstruct, subject_errors, train_autoencoder
+from voxseq.qc.autoencoder import (
+    apply_out_of_fold,
+    reconstruct,
+    subject_errors,
+    train_autoencoder,
+    write_out_of_fold,
+)
 from voxseq.qc.scores import enough_reference, score_rows
 
 log = logging.getLogger(__name__)
@@ -74,6 +80,7 @@ def train_imaging_qc(
     metrics_path: str | Path,
     bundle_dir: str | Path,
     digest: str,
+    out_of_fold: str | Path | None = None,
 ) -> dict:
     """Train the imaging QC autoencoder on ``train`` (validated on ``val``); write its bundle.
 
@@ -82,11 +89,13 @@ def train_imaging_qc(
     The bundle holds the training subjects' reconstruction errors: the reference a new
     cohort's subjects are scored against, without retraining. With fewer than 5 training
     subjects the model is still trained, and scoring gives no score and no flag (with the reason).
+    ``out_of_fold``: where the training subjects' out-of-fold reconstructions go
+    (``reference_folds`` >= 2; an empty file otherwise).
     """
     subjects = list(train) + list(val)
     x = stack_qc_inputs(subjects, stores, cfg["input_size"])
     arch = _architecture(cfg)
-    model, dropped, kept, recon = train_autoencoder(
+    model, dropped, kept, recon, oof = train_autoencoder(
         lambda: build_model("conv_autoencoder3d", **arch),
         x,
         range(len(train)),
@@ -102,6 +111,8 @@ def train_imaging_qc(
         flip_axes=(1,) if cfg.get("flip", True) else (),  # left-right, after the channel axis
         reference_folds=int(cfg.get("reference_folds", 0)),
     )
+    if out_of_fold is not None:
+        write_out_of_fold(out_of_fold, list(train), x[: len(train)], oof)
     errors = subject_errors(x[kept], recon)
     meta = write_bundle(
         bundle_dir,
@@ -131,6 +142,7 @@ def score_imaging_qc(
     bundle: str,
     threshold: float,
     error_dir: str | Path,
+    out_of_fold: str | Path | None = None,
 ) -> tuple[list[dict], np.ndarray, dict]:
     """Score every subject with a QC bundle; write each ``<subject>_qc_error.nii.gz``.
 
@@ -151,8 +163,11 @@ def score_imaging_qc(
     size = meta["preprocessing"]["input_size"]
     x = stack_qc_inputs(subjects, stores, size)
     recon, codes = reconstruct(model, x, "cpu")
+    held = apply_out_of_fold(out_of_fold, subjects, x, recon)
     errors = subject_errors(x, recon)
-    rows = score_rows(subjects, errors, meta["reference"], threshold)
+    rows = score_rows(
+        subjects, errors, meta["reference"], threshold, {s: ["scored out of fold"] for s in held}
+    )
     sq = (recon - x)[:, 0] ** 2
     error_dir = Path(error_dir)
     for i, s in enumerate(subjects):

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from voxseq import VoxseqError
 from voxseq.fit import TrainConfig, fit, seed_everything
 from voxseq.qc.scores import subject_scores
 
@@ -123,7 +124,7 @@ def train_autoencoder(
     name: str,
     flip_axes: Sequence[int] = (),
     reference_folds: int = 0,
-) -> tuple[nn.Module, list[int], list[int], np.ndarray]:
+) -> tuple[nn.Module, list[int], list[int], np.ndarray, np.ndarray | None]:
     """Train a denoising autoencoder on ``x[train_rows]``, robustly.
 
     The training subjects' reference errors are out-of-sample when ``reference_folds`` >= 2:
@@ -138,8 +139,10 @@ def train_autoencoder(
 
     Returns
     -------
-    model, dropped rows, kept rows, and the kept rows' reconstructions (N_kept, *shape): the
-    reference the cohort is scored against.
+    model, dropped rows, kept rows, the kept rows' reconstructions (N_kept, *shape): the
+    reference the cohort is scored against, and with ``reference_folds`` >= 2 the out-of-fold
+    reconstructions of every training row (N_train, *shape), else None: the training subjects
+    are scored with these (:func:`write_out_of_fold`), not with the final model that saw them.
     """
     workdir = Path(workdir)
     xv = x[list(val_rows)]
@@ -179,8 +182,58 @@ def train_autoencoder(
         log.info("%s: training subjects %s above %.1f left out", name, dropped, threshold)
     keep = [i for i, r in enumerate(rows) if r not in dropped]
     kept = [rows[i] for i in keep]
+    oof = recon if folds >= 2 else None
     if model is None or dropped:
         model = fit_on(kept, "final")
-        if reference_folds < 2:
-            return model, dropped, kept, reconstruct(model, x[kept], "cpu")[0]
-    return model, dropped, kept, recon[keep]
+        if oof is None:
+            return model, dropped, kept, reconstruct(model, x[kept], "cpu")[0], None
+    return model, dropped, kept, recon[keep], oof
+
+
+def write_out_of_fold(
+    path: str | Path, subjects: Sequence[str], x: np.ndarray, recon: np.ndarray | None
+) -> None:
+    """Write the training subjects' out-of-fold inputs and reconstructions (``.npz``).
+
+    ``recon`` None (in-sample reference): a file with no subjects, so the rule's output exists.
+    Read back by :func:`apply_out_of_fold` when the same cohort is scored.
+    """
+    from voxseq.io.atomic import atomic_path
+
+    if recon is None:
+        subjects, x, recon = [], x[:0], x[:0]
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            subjects=np.array(list(subjects), dtype=str),
+            input=np.asarray(x, np.float32),
+            reconstruction=np.asarray(recon, np.float32),
+        )
+
+
+def apply_out_of_fold(
+    path: str | Path | None, subjects: Sequence[str], x: np.ndarray, recon: np.ndarray
+) -> set[str]:
+    """Replace the final model's reconstructions of training subjects by out-of-fold ones.
+
+    A model reconstructs the subjects it was trained on better than any other, so a broken
+    training subject would look normal when the final model scores it. ``path`` is the
+    training rule's :func:`write_out_of_fold` file (None: nothing to replace). ``recon`` is
+    changed in place; returns the subjects replaced. A subject whose input differs from the
+    one its out-of-fold reconstruction was made from is an error (a stale file).
+    """
+    if path is None:
+        return set()
+    with np.load(path, allow_pickle=False) as f:
+        names, xin, rec = [str(s) for s in f["subjects"]], f["input"], f["reconstruction"]
+    row = {s: i for i, s in enumerate(subjects)}
+    for j, s in enumerate(names):
+        if s not in row:
+            continue
+        if xin[j].shape != x[row[s]].shape or not np.allclose(xin[j], x[row[s]], atol=1e-5):
+            raise VoxseqError(
+                f"{path}: subject {s}'s QC input differs from the one its out-of-fold "
+                "reconstruction was made from; rerun the QC training rule"
+            )
+        recon[row[s]] = rec[j]
+    return {s for s in names if s in row}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 
 from voxseq.io.atomic import read_tsv, write_json, write_tsv
 from voxseq.qc.plots import latent_map, score_strip
+
+log = logging.getLogger(__name__)
 
 QC_COLUMNS = ("subject", "split", "score", "flagged", "reason", "error")
 
@@ -23,6 +26,24 @@ def colour_values(sheet_rows: Sequence[dict], subjects: Sequence[str], colour_by
         if any(values):
             return column, values
     return "", [""] * len(subjects)
+
+
+def flagged_subjects(tables: Sequence[str | Path]) -> list[str]:
+    """The subjects flagged in ``qc.tsv`` tables (``qc.exclude_flagged``), in table order."""
+    out: list[str] = []
+    for table in tables:
+        out += [r["subject"] for r in read_tsv(table) if r["flagged"] == "true"]
+    return out
+
+
+def without_flagged(subjects: dict[str, str], tables: Sequence[str | Path] | None) -> dict:
+    """``subjects`` (subject -> path) less those flagged in ``tables`` (logged); the
+    ``qc.exclude_flagged`` filter of the training rules. None or []: unchanged."""
+    drop = set(flagged_subjects(tables or [])) & set(subjects)
+    if drop:
+        log.warning("QC: %d flagged subject(s) kept out of training: %s", len(drop),
+                    ", ".join(sorted(drop)))
+    return {s: p for s, p in subjects.items() if s not in drop}
 
 
 def read_truth(path: str | None, modality: str) -> list[dict]:

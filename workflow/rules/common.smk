@@ -316,6 +316,22 @@ GENOMICS_QC_FIT = qc_split(GENOMICS_SUBJECTS, "train") + qc_split(
 )
 
 
+def qc_out_of_fold(modality):
+    """The training rule's out-of-fold reconstructions, when the QC model is trained here."""
+    trained = TRAIN_IMAGING_QC if modality == "imaging" else TRAIN_GENOMICS_QC
+    return [f"{RES}/{modality}/qc/out_of_fold.npz"] if trained else []
+
+
+def qc_exclusion(modality):
+    """qc.exclude_flagged: the modality's qc.tsv, which its training rules read."""
+    on = IMAGING_QC if modality == "imaging" else GENOMICS_QC
+    return (
+        [f"{RES}/{modality}/qc/qc.tsv"]
+        if on and config["qc"]["exclude_flagged"]
+        else []
+    )
+
+
 def qc_cfg(modality):
     """A modality's qc block with the shared flag threshold (the training's robust round)."""
     return {**config["qc"][modality], "threshold": config["qc"]["threshold"]}

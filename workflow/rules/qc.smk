@@ -14,6 +14,7 @@ if TRAIN_IMAGING_QC:
         output:
             bundle=bundle_outputs(IMAGING_QC_BUNDLE),
             metrics=f"{RES}/imaging/qc/train_metrics.tsv",
+            out_of_fold=f"{RES}/imaging/qc/out_of_fold.npz",
         log:
             f"{LOGS}/imaging/qc_train.log",
         benchmark:
@@ -42,6 +43,7 @@ if IMAGING_QC:
         input:
             sheet=SHEET,
             bundle=bundle_files(IMAGING_QC_BUNDLE),
+            out_of_fold=qc_out_of_fold("imaging"),
             stores=expand(
                 f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS
             ),
@@ -83,6 +85,7 @@ if IMAGING_QC:
             threshold=config["qc"]["threshold"],
             colour_by=config["qc"]["colour_by"],
             truth=QC_TRUTH if DEMO and config["demo"]["outliers"] else None,
+            out_of_fold=(qc_out_of_fold("imaging") or [None])[0],
         script:
             "../../scripts/imaging_qc.py"
 
@@ -97,6 +100,7 @@ if TRAIN_GENOMICS_QC:
         output:
             bundle=bundle_outputs(GENOMICS_QC_BUNDLE),
             metrics=f"{RES}/genomics/qc/train_metrics.tsv",
+            out_of_fold=f"{RES}/genomics/qc/out_of_fold.npz",
         log:
             f"{LOGS}/genomics/qc_train.log",
         benchmark:
@@ -124,6 +128,7 @@ if GENOMICS_QC:
         input:
             sheet=SHEET,
             bundle=bundle_files(GENOMICS_QC_BUNDLE),
+            out_of_fold=qc_out_of_fold("genomics"),
             coverage=expand(
                 f"{RES}/genomics/coverage/{{subject}}.h5", subject=GENOMICS_SUBJECTS
             ),
@@ -164,5 +169,6 @@ if GENOMICS_QC:
             z_threshold=config["qc"]["genomics"]["z_threshold"],
             min_bins=config["qc"]["genomics"]["min_bins"],
             truth=QC_TRUTH if DEMO and config["demo"]["outliers"] else None,
+            out_of_fold=(qc_out_of_fold("genomics") or [None])[0],
         script:
             "../../scripts/genomics_qc.py"

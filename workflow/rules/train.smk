@@ -17,6 +17,7 @@ if TRAIN_IMAGING:
             tiles=expand(
                 f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_FIT_SUBJECTS
             ),
+            qc=qc_exclusion("imaging"),
         output:
             bundle=bundle_outputs(IMAGING_BUNDLE),
             metrics=f"{RES}/imaging/train/metrics.tsv",
@@ -51,6 +52,7 @@ if TRAIN_CLASSIFY:
                 subject=CLASSIFY_FIT_SUBJECTS,
             ),
             seg_probs=get_classify_fit_seg_probs,
+            qc=qc_exclusion("imaging"),
         output:
             weights=f"{RES}/imaging/classify/fold{{fold}}/weights.safetensors",
             fold=f"{RES}/imaging/classify/fold{{fold}}/fold.json",
@@ -111,6 +113,7 @@ if TRAIN_GENOMICS:
         input:
             windows=f"{RES}/genomics/tile/windows.h5",
             sheet=SHEET,
+            qc=qc_exclusion("genomics"),
         output:
             bundle=bundle_files(GENOMICS_BUNDLE),
             metrics=f"{RES}/genomics/train/metrics.tsv",
