@@ -9,16 +9,18 @@ from voxseq.genomics.qc import covered_fraction, region_overlap, score_genomics_
 from voxseq.io.atomic import read_tsv, write_tsv  # noqa: E402
 from voxseq.qc.cohort import read_truth, write_cohort_qc  # noqa: E402
 from voxseq.qc.plots import profile_grid  # noqa: E402
-from voxseq.scripting import rule_logging  # noqa: E402
+from voxseq.scripting import optional_input, rule_logging  # noqa: E402
 
 REGION_COLUMNS = ["subject", "contig", "start", "end", "n_bins", "mean_z"]
 
 with rule_logging(snakemake):
     p, out = snakemake.params, snakemake.output
+    # the training subjects' out-of-fold reconstructions, when the QC model was trained here
+    out_of_fold = optional_input(snakemake, "out_of_fold")
     paths = dict(zip(p.subjects, snakemake.input.coverage, strict=True))
     rows, regions, codes, arrays = score_genomics_qc(
         paths, str(Path(snakemake.input.bundle[0]).parent), p.threshold, p.z_threshold,
-        p.min_bins, p.out_of_fold)
+        p.min_bins, out_of_fold)
     write_tsv(out.regions, [{**r, "mean_z": round(r["mean_z"], 3)} for r in regions],
               REGION_COLUMNS)
     truth = read_truth(p.truth, "genomics")

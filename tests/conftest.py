@@ -66,9 +66,13 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = T
     return res
 
 
+# the shared tiny run's config files (imaging only, with the QC stage)
+TINY_RUN = [str(REPO / "tests/config/tiny.yaml"), str(REPO / "tests/config/tiny_with_qc.yaml")]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """One run of the tiny demo config, shared by the tests that only read its outputs."""
     work = tmp_path_factory.mktemp("tiny")
-    run_snakemake(work, "--configfile", str(REPO / "tests/config/tiny.yaml"), "--cores", "2")
+    run_snakemake(work, "--configfile", *TINY_RUN, "--cores", "2")
     return work

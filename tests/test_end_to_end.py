@@ -7,12 +7,10 @@ import json
 import nibabel as nib
 import numpy as np
 import zarr
-from conftest import REPO, run_snakemake
+from conftest import TINY_RUN, run_snakemake
 
 from voxseq.bundle import load_bundle
 from voxseq.io.atomic import read_tsv
-
-CFG = str(REPO / "tests/config/tiny.yaml")
 
 
 def test_every_subject_segmented_on_its_original_grid(tiny_run):
@@ -61,6 +59,21 @@ def test_cohort_table_summary_and_report_figures(tiny_run):
     assert (res / "report/results.html").stat().st_size > 1000
 
 
+def test_qc_with_too_few_training_subjects_scores_nothing(tiny_run):
+    """The QC stage runs on every subject; 3 training subjects are too few for a robust score."""
+    res = tiny_run / "results/tiny"
+    rows = read_tsv(res / "imaging/qc/qc.tsv")
+    assert len(rows) == 6 and all(r["flagged"] == "false" and r["score"] == "" for r in rows)
+    assert all("at least 5 are needed" in r["reason"] for r in rows)
+    for row in read_tsv(res / "sheet.tsv"):
+        err = nib.load(res / f"imaging/qc/{row['subject']}_qc_error.nii.gz")
+        assert err.shape == nib.load(row["image"]).shape
+    summary = json.loads((res / "summary.json").read_text())
+    assert summary["imaging"]["qc_flagged"] == []
+    _, meta = load_bundle(tiny_run / "models/tiny/imaging_qc", "imaging")
+    assert meta["task"] == "qc" and len(meta["reference"]["errors"]) < 5
+
+
 def test_training_outputs_and_bundle(tiny_run):
     metrics = read_tsv(tiny_run / "results/tiny/imaging/train/metrics.tsv")
     assert [int(r["epoch"]) for r in metrics] == [0, 1]
@@ -75,7 +88,7 @@ def test_training_outputs_and_bundle(tiny_run):
 
 
 def test_rerun_has_nothing_to_do_and_report_builds(tiny_run):
-    res = run_snakemake(tiny_run, "--configfile", CFG, "-n")
+    res = run_snakemake(tiny_run, "--configfile", *TINY_RUN, "-n")
     assert "Nothing to be done" in res.stdout + res.stderr
-    run_snakemake(tiny_run, "--configfile", CFG, "--report", str(tiny_run / "report.html"))
+    run_snakemake(tiny_run, "--configfile", *TINY_RUN, "--report", str(tiny_run / "report.html"))
     assert (tiny_run / "report.html").stat().st_size > 10000

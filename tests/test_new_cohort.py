@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import REPO, run_snakemake
+from conftest import REPO, TINY_RUN, run_snakemake
 
 from voxseq.bundle import bundle_digest, load_bundle, write_bundle
 from voxseq.io.atomic import read_tsv
 
-CFGS = ["--configfile", str(REPO / "tests/config/tiny.yaml"),
-        str(REPO / "tests/config/tiny_new.yaml")]
+CFGS = ["--configfile", *TINY_RUN, str(REPO / "tests/config/tiny_new.yaml")]
 
 
 def _planned_rules(out: str) -> list[str]:
@@ -36,6 +35,8 @@ def test_new_cohort_uses_the_bundle_without_training(tiny_run):
     assert summary["imaging"]["n_test_labelled"] == 2
     digest = bundle_digest(tiny_run / "models/tiny/imaging")
     assert summary["imaging"]["bundle_digests"] == [digest]
+    # the QC bundle scores the new cohort's subjects too, without training
+    assert len(read_tsv(res / "imaging/qc/qc.tsv")) == 4
     # the training cohort's results are untouched
     assert len(read_tsv(tiny_run / "results/tiny/imaging/cohort.tsv")) == 6
 

@@ -56,3 +56,11 @@ def rule_logging(snakemake, threads: int | None = None) -> Iterator[logging.Logg
     except Exception:
         log.exception("rule %s failed", snakemake.rule)
         raise
+
+
+def optional_input(smk, name: str) -> str | None:
+    """The one file of an optional named input (given as a list of 0 or 1 file), or None."""
+    files = smk.input.get(name)
+    if isinstance(files, str):
+        return files
+    return files[0] if files else None

@@ -304,6 +304,14 @@ IMAGING_QC_BUNDLE = config["models"]["imaging_qc"] or f"models/{COHORT}/imaging_
 GENOMICS_QC_BUNDLE = config["models"]["genomics_qc"] or f"models/{COHORT}/genomics_qc"
 TRAIN_IMAGING_QC = IMAGING_QC and not config["models"]["imaging_qc"]
 TRAIN_GENOMICS_QC = GENOMICS_QC and not config["models"]["genomics_qc"]
+if (
+    TRAIN_GENOMICS_QC
+    and config["qc"]["genomics"]["bin_size"] % config["genomics"]["bin_size"]
+):
+    raise WorkflowError(
+        f"qc.genomics.bin_size {config['qc']['genomics']['bin_size']} must be a multiple of "
+        f"genomics.bin_size {config['genomics']['bin_size']} (the coverage bins it sums)"
+    )
 
 
 def qc_split(subjects, split):

@@ -85,7 +85,6 @@ if IMAGING_QC:
             threshold=config["qc"]["threshold"],
             colour_by=config["qc"]["colour_by"],
             truth=QC_TRUTH if DEMO and config["demo"]["outliers"] else None,
-            out_of_fold=(qc_out_of_fold("imaging") or [None])[0],
         script:
             "../../scripts/imaging_qc.py"
 
@@ -169,6 +168,5 @@ if GENOMICS_QC:
             z_threshold=config["qc"]["genomics"]["z_threshold"],
             min_bins=config["qc"]["genomics"]["min_bins"],
             truth=QC_TRUTH if DEMO and config["demo"]["outliers"] else None,
-            out_of_fold=(qc_out_of_fold("genomics") or [None])[0],
         script:
             "../../scripts/genomics_qc.py"
