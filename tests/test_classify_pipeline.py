@@ -71,6 +71,49 @@ def test_augmentation_is_deterministic_and_keeps_shape():
     assert two_d.shape == (2, 16, 14)
 
 
+
+def test_train_fold_uses_the_classify_augment_block(tmp_path, monkeypatch):
+    """imaging.classify.augment (a sibling of train, as in the config and schema) reaches the
+    training task; it used to be looked up under train and silently ignored."""
+    import voxseq.imaging.classify as classify
+
+    subjects = [f"s{i}" for i in range(6)]
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text(
+        "subject\tsplit\tclass\n"
+        + "".join(f"{s}\ttrain\t{'a' if i % 2 else 'b'}\n" for i, s in enumerate(subjects))
+    )
+    monkeypatch.setattr(
+        classify, "stack_inputs", lambda ss, *a, **k: np.zeros((len(ss), 1, 8, 8, 8), np.float32)
+    )
+    monkeypatch.setattr(classify, "content_digest", lambda store: store)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def task(*args):
+        seen["augment"] = args[-1]
+        raise Stop
+
+    monkeypatch.setattr(classify, "ClassificationTask", task)
+    augment = {"flip": [True, True, True], "rotate_deg": 15, "mixup": 0.0}
+    cfg = {
+        "input_size": [8, 8, 8],
+        "crop": "none",
+        "with_segmentation": False,
+        "folds": 3,
+        "model": {"arch": "resnet10", "base_channels": 4, "dropout": 0.0},
+        "train": {"epochs": 1, "batch_size": 2},
+        "augment": augment,
+    }
+    with pytest.raises(Stop):
+        classify.train_fold(
+            0, str(sheet), {s: s for s in subjects}, None, cfg, ["bg"], 1, str(tmp_path)
+        )
+    assert seen["augment"] == augment
+
+
 # ---- the tiny demo end to end ----
 @pytest.fixture(scope="module")
 def classify_run(tmp_path_factory):

@@ -467,7 +467,7 @@ def train_fold(
         len(names),
         tcfg.batch_size,
         tcfg.seed,
-        cfg["train"].get("augment", {}),
+        cfg.get("augment") or {},  # imaging.classify.augment (a sibling of train, not in it)
     )
     out = Path(outdir)
     result = fit(
