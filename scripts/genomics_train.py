@@ -24,7 +24,7 @@ with rule_logging(snakemake):
         seed=p.seed,
         max_shift=p.augment_shift,
         # qc.exclude_flagged: flagged subjects' tracks do not train the model
-        exclude_tracks=flagged_subjects(snakemake.input.get("qc") or []),
+        exclude_tracks=flagged_subjects(snakemake.input.get("qc")),
         provenance={
             "cohort": p.cohort,
             "config_digest": object_sha256(p.cfg),

@@ -13,12 +13,16 @@ from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):
     subjects = snakemake.params.subjects
-    qc = snakemake.input.get("qc")  # qc.exclude_flagged: flagged subjects are not trained on
+    # qc.exclude_flagged: flagged subjects are not trained on
+    stores = without_flagged(
+        dict(zip(subjects, snakemake.input.stores, strict=True)), snakemake.input.get("qc")
+    )
+    tiles = dict(zip(subjects, snakemake.input.tiles, strict=True))
     launch(
         train_imaging,
         snakemake.input.sheet,
-        without_flagged(dict(zip(subjects, snakemake.input.stores, strict=True)), qc),
-        without_flagged(dict(zip(subjects, snakemake.input.tiles, strict=True)), qc),
+        stores,
+        {s: tiles[s] for s in stores},
         snakemake.input.stats,
         snakemake.params.cfg,
         snakemake.params.seed,

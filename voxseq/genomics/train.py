@@ -108,9 +108,10 @@ class GenomicsTask:
                               f"among its tracks {self.meta['tracks']}")
         # qc.exclude_flagged: an excluded track's targets weigh nothing in the loss or the
         # validation score (its head still predicts it)
-        self.weight = np.array([t not in exclude_tracks for t in self.meta["tracks"]], np.float32)
-        if not self.weight.any():
+        self.kept = np.array([t not in exclude_tracks for t in self.meta["tracks"]])
+        if not self.kept.any():
             raise VoxseqError(f"windows file {self.path}: every track is excluded")
+        self._kept_index = torch.from_numpy(np.flatnonzero(self.kept))
         self.seed, self.batch_size = seed, batch_size
         self.rc, self.max_shift = reverse_complement, max_shift
         self.train_idx = split_indices(self.path, "train")
@@ -174,9 +175,9 @@ class GenomicsTask:
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor],
              device: torch.device) -> torch.Tensor:
         pred = model(batch["x"].to(device))
-        if self.weight.all():
+        if self.kept.all():
             return poisson_loss(pred.float(), batch["y"].to(device))
-        keep = torch.from_numpy(np.flatnonzero(self.weight)).to(device)  # (B, T, bins)
+        keep = self._kept_index.to(device)  # tracks are axis 1 of (B, T, bins)
         return poisson_loss(pred.float().index_select(1, keep),
                             batch["y"].to(device).index_select(1, keep))
 
@@ -186,10 +187,9 @@ class GenomicsTask:
         seq, tgt = self.read(idx)
         pred = predict(model, seq, device)
         y = tgt / self.scale
-        keep = self.weight > 0
-        loss = float(np.mean((pred - y * np.log(pred + 1e-6))[..., keep]))
+        loss = float(np.mean((pred - y * np.log(pred + 1e-6))[..., self.kept]))
         r = pearson_per_track(pred, y)
-        out = {"val_loss": loss, "score": float(np.nanmean(r[keep]))}
+        out = {"val_loss": loss, "score": float(np.nanmean(r[self.kept]))}
         out.update({f"pearson_{t}": float(v) for t, v in zip(self.meta["tracks"], r, strict=True)})
         return out
 

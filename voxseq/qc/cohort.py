@@ -28,10 +28,11 @@ def colour_values(sheet_rows: Sequence[dict], subjects: Sequence[str], colour_by
     return "", [""] * len(subjects)
 
 
-def flagged_subjects(tables: Sequence[str | Path]) -> list[str]:
-    """The subjects flagged in ``qc.tsv`` tables (``qc.exclude_flagged``), in table order."""
+def flagged_subjects(tables: Sequence[str | Path] | None) -> list[str]:
+    """The subjects flagged in ``qc.tsv`` tables (``qc.exclude_flagged``), in table order;
+    None or []: none."""
     out: list[str] = []
-    for table in tables:
+    for table in tables or []:
         out += [r["subject"] for r in read_tsv(table) if r["flagged"] == "true"]
     return out
 
@@ -39,10 +40,11 @@ def flagged_subjects(tables: Sequence[str | Path]) -> list[str]:
 def without_flagged(subjects: dict[str, str], tables: Sequence[str | Path] | None) -> dict:
     """``subjects`` (subject -> path) less those flagged in ``tables`` (logged); the
     ``qc.exclude_flagged`` filter of the training rules. None or []: unchanged."""
-    drop = set(flagged_subjects(tables or [])) & set(subjects)
+    drop = set(flagged_subjects(tables)) & set(subjects)
     if drop:
-        log.warning("QC: %d flagged subject(s) kept out of training: %s", len(drop),
-                    ", ".join(sorted(drop)))
+        log.warning(
+            "QC: %d flagged subject(s) kept out of training: %s", len(drop), ", ".join(sorted(drop))
+        )
     return {s: p for s, p in subjects.items() if s not in drop}
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from voxseq.imaging.plots import central_slices
 from voxseq.report import pyplot, save_figure
 
 #: Known groups (splits) in drawing order, bottom to top, and their band colours (the imaging
@@ -321,26 +322,20 @@ def latent_map_figure(
         idx = [i for i, c in enumerate(cats) if c == cat and ok[i]]
         if not idx:
             continue
-        plain = [i for i in idx if subjects[i] not in flagged]
-        marked = [i for i in idx if subjects[i] in flagged]
-        ax.scatter(
-            coords[plain, 0],
-            coords[plain, 1],
-            s=28,
-            color=colour,
-            edgecolors="white",
-            linewidths=0.5,
-            zorder=3,
-        )
-        ax.scatter(
-            coords[marked, 0],
-            coords[marked, 1],
-            s=60,
-            color=colour,
-            edgecolors="black",
-            linewidths=1.4,
-            zorder=4,
-        )
+        for is_flagged, size, edge, width, z in (
+            (False, 28, "white", 0.5, 3),
+            (True, 60, "black", 1.4, 4),
+        ):
+            rows = [i for i in idx if (subjects[i] in flagged) == is_flagged]
+            ax.scatter(
+                coords[rows, 0],
+                coords[rows, 1],
+                s=size,
+                color=colour,
+                edgecolors=edge,
+                linewidths=width,
+                zorder=z,
+            )
         handles.append(
             Line2D(
                 [], [], ls="", marker="o", color=colour, markersize=6, label=f"{cat} (n={len(idx)})"
@@ -411,12 +406,6 @@ def latent_map(
 
 
 # ---- imaging: input, reconstruction, error ---------------------------------------------------
-def _axial(volume: np.ndarray) -> np.ndarray:
-    """Central axial slice of an ``(X, Y, Z)`` volume, as
-    :func:`voxseq.imaging.plots.central_slices` orients it for ``imshow(origin="lower")``."""
-    return volume[:, :, volume.shape[2] // 2].T
-
-
 def _volumes(item: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An item's input, reconstruction and error as float32, checked to be one 3D shape."""
     image = np.asarray(item["input"], np.float32)
@@ -469,9 +458,15 @@ def reconstruction_grid_figure(items: Sequence[dict], title: str):
         top = float(np.percentile(good, 99)) if good.size else 1.0
         axes = sub.subplots(1, 3)
         for ax, vol in zip(axes[:2], (image, recon), strict=True):
-            ax.imshow(_axial(vol), cmap="gray", origin="lower", vmin=lo, vmax=max(hi, lo + 1e-6))
+            ax.imshow(
+                central_slices(vol)[0],
+                cmap="gray",
+                origin="lower",
+                vmin=lo,
+                vmax=max(hi, lo + 1e-6),
+            )
         shown = axes[2].imshow(
-            _axial(error), cmap="magma", origin="lower", vmin=0, vmax=max(top, 1e-6)
+            central_slices(error)[0], cmap="magma", origin="lower", vmin=0, vmax=max(top, 1e-6)
         )
         sub.colorbar(shown, ax=axes[2], shrink=0.85)
         for ax in axes:
