@@ -48,6 +48,9 @@ def write_config(folder: Path, n: int, genomics: bool) -> Path:
     cfg["imaging"]["enabled"] = True
     cfg["genomics"]["enabled"] = genomics
     cfg["genomics"]["reference"] = str(folder / "input" / "reference.fa")
+    # the placeholder reference has two ~1 kb contigs (chr1, chr2): windows and the contig
+    # split must fit it, as they are checked against its .fai at DAG-building time
+    cfg["genomics"].update(window=512, stride=256, val_contigs=["chr2"], test_contigs=[])
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path

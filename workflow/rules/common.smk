@@ -213,6 +213,57 @@ if GENOMICS and not GENOMICS_SUBJECTS:
     )
 
 
+def genomics_contig_lengths():
+    """The reference's contig lengths when known before any job, else None: the demo's from
+    its config (its FASTA is written by a rule), another reference's from its ``.fai`` when
+    that is present and newer than the FASTA (reading it is O(contigs); no index is built here).
+    """
+    from voxseq.genomics.reference import read_contigs
+
+    fasta = Path(config["genomics"]["reference"])
+    fai = Path(f"{fasta}.fai")
+    if (
+        fai.is_file()
+        and fasta.is_file()
+        and fai.stat().st_mtime >= fasta.stat().st_mtime
+    ):
+        return read_contigs(fasta)
+    if DEMO:
+        from voxseq.demo.genomics import SMALL, GenomicsDemoConfig
+
+        demo_cfg = SMALL if config["demo"]["small"] else GenomicsDemoConfig()
+        return {f"chr{k + 1}": n for k, n in enumerate(demo_cfg.contig_lengths)}
+    return None
+
+
+def check_genomics_contigs():
+    """genomics.val_contigs / test_contigs against the reference before any job: unknown
+    contigs, or a split left without a window, stop the run here; when the lengths are not
+    known yet, the tile rule makes the same check (voxseq.genomics.windows.plan_splits).
+    """
+    if not GENOMICS:
+        return
+    from voxseq.genomics.windows import plan_splits
+
+    g = config["genomics"]
+    try:
+        lengths = genomics_contig_lengths()
+        if lengths is not None:
+            plan_splits(
+                lengths,
+                g["val_contigs"],
+                g["test_contigs"],
+                g["window"],
+                g["stride"],
+                g["reference"],
+            )
+    except VoxseqError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+check_genomics_contigs()
+
+
 # Genomics tables: subjects with a VCF, in input order;
 # the variant truth that gives vep_auroc (genomics.variant_truth, else the demo's, else none).
 GENOMICS_VCF_SUBJECTS = [s for s in GENOMICS_SUBJECTS if SUBJECTS[s]["vcf"]]
