@@ -32,9 +32,11 @@ from voxseq.io.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 NORMALISATIONS = ("cpm", "rpkm", "none")
-_CHUNK = 8_000_000  # bp per fetch, bounds the memory of the per-base depth array
+DEFAULT_FLAGS = 1796  # samtools' and mosdepth's default filter: unmapped, secondary, QC-fail, dup
+_CHUNK = 8_000_000  # bp per fetch of the htslib path (CRAM), bounds its block lists
 _DEL = 2  # pysam CIGAR op codes
 _ALIGNED = (0, 7, 8)  # M, =, X
+_BASE_MB = 400  # the interpreter with numpy, numba, pysam and h5py loaded, and slack
 
 
 def n_bins(length: int, bin_size: int) -> int:
@@ -49,6 +51,16 @@ def bin_sums(values: np.ndarray, bin_size: int) -> np.ndarray:
     return padded.reshape(-1, bin_size).sum(axis=1)
 
 
+def coverage_mem_mb(genome_length: int, bin_size: int, threads: int = 2) -> int:
+    """Memory (MB) :func:`compute_coverage` needs: the interpreter, the inflated pieces in flight
+    and, per bin of the genome, the int64 sums, the float32 track, the mask and the temporaries
+    of normalising and writing them (about 40 bytes). Independent of contig length and depth."""
+    from voxseq.genomics.bamscan import scan_memory_bytes
+
+    bins = n_bins(genome_length, bin_size) + 1
+    return _BASE_MB + -(-(scan_memory_bytes(0, threads) + 40 * bins) // 1_000_000)
+
+
 def _blocks(read: pysam.AlignedSegment, count_deletions: bool) -> list[tuple[int, int]]:
     if not count_deletions:
         return read.get_blocks()
@@ -61,33 +73,55 @@ def _blocks(read: pysam.AlignedSegment, count_deletions: bool) -> list[tuple[int
     return out
 
 
-def contig_depth(bam: pysam.AlignmentFile, contig: str, start: int, end: int, min_mapq: int,
-                 exclude_flags: int, count_deletions: bool = False) -> tuple[np.ndarray, int]:
-    """Per-base depth of ``contig[start:end]`` and the number of passing reads starting there.
+def add_blocks(sums: np.ndarray, starts: np.ndarray, ends: np.ndarray, bin_size: int) -> None:
+    """Add the bases of the blocks ``[starts, ends)`` (clipped to the contig, non-empty) to the
+    ``(n_bins,)`` int64 ``sums`` of the bins they overlap, in place, without a per-base array."""
+    n = len(sums)
+    i0, i1 = starts // bin_size, (ends - 1) // bin_size
+    one = i0 == i1
+    sums += np.bincount(i0[one], weights=ends[one] - starts[one], minlength=n).astype(np.int64)
+    s, e, j0, j1 = starts[~one], ends[~one], i0[~one], i1[~one]
+    sums += np.bincount(j0, weights=(j0 + 1) * bin_size - s, minlength=n).astype(np.int64)
+    sums += np.bincount(j1, weights=e - j1 * bin_size, minlength=n).astype(np.int64)
+    inner = np.bincount(j0 + 1, minlength=n + 1) - np.bincount(j1, minlength=n + 1)
+    sums += bin_size * np.cumsum(inner[:n])
+
+
+def contig_bin_sums(bam: pysam.AlignmentFile, contig: str, length: int, bin_size: int,
+                    min_mapq: int, exclude_flags: int, count_deletions: bool = False,
+                    subject: str = "?") -> tuple[np.ndarray, int]:
+    """Bin sums of one contig through htslib (pysam), region by region; the path for CRAM and
+    for reads whose CIGAR sits in a ``CG`` tag. Same result as :mod:`voxseq.genomics.bamscan`.
 
     Returns
     -------
-    depth : (end - start,) int32
+    sums : (n_bins(length, bin_size),) int64
     n_reads : int
-        Passing reads whose alignment starts inside the region (each read counted once over
-        consecutive regions).
+        Passing reads placed on the contig.
     """
-    starts: list[int] = []
-    ends: list[int] = []
+    sums = np.zeros(n_bins(length, bin_size), dtype=np.int64)
     n_reads = 0
-    for read in bam.fetch(contig, start, end):
-        if read.flag & exclude_flags or read.mapping_quality < min_mapq or read.is_unmapped:
-            continue
-        if read.reference_start >= start:
-            n_reads += 1
-        for b0, b1 in _blocks(read, count_deletions):
-            starts.append(b0)
-            ends.append(b1)
-    size = end - start
-    s = np.clip(np.asarray(starts, dtype=np.int64) - start, 0, size)
-    e = np.clip(np.asarray(ends, dtype=np.int64) - start, 0, size)
-    diff = np.bincount(s, minlength=size + 1) - np.bincount(e, minlength=size + 1)
-    return np.cumsum(diff[:size]).astype(np.int32), n_reads
+    for c0 in range(0, length, _CHUNK):
+        c1 = min(c0 + _CHUNK, length)
+        starts: list[int] = []
+        ends: list[int] = []
+        try:
+            for read in bam.fetch(contig, c0, c1):
+                if read.flag & exclude_flags or read.mapping_quality < min_mapq or \
+                        read.is_unmapped or read.reference_start < c0:
+                    continue  # a read starting before c0 was added with the previous region
+                n_reads += 1
+                for b0, b1 in _blocks(read, count_deletions):
+                    starts.append(b0)
+                    ends.append(b1)
+        except OSError as exc:
+            raise VoxseqError(f"subject {subject}: alignment file {bam.filename.decode()} is "
+                              f"truncated or corrupt in {contig}:{c0 + 1}-{c1} ({exc})") from exc
+        s = np.clip(np.asarray(starts, dtype=np.int64), 0, length)
+        e = np.clip(np.asarray(ends, dtype=np.int64), 0, length)
+        keep = e > s
+        add_blocks(sums, s[keep], e[keep], bin_size)
+    return sums, n_reads
 
 
 def read_blacklist(path: str | Path, contigs: dict[str, int]) -> dict[str, list[tuple[int, int]]]:
@@ -124,54 +158,93 @@ def scale_factor(normalisation: str, library_size: int, bin_size: int) -> float:
     return per_base * 1e9 / (library_size * bin_size)
 
 
+def _compiled_pass(subject: str, bam: pysam.AlignmentFile, path: str | Path,
+                   contigs: dict[str, int], bin_size: int, min_mapq: int, exclude_flags: int,
+                   count_deletions: bool, threads: int
+                   ) -> tuple[dict[str, np.ndarray], int, dict[str, int]]:
+    """Bin sums, library size and read counts of a BAM in one compiled pass (see bamscan)."""
+    from voxseq.genomics.bamscan import scan_bam
+    from voxseq.genomics.ingest import filter_bits, scan_counts, scan_failure
+
+    sizes = {c: n_bins(n, bin_size) for c, n in contigs.items()}
+    starts = dict(zip(sizes, np.cumsum([0, *sizes.values()])[:-1].tolist(), strict=True))
+    bins = np.zeros(sum(sizes.values()), dtype=np.int64)
+    bits = filter_bits(exclude_flags)
+    try:
+        scan = scan_bam(path, np.asarray(bam.lengths, dtype=np.int64),
+                        np.array([starts[c] for c in bam.references], dtype=np.int64), bins,
+                        bin_size, bits, min_mapq, exclude_flags, count_deletions, threads)
+    except Exception as exc:
+        raise scan_failure(subject, path, bam, exc) from exc
+    counts = scan_counts(bits, scan)
+    raw = {c: bins[starts[c]:starts[c] + sizes[c]] for c in contigs}
+    if scan.long_cigars:
+        log.warning("subject %s: %d reads keep their CIGAR in a CG tag; depth read again "
+                    "through htslib", subject, scan.long_cigars)
+        raw, _, _ = _htslib_pass(subject, bam, contigs, set(bam.references), bin_size, min_mapq,
+                                 exclude_flags, count_deletions)
+    return raw, scan.library, counts
+
+
+def _htslib_pass(subject: str, bam: pysam.AlignmentFile, contigs: dict[str, int],
+                 found: set[str], bin_size: int, min_mapq: int, exclude_flags: int,
+                 count_deletions: bool) -> tuple[dict[str, np.ndarray], int, dict[str, int]]:
+    """Bin sums and library size through pysam, contig by contig (CRAM); no read counts."""
+    raw, library = {}, 0
+    for contig, length in contigs.items():
+        if contig not in found:
+            raw[contig] = np.zeros(n_bins(length, bin_size), dtype=np.int64)
+            continue
+        raw[contig], n = contig_bin_sums(bam, contig, length, bin_size, min_mapq, exclude_flags,
+                                         count_deletions, subject)
+        library += n
+    return raw, library, {}
+
+
 def compute_coverage(subject: str, bam_path: str | Path, reference: str | Path,
                      out_path: str | Path, bin_size: int, min_mapq: int = 0,
-                     exclude_flags: int = 1796, normalisation: str = "cpm",
-                     blacklist: str | Path | None = None, count_deletions: bool = False) -> dict:
+                     exclude_flags: int = DEFAULT_FLAGS, normalisation: str = "cpm",
+                     blacklist: str | Path | None = None, count_deletions: bool = False,
+                     threads: int = 1) -> dict:
     """Binned, normalised coverage of one subject, written atomically to an HDF5 store.
 
     Parameters
     ----------
     subject, bam_path
-        The subject and its BAM/CRAM (indexed; checked by :mod:`voxseq.genomics.ingest`).
+        The subject and its BAM/CRAM (indexed; checked by :mod:`voxseq.genomics.ingest`). Its
+        contigs may be a subset of the reference's (same names and lengths): the others get
+        zero coverage, with a warning naming them.
     reference
         The cohort FASTA (contig order and lengths, and the reference of CRAMs).
     out_path
         The ``.h5`` store to write.
     bin_size, min_mapq, exclude_flags, normalisation, blacklist, count_deletions
         See the module docstring.
+    threads
+        Threads inflating the BAM beside the compiled pass (htslib threads for CRAM).
 
     Returns
     -------
     dict
-        ``library_size``, ``scale`` and per-contig totals, also stored as attributes.
+        ``library_size``, ``scale``, per-contig totals and ``read_counts`` (the records of
+        the file by filter category, as :func:`voxseq.genomics.ingest.count_reads`).
     """
-    from voxseq.genomics.ingest import open_alignments
+    from voxseq.genomics.ingest import bam_contigs, open_alignments
     from voxseq.genomics.reference import read_contigs
 
     if bin_size < 1:
         raise VoxseqError(f"subject {subject}: bin_size must be >= 1, got {bin_size}")
     contigs = read_contigs(reference)
     masks = read_blacklist(blacklist, contigs) if blacklist else {}
-    raw: dict[str, np.ndarray] = {}
-    library = 0
-    with open_alignments(subject, bam_path, reference) as (bam, _):
-        for contig, length in contigs.items():
-            if contig not in bam.references:
-                raise VoxseqError(f"subject {subject}: BAM {bam_path} has no contig {contig!r} "
-                                  f"of reference {reference}")
-            sums = []
-            for c0 in range(0, length, _CHUNK):
-                try:
-                    depth, n = contig_depth(bam, contig, c0, min(c0 + _CHUNK, length), min_mapq,
-                                            exclude_flags, count_deletions)
-                except OSError as exc:
-                    raise VoxseqError(f"subject {subject}: alignment file {bam_path} is truncated "
-                                      f"or corrupt in {contig}:{c0 + 1}-{min(c0 + _CHUNK, length)}"
-                                      f" ({exc})") from exc
-                sums.append(depth)
-                library += n
-            raw[contig] = bin_sums(np.concatenate(sums), bin_size)
+    with open_alignments(subject, bam_path, reference, threads) as (bam, _):
+        found = bam_contigs(subject, bam, bam_path, reference, contigs)
+        if bam.is_cram:
+            raw, library, counts = _htslib_pass(subject, bam, contigs, found, bin_size, min_mapq,
+                                                exclude_flags, count_deletions)
+        else:
+            raw, library, counts = _compiled_pass(subject, bam, bam_path, contigs, bin_size,
+                                                  min_mapq, exclude_flags, count_deletions,
+                                                  threads)
     scale = scale_factor(normalisation, library, bin_size)
     tracks = {c: (r * scale).astype(np.float32) for c, r in raw.items()}
     mask = {c: np.zeros(len(r), dtype=bool) for c, r in raw.items()}
@@ -198,7 +271,7 @@ def compute_coverage(subject: str, bam_path: str | Path, reference: str | Path,
             g.create_dataset("mask", data=mask[c], compression="gzip", compression_opts=1)
     log.info("subject %s: %d passing reads, %s scale %.4g, %d bins", subject, library,
              normalisation, scale, sum(len(r) for r in raw.values()))
-    return {"library_size": library, "scale": scale,
+    return {"library_size": library, "scale": scale, "read_counts": counts,
             "totals": {c: int(r.sum()) for c, r in raw.items()}}
 
 

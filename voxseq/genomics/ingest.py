@@ -21,9 +21,11 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pysam
 
 from voxseq import VoxseqError
+from voxseq.genomics.bamscan import OrderError, Scan, ScanError, scan_bam
 from voxseq.genomics.reference import read_contigs
 from voxseq.io.atomic import write_json
 from voxseq.io.digest import source_record
@@ -158,6 +160,48 @@ def contig_mismatches(found: dict[str, int], expected: dict[str, int]) -> list[s
     return out
 
 
+def _alias(name: str, expected: dict[str, int]) -> str | None:
+    """The reference's name for ``name`` under the usual aliases (``1``, ``chr1``; ``MT``,
+    ``chrM``), or None."""
+    special = {"MT": "chrM", "M": "chrM", "chrM": "MT", "chrMT": "MT"}
+    for cand in (special.get(name), name[3:] if name.startswith("chr") else f"chr{name}"):
+        if cand and cand in expected:
+            return cand
+    return None
+
+
+def bam_contigs(subject: str, aln: pysam.AlignmentFile, path: str | Path,
+                reference: str | Path, expected: dict[str, int]) -> set[str]:
+    """Check an alignment header's contigs against the reference; return their names.
+
+    The header may hold a subset of the reference's contigs (same names and lengths): the
+    others get zero coverage, with a warning naming them. Any other difference (a length, a
+    contig the reference lacks) is refused, listing every difference, and contig names that
+    are aliases of the reference's (``1`` for ``chr1``, ``MT`` for ``chrM``) get a suggested
+    rename.
+    """
+    found = dict(zip(aln.references, aln.lengths, strict=True))
+    problems = contig_mismatches(found, expected)
+    fatal = [p for p in problems if not p.endswith(": missing here")]
+    fmt = "CRAM" if aln.is_cram else "BAM"
+    if fatal:
+        renames = {c: _alias(c, expected) for c in found if c not in expected}
+        renames = {c: a for c, a in renames.items() if a is not None}
+        if renames:
+            pairs = ", ".join(f"{c} -> {a}" for c, a in list(renames.items())[:10])
+            problems.append(f"contig names differ from the reference's by their naming style; "
+                            f"rename them in the {fmt} header (e.g. with `samtools reheader`): "
+                            f"{pairs}")
+        raise _mismatch_error(subject, fmt, path, reference, problems)
+    missing = [c for c in expected if c not in found]
+    if missing:
+        shown = ", ".join(missing[:20]) + (f", ... ({len(missing)} in all)"
+                                           if len(missing) > 20 else "")
+        log.warning("subject %s: %s %s has no contig(s) %s of reference %s: they get zero "
+                    "coverage", subject, fmt, path, shown, reference)
+    return set(found)
+
+
 def _mismatch_error(subject: str, kind: str, path: str | Path, reference: str | Path,
                     problems: list[str]) -> VoxseqError:
     shown = "; ".join(problems[:10]) + (f"; ... ({len(problems)} in all)"
@@ -186,13 +230,41 @@ def check_cram_reference(subject: str, path: str | Path, header: dict, reference
     return len(m5)
 
 
+def filter_bits(exclude_flags: int) -> list[int]:
+    """The flag bits of ``exclude_flags`` in the order they claim a read (the four default ones
+    first)."""
+    return [b for b in sorted(FLAG_NAMES, key=lambda b: (b not in (4, 256, 512, 1024), b))
+            if exclude_flags & b]
+
+
+def scan_counts(bits: list[int], scan: Scan) -> dict[str, int]:
+    """The counts of a :class:`~voxseq.genomics.bamscan.Scan` by category name."""
+    names = [FLAG_NAMES[b] for b in bits] + ["low_mapq", "passed"]
+    return dict(zip(names, scan.counts.tolist(), strict=True)) | {"total": scan.records}
+
+
+def scan_failure(subject: str, path: str | Path, bam: pysam.AlignmentFile,
+                 exc: Exception) -> Exception:
+    """The :class:`VoxseqError` for a failed :func:`~voxseq.genomics.bamscan.scan_bam`."""
+    if isinstance(exc, OrderError):
+        return VoxseqError(
+            f"subject {subject}: alignment file {path} is not coordinate-sorted (record "
+            f"{exc.record}, {exc.name} at {_locus(bam, *exc.here)}, comes after "
+            f"{_locus(bam, *exc.last)}); sort it with `samtools sort` and index it again")
+    if isinstance(exc, (ScanError, OSError)):
+        return VoxseqError(f"subject {subject}: alignment file {path} is truncated or corrupt "
+                           f"after {getattr(exc, 'records', 0)} records ({exc})")
+    return exc
+
+
 def count_reads(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int,
-                subject: str = "?") -> dict[str, int]:
+                subject: str = "?", threads: int = 1) -> dict[str, int]:
     """Count every record by the first filter that drops it, checking the coordinate order.
 
     Categories, in order of precedence: each flag bit of ``exclude_flags`` (``unmapped``,
     ``secondary``, ``qc_fail``, ``duplicate``, ...), then ``low_mapq`` (MAPQ < ``min_mapq``),
-    else ``passed``; plus ``total``.
+    else ``passed``; plus ``total``. A BAM is read by the compiled pass of
+    :mod:`voxseq.genomics.bamscan` (``threads`` inflating), a CRAM through pysam.
 
     Raises
     ------
@@ -200,8 +272,37 @@ def count_reads(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int,
         At the first record out of coordinate order, when a block cannot be decoded (a
         truncated or corrupt file), or when no read (header only) or none passes the filters.
     """
-    bits = [b for b in sorted(FLAG_NAMES, key=lambda b: (b not in (4, 256, 512, 1024), b))
-            if exclude_flags & b]
+    bits = filter_bits(exclude_flags)
+    name = bam.filename.decode()
+    if bam.is_cram:
+        counts = _count_cram(bam, min_mapq, exclude_flags, bits, subject)
+    else:
+        try:
+            scan = scan_bam(name, np.asarray(bam.lengths, dtype=np.int64),
+                            np.full(len(bam.lengths), -1, dtype=np.int64),
+                            np.zeros(0, dtype=np.int64), 1, bits, min_mapq, exclude_flags,
+                            threads=threads)
+        except Exception as exc:
+            raise scan_failure(subject, name, bam, exc) from exc
+        counts = scan_counts(bits, scan)
+    check_counts(subject, name, counts, min_mapq, exclude_flags)
+    return counts
+
+
+def check_counts(subject: str, name: str | Path, counts: dict[str, int], min_mapq: int,
+                 exclude_flags: int) -> None:
+    """Raise when the file holds no read, or none passes the filters."""
+    if counts["total"] == 0:
+        raise VoxseqError(f"subject {subject}: alignment file {name}: no reads (header only)")
+    if counts["passed"] == 0:
+        dropped = ", ".join(f"{k} {n}" for k, n in counts.items() if n and k != "total")
+        raise VoxseqError(f"subject {subject}: alignment file {name}: none of its "
+                          f"{counts['total']} reads pass the filters ({dropped}; "
+                          f"genomics.exclude_flags {exclude_flags}, genomics.min_mapq {min_mapq})")
+
+
+def _count_cram(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int, bits: list[int],
+                subject: str) -> dict[str, int]:
     counts = {FLAG_NAMES[b]: 0 for b in bits} | {"low_mapq": 0, "passed": 0, "total": 0}
     name, n_refs = bam.filename.decode(), len(bam.references)
     last = (-1, -1)
@@ -211,11 +312,8 @@ def count_reads(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int,
             here = (read.reference_id if read.reference_id >= 0 else n_refs,
                     read.reference_start)
             if here < last:
-                raise VoxseqError(
-                    f"subject {subject}: alignment file {name} is not coordinate-sorted (record "
-                    f"{counts['total'] + 1}, {read.query_name} at {_locus(bam, *here)}, comes "
-                    f"after {_locus(bam, *last)}); sort it with `samtools sort` and index it "
-                    "again")
+                raise scan_failure(subject, name, bam,
+                                   OrderError(counts["total"] + 1, read.query_name, here, last))
             last = here
             counts["total"] += 1
             hit = read.flag & exclude_flags
@@ -228,13 +326,6 @@ def count_reads(bam: pysam.AlignmentFile, min_mapq: int, exclude_flags: int,
     except OSError as exc:
         raise VoxseqError(f"subject {subject}: alignment file {name} is truncated or corrupt after "
                           f"{counts['total']} records ({exc})") from exc
-    if counts["total"] == 0:
-        raise VoxseqError(f"subject {subject}: alignment file {name}: no reads (header only)")
-    if counts["passed"] == 0:
-        dropped = ", ".join(f"{k} {n}" for k, n in counts.items() if n and k != "total")
-        raise VoxseqError(f"subject {subject}: alignment file {name}: none of its "
-                          f"{counts['total']} reads pass the filters ({dropped}; "
-                          f"genomics.exclude_flags {exclude_flags}, genomics.min_mapq {min_mapq})")
     return counts
 
 
@@ -316,7 +407,7 @@ def check_vcf(subject: str, vcf: str | Path, ref_contigs: dict[str, int],
 
 
 @contextlib.contextmanager
-def open_alignments(subject: str, bam: str | Path, reference: str | Path
+def open_alignments(subject: str, bam: str | Path, reference: str | Path, threads: int = 1
                     ) -> Iterator[tuple[pysam.AlignmentFile, Path]]:
     """Open a subject's BAM/CRAM once it exists, has an up-to-date index, is complete and is
     not declared unsorted; yield it and its index, and close it.
@@ -331,7 +422,7 @@ def open_alignments(subject: str, bam: str | Path, reference: str | Path
         raise VoxseqError(f"subject {subject}: alignment file {bam} has no index; create it with "
                           f"`samtools index {bam}`")
     try:  # pysam refuses a BGZF file without its EOF marker (a truncated download or copy)
-        aln = pysam.AlignmentFile(str(bam), reference_filename=str(reference))
+        aln = pysam.AlignmentFile(str(bam), reference_filename=str(reference), threads=threads)
     except (OSError, ValueError) as exc:
         raise VoxseqError(f"subject {subject}: alignment file {bam} is not a readable BAM/CRAM "
                           f"or is truncated ({exc})") from exc
@@ -354,7 +445,7 @@ def open_alignments(subject: str, bam: str | Path, reference: str | Path
 
 def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_json: str | Path,
                    vcf: str | Path | None = None, min_mapq: int = 0,
-                   exclude_flags: int = 1796) -> dict:
+                   exclude_flags: int = 1796, threads: int = 1) -> dict:
     """Check one subject's alignments (and VCF) against the reference; write the report JSON.
 
     Parameters
@@ -372,6 +463,8 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
         Optional bgzipped, indexed VCF.
     min_mapq, exclude_flags
         The coverage filters, for the read counts.
+    threads
+        Threads decompressing the alignments.
 
     Returns
     -------
@@ -380,20 +473,19 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
     """
     bam = Path(bam)
     ref_contigs = read_contigs(reference)
-    with open_alignments(subject, bam, reference) as (aln, index):
+    with open_alignments(subject, bam, reference, threads) as (aln, index):
         fmt = "CRAM" if aln.is_cram else "BAM"
         header = aln.header.to_dict()
-        found = dict(zip(aln.references, aln.lengths, strict=True))
-        problems = contig_mismatches(found, ref_contigs)
-        if problems:
-            raise _mismatch_error(subject, fmt, bam, reference, problems)
+        found = bam_contigs(subject, aln, bam, reference, ref_contigs)
         n_m5 = check_cram_reference(subject, bam, header, reference) if fmt == "CRAM" else None
-        counts = count_reads(aln, min_mapq, exclude_flags, subject)
+        counts = count_reads(aln, min_mapq, exclude_flags, subject, threads)
     # what was read, once the files are known to be there and valid (see
     # voxseq.io.digest.same_content: a touch reruns nothing, an edit reruns this subject)
     sources = {"bam": source_record(bam), "vcf": source_record(vcf) if vcf else None}
     report = {"subject": subject, "alignments": str(bam), "format": fmt, "index": str(index),
-              "reference": str(reference), "n_contigs": len(found), "cram_m5_checked": n_m5,
+              "reference": str(reference), "n_contigs": len(found),
+              "contigs_missing": [c for c in ref_contigs if c not in found],
+              "cram_m5_checked": n_m5,
               "min_mapq": min_mapq, "exclude_flags": exclude_flags, "read_counts": counts,
               "vcf": check_vcf(subject, vcf, ref_contigs, reference) if vcf else None,
               "sources": sources}
