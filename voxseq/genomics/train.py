@@ -20,7 +20,7 @@ from voxseq import VoxseqError
 from voxseq.bundle import write_bundle
 from voxseq.distributed import is_main
 from voxseq.fit import TrainConfig, fit, resolve_device, seed_everything
-from voxseq.genomics.metrics import pearson_per_track
+from voxseq.genomics.metrics import PearsonAccumulator, pearson_warnings
 from voxseq.genomics.windows import read_meta, read_windows, split_indices
 from voxseq.io.atomic import write_json
 from voxseq.io.digest import file_sha256, object_sha256
@@ -29,6 +29,7 @@ from voxseq.models import build_model
 log = logging.getLogger(__name__)
 
 CACHE_BYTES = 2 << 30  # windows files up to this size are read into memory once
+EVAL_VALUES = 1 << 24  # target values (windows x bins x tracks) evaluated at a time
 
 
 def rc_tensor(x: torch.Tensor) -> torch.Tensor:
@@ -121,6 +122,8 @@ class GenomicsTask:
                               f"{len(val)} val windows; need both (check val_contigs, window)")
         step = max(len(val) // max_val_windows, 1)
         self.val_idx = val[::step][:max_val_windows]
+        n_values = self.meta["window"] // self.meta["bin_size"] * len(self.meta["tracks"])
+        self.eval_chunk = int(np.clip(EVAL_VALUES // n_values, 16, 1024))
         self._h5 = h5py.File(self.path, "r")
         self._cache = None
         if self._h5["sequence"].nbytes + self._h5["targets"].nbytes <= CACHE_BYTES:
@@ -184,14 +187,41 @@ class GenomicsTask:
     def evaluate(self, model: nn.Module, device: torch.device, idx: np.ndarray
                  ) -> dict[str, float]:
         """Poisson loss and Pearson R per track (RC-averaged predictions) on windows ``idx``."""
-        seq, tgt = self.read(idx)
-        pred = predict(model, seq, device)
-        y = tgt / self.scale
-        loss = float(np.mean((pred - y * np.log(pred + 1e-6))[..., self.kept]))
-        r = pearson_per_track(pred, y)
-        out = {"val_loss": loss, "score": float(np.nanmean(r[self.kept]))}
-        out.update({f"pearson_{t}": float(v) for t, v in zip(self.meta["tracks"], r, strict=True)})
-        return out
+        return self._evaluate(model, device, idx)[0]
+
+    def _evaluate(self, model: nn.Module, device: torch.device, idx: np.ndarray
+                  ) -> tuple[dict[str, float], PearsonAccumulator]:
+        """:meth:`evaluate` over chunks of ``eval_chunk`` windows (one chunk: the in-memory
+        values exactly; several: the same to rounding), with the Pearson accumulator."""
+        tracks = self.meta["tracks"]
+        acc, loss, n = PearsonAccumulator(len(tracks)), 0.0, len(idx)
+        for i in range(0, n, self.eval_chunk):
+            part = idx[i:i + self.eval_chunk]
+            seq, tgt = self.read(part)
+            pred = predict(model, seq, device)
+            y = tgt / self.scale
+            # mean of this chunk, weighted by its share of the windows (1.0 for one chunk)
+            loss += float(np.mean((pred - y * np.log(pred + 1e-6))[..., self.kept])) \
+                * (len(part) / n if len(part) < n else 1.0)
+            acc.update(pred, y)
+        r = acc.result()
+        out = {"val_loss": loss if n else float("nan"), "score": float(np.nanmean(r[self.kept]))
+               if np.isfinite(r[self.kept]).any() else float("nan")}
+        out.update({f"pearson_{t}": float(v) for t, v in zip(tracks, r, strict=True)})
+        return out, acc
+
+    def assess(self, model: nn.Module, device: torch.device, split: str
+               ) -> tuple[dict[str, float], list[str]]:
+        """Metrics on every window of ``split`` (read a chunk at a time) and the warnings for
+        the tracks whose Pearson is undefined (kept tracks only) or a split with no window."""
+        idx = split_indices(self.path, split)
+        contigs = self.meta.get(f"{split}_contigs") or []
+        if not len(idx):
+            return {"score": float("nan")}, [f"no {split} windows: {split} metrics not computed"]
+        out, acc = self._evaluate(model, device, idx)
+        kept = [t for t, k in zip(self.meta["tracks"], self.kept, strict=True) if k]
+        reasons = [w for w, k in zip(acc.reasons(), self.kept, strict=True) if k]
+        return out, pearson_warnings(kept, reasons, split, contigs)
 
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         return self.evaluate(model, device, self.val_idx)
@@ -261,15 +291,15 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
         return {}
     device = resolve_device(cfg.device)
     model.to(device)
-    val = task.evaluate(model, device, split_indices(windows, "val"))
-    test_idx = split_indices(windows, "test")
-    test = task.evaluate(model, device, test_idx) if len(test_idx) else {"score": float("nan")}
+    val, warnings = task.assess(model, device, "val")
+    test, test_warnings = task.assess(model, device, "test")
+    warnings = meta["warnings"] + warnings + test_warnings
     task.close()
     model.to("cpu")
     metrics = {"best_epoch": result["best_epoch"], "val_pearson_mean": val["score"],
                "val_loss": val["val_loss"], "test_pearson_mean": test["score"],
                "val_pearson": {t: val[f"pearson_{t}"] for t in meta["tracks"]},
-               "excluded_tracks": sorted(exclude_tracks)}
+               "excluded_tracks": sorted(exclude_tracks), "warnings": warnings}
     preprocessing = {
         "window": meta["window"], "stride": meta["stride"], "bin_size": meta["bin_size"],
         "contigs": meta["contigs"], "tracks": meta["tracks"],
@@ -283,7 +313,9 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
                   "amp": result["amp"], "processes": result["processes"],
                   "training_digest": digest})
     if eval_json:
-        write_json(eval_json, {"val": val, "test": test})
+        write_json(eval_json, {"val": val, "test": test, "warnings": warnings})
     log.info("best epoch %d: val Pearson %.3f, test Pearson %.3f", result["best_epoch"],
              val["score"], test["score"])
+    for message in warnings:
+        log.warning("%s", message)
     return metrics
