@@ -48,8 +48,9 @@ WINDOW_COLUMNS = ("index", "contig", "start", "end", "split", "n_fraction")
 AUTO_HELD_OUT = 0.1  # share of the genome's windows each of test and val get when chosen
 MIN_EVAL_WINDOWS = 20  # a val / test split under this many windows gets a warning
 MIN_LIBRARY_READS = 1000  # a subject with fewer passing reads gets a warning
-BLOCK_BP = 1 << 22  # sequence (bp) tiled at a time: 4 Mb
-WRITE_BATCH = 256  # windows one-hot encoded and written at a time
+BLOCK_BP = 1 << 22  # sequence (bp) tiled at a time: 4 Mb, fewer with many tracks (below)
+WRITE_BATCH = 256  # windows one-hot encoded and written at a time, fewer with many tracks
+BLOCK_VALUES = 1 << 25  # coverage values (bins x tracks) of a block, and targets of a batch
 
 
 def soft_clip(x: np.ndarray, clip: float | None) -> np.ndarray:
@@ -282,8 +283,9 @@ def tile_genome(reference: str | Path, coverage: dict[str, str | Path], out_h5: 
     soft_clip_at
         Soft-clip threshold for targets (normalised units); ``None`` disables it.
     block_bp
-        Sequence read at a time (default ``BLOCK_BP``); memory is about ``block_bp`` bytes plus
-        ``4 * block_bp / bin_size`` per track, whatever the genome's size.
+        Sequence read at a time (default ``BLOCK_BP``, less when its coverage bins times the
+        tracks pass ``BLOCK_VALUES``). Memory is about 10 bytes a base of a block, 4 bytes a
+        coverage value (under 128 MB) and 13 bytes a window, however large the genome.
 
     Returns
     -------
@@ -309,8 +311,10 @@ def tile_genome(reference: str | Path, coverage: dict[str, str | Path], out_h5: 
                               f"contigs than reference {reference}")
     check_geometry(window, stride, bin_size)
     split_of = plan_splits(lengths, val_contigs, test_contigs, window, stride, reference)
-    block = max(stride, (block_bp or BLOCK_BP) // stride * stride)
     nb, nt = window // bin_size, len(tracks)
+    block_bp = block_bp or min(BLOCK_BP, BLOCK_VALUES // nt * bin_size)
+    block = max(stride, block_bp // stride * stride)
+    batch = int(np.clip(BLOCK_VALUES // (nb * nt), 1, WRITE_BATCH))
     index = {"contig": [], "start": [], "split": []}
     n = 0
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as h5, \
@@ -339,8 +343,8 @@ def tile_genome(reference: str | Path, coverage: dict[str, str | Path], out_h5: 
                                      first_bin + int(starts[-1]) // bin_size + nb)
                 cov = soft_clip(cov, soft_clip_at)
                 views = np.lib.stride_tricks.sliding_window_view(codes, window)
-                for i in range(0, len(starts), WRITE_BATCH):
-                    part = starts[i:i + WRITE_BATCH]
+                for i in range(0, len(starts), batch):
+                    part = starts[i:i + batch]
                     seq_ds[n + i:n + i + len(part)] = one_hot(views[part])
                     bins = part[:, None] // bin_size + np.arange(nb)[None, :]
                     tgt_ds[n + i:n + i + len(part)] = cov[bins]

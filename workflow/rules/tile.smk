@@ -1,5 +1,6 @@
 # Stage 3, tile: imaging foreground patch centres per subject (patches are read from zarr in
-# training); genomics windows over the genome (one-hot + per-bin targets, split by contig).
+# training); genomics windows over the genome (one-hot + per-bin targets, split by contig; the
+# val / test contigs are checked, or chosen when null, against the reference's contigs).
 
 
 rule imaging_tile:
@@ -44,7 +45,8 @@ if GENOMICS:
             "../../envs/genomics.yaml"
         threads: 1
         resources:
-            mem_mb=get_input_scaled_mem_mb,
+            # a block of the genome at a time (voxseq.genomics.windows): bounded, any genome
+            mem_mb=per_attempt(4000),
             runtime=per_attempt(60),
         params:
             subjects=GENOMICS_SUBJECTS,
