@@ -21,4 +21,5 @@ with rule_logging(snakemake):
         normalisation=p.normalisation,
         blacklist=snakemake.input.get("blacklist") or None,
         count_deletions=p.count_deletions,
+        threads=snakemake.threads,
     )

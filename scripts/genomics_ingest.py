@@ -17,4 +17,5 @@ with rule_logging(snakemake):
         vcf=snakemake.input.get("vcf") or None,
         min_mapq=snakemake.params.min_mapq,
         exclude_flags=snakemake.params.exclude_flags,
+        threads=snakemake.threads,
     )

@@ -109,9 +109,9 @@ if GENOMICS:
             "genomics_prepare"
         conda:
             "../../envs/genomics.yaml"
-        threads: 1
+        threads: 2
         resources:
-            mem_mb=per_attempt(2000),
+            mem_mb=per_attempt(1000),
             runtime=per_attempt(60),
         params:
             min_mapq=config["genomics"]["min_mapq"],

@@ -65,9 +65,11 @@ if GENOMICS:
             "genomics_prepare"
         conda:
             "../../envs/genomics.yaml"
-        threads: 1
+        threads: 2
         resources:
-            mem_mb=per_attempt(4000),
+            # voxseq.genomics.coverage.coverage_mem_mb: 400 MB + ~40 bytes per bin of the genome,
+            # whatever the depth or contig length (a 3.1 Gb genome at bin_size 32: 4.3 GB)
+            mem_mb=per_attempt(1000),
             runtime=per_attempt(120),
         params:
             bin_size=config["genomics"]["bin_size"],
