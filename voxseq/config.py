@@ -64,7 +64,7 @@ def check_config(config: dict) -> None:
                 f"config genomics.stride {gen['stride']} is larger than genomics.window {window}: "
                 "parts of the genome would never be seen"
             )
-        overlap = set(gen.get("val_contigs", [])) & set(gen.get("test_contigs", []))
+        overlap = set(gen.get("val_contigs") or []) & set(gen.get("test_contigs") or [])
         if overlap:
             raise VoxseqError(
                 f"config genomics: contigs {sorted(overlap)} are in both val_contigs and "
