@@ -28,8 +28,10 @@ import numpy as np
 
 try:  # ISA-L inflates BGZF blocks about twice as fast as zlib, and releases the GIL likewise
     from isal.isal_zlib import crc32, decompress
+    from isal.isal_zlib import error as InflateError
 except ImportError:  # pragma: no cover - isal is a dependency; zlib gives the same bytes
     from zlib import crc32, decompress
+    from zlib import error as InflateError
 
 PIECE_BYTES = 1 << 20  # compressed bytes per inflate task
 _MAX_BLOCK = 1 << 16  # BGZF blocks hold at most 64 KiB, compressed or not
@@ -100,7 +102,7 @@ def _inflate(data: bytes, blocks: list[tuple[int, int, int]]) -> bytes:
         crc, isize = struct.unpack_from("<II", data, end - 8)
         try:
             raw = decompress(view[start:start + size], -15)
-        except (zlib.error, OSError, ValueError) as exc:
+        except (InflateError, zlib.error, OSError, ValueError) as exc:
             raise ScanError(f"a BGZF block does not inflate ({exc})", 0) from None
         if len(raw) != isize or crc32(raw) != crc:
             raise ScanError("a BGZF block fails its size or CRC check", 0)

@@ -1,11 +1,23 @@
 """Filtered per-base depth pooled into bins, library-size normalised, stored per subject.
 
-Depth follows ``samtools depth`` (1.13 and later) defaults: reads with any of ``exclude_flags``
-(default 1796 = unmapped, secondary, QC-fail, duplicate) or with MAPQ under ``min_mapq`` are
-skipped; every aligned base (CIGAR ``M``/``=``/``X``) adds one; deletions and reference skips add
-nothing unless ``count_deletions`` (``samtools depth -J``) counts deletions; soft clips and
-insertions add nothing; there is no base-quality filter and overlapping mates are both counted.
-So the ``raw`` bins equal ``samtools depth -a -Q <min_mapq> -G <exclude_flags>`` summed per bin.
+Depth follows ``samtools depth`` (1.13 and later): reads with any of ``exclude_flags`` (default
+1796 = unmapped, secondary, QC-fail, duplicate) or with MAPQ under ``min_mapq`` are skipped, and
+unmapped reads (flag 4) always are, whatever ``exclude_flags`` says; every aligned base (CIGAR
+``M``/``=``/``X``) adds one; deletions and reference skips add nothing unless
+``count_deletions`` (``samtools depth -J``) counts deletions; soft clips and insertions add
+nothing; there is no base-quality filter and overlapping mates are both counted; bases past a
+contig's end are dropped. samtools' ``-G`` adds to its default filter (1796) and ``-g`` takes
+flags out of it, so the ``raw`` bins equal
+``samtools depth -a -Q <min_mapq> -G <X> -g $((1792 & ~X))`` summed per bin, for
+``exclude_flags=X`` (1792: the default filter less the unmapped flag, never taken out).
+
+A BAM is read in one compiled pass (:mod:`voxseq.genomics.bamscan`: threaded BGZF inflate, a
+numba kernel adding each aligned block to the bins it overlaps), which also counts the records
+by filter and checks their order; memory is about 40 bytes per bin of the genome, whatever the
+depth or contig length (:func:`coverage_mem_mb`). A CRAM is read through htslib (pysam), region
+by region, with the same bins but a per-read Python loop: several times slower than a BAM.
+A BAM may hold a subset of the reference's contigs (same names and lengths); the others get
+zero coverage, with a warning naming them.
 
 Normalised tracks are in depth units: ``none`` is the mean depth over the bin; ``cpm`` multiplies
 it by 1e6 / L and ``rpkm`` by 1e9 / (L * bin_size), where L is the number of reads passing the
