@@ -27,4 +27,4 @@ with rule_logging(snakemake):
     reconstruction_grid(
         [{"subject": rows[i]["subject"], "score": rows[i]["score"],
           **{k: arrays[k][i] for k in ("input", "reconstruction", "error")}} for i in shown],
-        out.grid_png, "imaging QC: flagged subjects, input / reconstruction / squared error")
+        out.grid_png, "imaging QC: flagged subjects, input / reconstruction / scaled error")

@@ -27,12 +27,12 @@ def profiles(n=14, bins=40, seed=0):
     return x.astype(np.float32)
 
 
-def run(tmp_path, x, train, tag, folds=5):
+def run(tmp_path, x, train, tag, folds=5, threshold=3.5, **kw):
     return train_autoencoder(
         lambda: build_model("profile_autoencoder", n_bins=x.shape[1], hidden=16, latent=2,
                             dropout=0.0),
-        x, train, [], TRAIN, 3, 0.1, 3.5, tmp_path / tag, tmp_path / f"{tag}.tsv", "d", tag,
-        reference_folds=folds)
+        x, train, [], TRAIN, 3, 0.1, threshold, tmp_path / tag, tmp_path / f"{tag}.tsv", "d",
+        tag, reference_folds=folds, **kw)
 
 
 def test_outlier_in_training_split_is_left_out_and_flagged(tmp_path):
@@ -49,6 +49,25 @@ def test_outlier_in_training_split_is_left_out_and_flagged(tmp_path):
     model2, *_ = run(tmp_path, x, train, "b")
     np.testing.assert_array_equal(reconstruct(model2, x, "cpu")[0],
                                   reconstruct(model, x, "cpu")[0])
+
+
+def test_in_sample_reference_retrains_without_the_left_out_subject(tmp_path):
+    """folds 0: the subject left out must really be out of the final model (its own
+    checkpoint folder, not the all-subject model's resumed)."""
+    x = profiles()
+
+    def first_is_off(xs, recon):  # the in-sample network memorises row 0: say it is off
+        return np.r_[100.0, subject_errors(xs[1:], recon[1:])]
+
+    model, dropped, kept, _, oof = run(tmp_path, x, list(range(10)), "in", folds=0,
+                                       error_fn=first_is_off)
+    assert dropped == [0] and oof is None
+    assert (tmp_path / "in" / "final_kept").is_dir()
+    # the same model as one trained on the kept subjects alone (no threshold: none left out)
+    alone, dropped2, *_ = run(tmp_path, x, kept, "alone", folds=0, threshold=float("inf"))
+    assert dropped2 == []
+    np.testing.assert_array_equal(reconstruct(model, x, "cpu")[0],
+                                  reconstruct(alone, x, "cpu")[0])
 
 
 def test_training_subjects_are_scored_with_their_out_of_fold_reconstructions(tmp_path):

@@ -25,3 +25,18 @@ def test_subject_scores_needs_five_references():
     assert not enough_reference(4) and enough_reference(5)
     with pytest.raises(VoxseqError, match="4 reference .* at least 5"):
         subject_scores(np.arange(10.0), np.arange(4))
+
+
+def test_error_scores_are_robust_z_of_log_errors():
+    """A long right tail of clean errors (chi-square-like) is not flagged on the log scale,
+    while a subject 20x the median error still is."""
+    from voxseq.qc.scores import error_scores
+
+    rng = np.random.default_rng(4)
+    clean = rng.chisquare(4, size=40) / 4  # mean squares of 4 standard normals
+    e = np.concatenate([clean, [20.0, np.nan]])
+    got = error_scores(e, np.arange(40))
+    np.testing.assert_allclose(got[:41], subject_scores(np.log(e[:41]), np.arange(40)))
+    assert np.isnan(got[41]) and got[40] > 3.5
+    raw = subject_scores(clean, np.arange(40))
+    assert (raw > 3.5).sum() == 3 and (got[:40] > 3.5).sum() == 0

@@ -7,6 +7,8 @@ A bundle is a folder::
     weights.safetensors  the state dict; safetensors cannot execute code on load
     model.torchscript.pt TorchScript export (traced on ``example_input``) for use outside voxseq;
                          voxseq itself never loads it (TorchScript archives carry code)
+    arrays.safetensors   optional named arrays a task needs besides the weights (e.g. the imaging
+                         QC model's per-voxel error scale); digested like the weights
 
 Loading checks the format version, the modality and the weights' SHA-256 before building the
 model; nothing in a bundle is ever unpickled.
@@ -20,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -32,6 +35,7 @@ from voxseq.models import build_model
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
 TORCHSCRIPT = "model.torchscript.pt"
+ARRAYS = "arrays.safetensors"
 
 
 def write_bundle(
@@ -45,17 +49,23 @@ def write_bundle(
     provenance: dict,
     example_input: torch.Tensor | None = None,
     extra: dict | None = None,
+    arrays: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """Write a bundle folder atomically; return its ``bundle.json`` content.
 
     With ``example_input`` (e.g. one patch, shape (1, C, *patch)), a TorchScript export traced
     on it is written beside the weights and its output checked against the eager model.
+    ``arrays``: named arrays stored beside the weights (:func:`load_bundle_arrays`).
     """
     with atomic_path(outdir, is_dir=True) as tmp:
         model = model.cpu().eval()
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
         files = {WEIGHTS: file_sha256(tmp / WEIGHTS)}
+        if arrays:
+            tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+            save_file(tensors, str(tmp / ARRAYS))
+            files[ARRAYS] = file_sha256(tmp / ARRAYS)
         exports = {}
         if example_input is not None:
             # not digested: TorchScript archives embed a random serialization id, and the
@@ -154,12 +164,32 @@ def load_bundle(path: str | Path, modality: str | None = None) -> tuple[torch.nn
     return model, meta
 
 
-def bundle_digest(path: str | Path) -> str:
-    """Digest identifying a bundle's content (its metadata and weights)."""
+def load_bundle_arrays(path: str | Path, meta: dict) -> dict[str, np.ndarray]:
+    """The named arrays of a bundle (empty if it has none), checked against their digest."""
     path = Path(path)
-    return object_sha256(
-        {"bundle.json": file_sha256(path / "bundle.json"), WEIGHTS: file_sha256(path / WEIGHTS)}
-    )
+    expected = meta.get("files", {}).get(ARRAYS)
+    if expected is None:
+        return {}
+    if not (path / ARRAYS).is_file() or file_sha256(path / ARRAYS) != expected:
+        raise VoxseqError(
+            f"model bundle {path}: {ARRAYS} is missing or does not match the digest in "
+            "bundle.json (corrupt or replaced)"
+        )
+    try:
+        return {k: v.numpy() for k, v in load_file(str(path / ARRAYS)).items()}
+    except Exception as exc:
+        raise VoxseqError(
+            f"model bundle {path}: {ARRAYS} is not a valid safetensors file ({exc})"
+        ) from exc
+
+
+def bundle_digest(path: str | Path) -> str:
+    """Digest identifying a bundle's content (its metadata, weights and arrays)."""
+    path = Path(path)
+    parts = {"bundle.json": file_sha256(path / "bundle.json"), WEIGHTS: file_sha256(path / WEIGHTS)}
+    if (path / ARRAYS).is_file():
+        parts[ARRAYS] = file_sha256(path / ARRAYS)
+    return object_sha256(parts)
 
 
 def describe(meta: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from torch import nn
 
 from voxseq import VoxseqError
 from voxseq.fit import TrainConfig, fit, seed_everything
-from voxseq.qc.scores import subject_scores
+from voxseq.qc.scores import error_scores
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,16 @@ def reconstruct(
     return torch.cat(recon).numpy(), torch.cat(codes).numpy()
 
 
-def subject_errors(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
-    """Mean squared reconstruction error per subject."""
+def subject_errors(x: np.ndarray, recon: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+    """Mean squared reconstruction error per subject.
+
+    ``scale`` (the shape of one subject, broadcastable): each element's squared error is
+    divided by it before the mean (a per-voxel error scale, see
+    :func:`voxseq.imaging.qc.voxel_error_scale`).
+    """
     sq = (recon.astype(np.float64) - x.astype(np.float64)) ** 2
+    if scale is not None:
+        sq = sq / np.asarray(scale, np.float64)
     return sq.reshape(len(sq), -1).mean(1)
 
 
@@ -124,6 +131,7 @@ def train_autoencoder(
     name: str,
     flip_axes: Sequence[int] = (),
     reference_folds: int = 0,
+    error_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] = subject_errors,
 ) -> tuple[nn.Module, list[int], list[int], np.ndarray, np.ndarray | None]:
     """Train a denoising autoencoder on ``x[train_rows]``, robustly.
 
@@ -132,7 +140,8 @@ def train_autoencoder(
     reconstructs its own training subjects better than new ones, which would score every new
     subject high). With 0, they are the model's own (in-sample) errors: cheaper, and fine when
     the network is too small to memorise (the imaging default). Training subjects whose
-    reference score is above ``threshold`` are left out of the final model and the reference.
+    reference score is above ``threshold`` are left out of the final model and the reference;
+    ``error_fn(x, recon)`` gives the per-subject errors that score is computed from.
 
     ``train_cfg`` is a ``train:`` block (:class:`voxseq.fit.TrainConfig`); without
     ``iters_per_epoch`` an epoch is one pass over the training subjects.
@@ -171,10 +180,10 @@ def train_autoencoder(
     else:
         model = fit_on(rows, "final")
         recon = reconstruct(model, x[rows], "cpu")[0]
-    err = subject_errors(x[rows], recon)
+    err = error_fn(x[rows], recon)
     dropped: list[int] = []
     if len(rows) >= 5 and np.isfinite(threshold):
-        scores = subject_scores(err, np.arange(len(rows)))
+        scores = error_scores(err, np.arange(len(rows)))
         dropped = [r for r, z in zip(rows, scores, strict=True) if z > threshold]
         if len(rows) - len(dropped) < 5:
             dropped = []
@@ -184,7 +193,8 @@ def train_autoencoder(
     kept = [rows[i] for i in keep]
     oof = recon if folds >= 2 else None
     if model is None or dropped:
-        model = fit_on(kept, "final")
+        # its own checkpoint folder: "final" may hold the model that saw the left-out subjects
+        model = fit_on(kept, "final" if model is None else "final_kept")
         if oof is None:
             return model, dropped, kept, reconstruct(model, x[kept], "cpu")[0], None
     return model, dropped, kept, recon[keep], oof
