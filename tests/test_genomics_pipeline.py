@@ -99,8 +99,9 @@ def test_binned_coverage_equals_samtools_depth(demo, tmp_path, min_mapq, count_d
     out = tmp_path / "cov.h5"
     compute_coverage("g002", bam, demo["fasta"], out, BIN, min_mapq=min_mapq,
                      exclude_flags=1796, normalisation="none", count_deletions=count_deletions)
-    # samtools >= 1.13 filters UNMAP,SECONDARY,QCFAIL,DUP (1796) by default; -G adds nothing
-    # more, and it counts no deletions unless -J; -aa reports every position of every contig.
+    # samtools >= 1.13 filters UNMAP,SECONDARY,QCFAIL,DUP (1796) by default and -G adds to that
+    # (for exclude_flags X in general: -G X -g $((1792 & ~X))); here -G 1796 adds nothing. It
+    # counts no deletions unless -J; -aa reports every position of every contig.
     cmd = [exe, "depth", "-a", "-a", "-Q", str(min_mapq), "-G", "1796", str(bam)]
     if count_deletions:
         cmd.insert(2, "-J")

@@ -247,7 +247,7 @@ def check_genomics_contigs():
 
     g = config["genomics"]
     try:
-        lengths = genomics_contig_lengths()
+        lengths = GENOMICS_CONTIG_LENGTHS
         if lengths is not None:
             plan_splits(
                 lengths,
@@ -261,7 +261,27 @@ def check_genomics_contigs():
         raise WorkflowError(str(exc)) from None
 
 
+GENOMICS_CONTIG_LENGTHS = genomics_contig_lengths() if GENOMICS else None
 check_genomics_contigs()
+
+
+def coverage_mem_mb():
+    """genomics_coverage's memory request (MB, first attempt), from the genome length
+    (voxseq.genomics.coverage.coverage_mem_mb: ~40 bytes per bin, whatever the depth): the
+    contig lengths when known before any job, else the FASTA's size (bases plus newlines, an
+    upper bound), else 4000 (a reference written by a rule of another workflow)."""
+    from voxseq.genomics.coverage import coverage_mem_mb as bound
+
+    if GENOMICS_CONTIG_LENGTHS is not None:
+        genome = sum(GENOMICS_CONTIG_LENGTHS.values())
+    elif Path(config["genomics"]["reference"]).is_file():
+        genome = Path(config["genomics"]["reference"]).stat().st_size
+    else:
+        return 4000
+    return bound(genome, config["genomics"]["bin_size"], threads=2)
+
+
+GENOMICS_COVERAGE_MEM_MB = coverage_mem_mb() if GENOMICS else None
 
 
 # Genomics tables: subjects with a VCF, in input order;

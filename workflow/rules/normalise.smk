@@ -67,9 +67,9 @@ if GENOMICS:
             "../../envs/genomics.yaml"
         threads: 2
         resources:
-            # voxseq.genomics.coverage.coverage_mem_mb: 400 MB + ~40 bytes per bin of the genome,
-            # whatever the depth or contig length (a 3.1 Gb genome at bin_size 32: 4.3 GB)
-            mem_mb=per_attempt(1000),
+            # 400 MB + ~40 bytes per bin of the genome, whatever the depth or contig length
+            # (a 3.1 Gb genome at bin_size 32: 4.3 GB); see coverage_mem_mb in common.smk
+            mem_mb=per_attempt(GENOMICS_COVERAGE_MEM_MB),
             runtime=per_attempt(120),
         params:
             bin_size=config["genomics"]["bin_size"],
