@@ -22,9 +22,9 @@ from voxseq import VoxseqError
 from voxseq.bundle import load_bundle
 from voxseq.fit import resolve_device
 from voxseq.genomics.bigwig import predict_contig, write_bigwigs
-from voxseq.genomics.metrics import pearson_per_track
+from voxseq.genomics.metrics import PearsonAccumulator, pearson_warnings
 from voxseq.genomics.plots import plot_message, plot_pearson, plot_tracks
-from voxseq.genomics.train import predict
+from voxseq.genomics.train import EVAL_VALUES, predict
 from voxseq.genomics.variants import read_truth, read_variants, score_variants, truth_labels
 from voxseq.genomics.windows import SPLITS, read_meta, read_windows, unclip
 from voxseq.io.atomic import write_json, write_tsv
@@ -69,33 +69,86 @@ def check_compatible(prep: dict, wmeta: dict, bundle: str | Path, windows: str |
                     wmeta.get("normalisation"))
 
 
+def _eval_chunk(wmeta: dict, read: int = 64) -> int:
+    """Test windows whose predictions are pooled per Pearson update: bounded values (as in
+    training), a multiple of the ``read`` windows predicted at a time."""
+    n_values = int(wmeta["window"]) // int(wmeta["bin_size"]) * max(len(wmeta["tracks"]), 1)
+    return max(read, int(np.clip(EVAL_VALUES // n_values, 16, 1024)) // read * read)
+
+
 def evaluate_test_windows(pred_fn: Predictor, windows: str | Path, wmeta: dict
-                 ) -> tuple[list[dict], dict | None]:
-    """Per observed track Pearson R (raw, log1p) on test windows, and a plot region."""
+                          ) -> tuple[list[dict], dict | None, list[str]]:
+    """Per observed track Pearson R (raw, log1p) on test windows, a plot region, and warnings.
+
+    The test windows are read 64 at a time and their Pearson merged a chunk at a time
+    (:class:`~voxseq.genomics.metrics.PearsonAccumulator`; one chunk, as on the demo, gives the
+    in-memory value exactly). A track whose R cannot be computed (no test window, constant
+    observed coverage, constant predictions) gets a warning naming the track, the test contigs
+    and the reason; its R is NaN and left out of the means.
+    """
+    tracks = list(wmeta["tracks"])
+    model_idx = {t: k for k, t in enumerate(pred_fn.tracks)}
+    raw, logp = PearsonAccumulator(len(tracks)), PearsonAccumulator(len(tracks), log1p=True)
+    chunk, buf, n_bins = _eval_chunk(wmeta), [], 0
+    best: tuple[float, int, np.ndarray, np.ndarray] | None = None  # std, index, obs, pred
+
+    def flush() -> None:
+        if buf:
+            pred, obs = (np.concatenate(part) for part in zip(*buf, strict=True))
+            raw.update(pred, obs)
+            logp.update(pred, obs)
+            buf.clear()
+
     with h5py.File(windows, "r") as h5:
         idx = np.flatnonzero(h5["split"][()] == SPLITS.index("test"))
+        names = list(wmeta["contigs"])
+        contigs = sorted({names[i] for i in h5["contig"][()][idx]}, key=names.index)
         if not len(idx):
-            return [], None
-        preds, obs = [], []
+            return [], None, ["no test windows (genomics.test_contigs is empty or its contigs "
+                              "are shorter than a window): test Pearson not computed"]
         for i in range(0, len(idx), 64):
-            seq, tgt = read_windows(h5, idx[i:i + 64])
-            preds.append(pred_fn(seq))
-            obs.append(tgt)
-        starts, contig_ids = h5["start"][idx], h5["contig"][idx]
-    pred, obs = np.concatenate(preds), np.concatenate(obs)
-    model_idx = {t: k for k, t in enumerate(pred_fn.tracks)}
-    matched = np.stack([pred[..., model_idx[t]] if t in model_idx else pred.mean(-1)
-                        for t in wmeta["tracks"]], -1)
-    raw = pearson_per_track(matched, obs)
-    logp = pearson_per_track(matched, obs, log1p=True)
+            seq, obs = read_windows(h5, idx[i:i + 64])
+            pred = pred_fn(seq)
+            matched = np.stack([pred[..., model_idx[t]] if t in model_idx else pred.mean(-1)
+                                for t in tracks], -1)
+            buf.append((matched, obs))
+            n_bins += obs.shape[0] * obs.shape[1]
+            spread = obs.std(axis=(1, 2))
+            k = int(np.argmax(spread))
+            if best is None or spread[k] > best[0]:  # the first window of the highest spread
+                best = (float(spread[k]), int(idx[i + k]), obs[k].copy(), matched[k].copy())
+            if sum(len(b[1]) for b in buf) >= chunk:
+                flush()
+        flush()
+        start, contig = int(h5["start"][best[1]]), names[int(h5["contig"][best[1]])]
+    r_raw, r_logp = raw.result(), logp.result()
+    reasons = raw.reasons()
+    warnings = pearson_warnings(tracks, reasons, "test", contigs)
+    warnings += pearson_warnings(  # log1p undefined where raw is (e.g. all values negative)
+        tracks, [None if why else lw for why, lw in zip(reasons, logp.reasons(), strict=True)],
+        "test log1p", contigs)
     rows = [{"track": t, "compared_with": t if t in model_idx else "mean of bundle tracks",
-             "pearson": raw[k], "pearson_log1p": logp[k], "n_bins": int(obs[..., k].size)}
-            for k, t in enumerate(wmeta["tracks"])]
-    best = int(np.argmax(obs.std(axis=(1, 2))))
-    contig = list(wmeta["contigs"])[int(contig_ids[best])]
-    region = {"region": f"{contig}:{int(starts[best]) + 1}-{int(starts[best]) + wmeta['window']}",
-              "observed": obs[best], "predicted": matched[best], "start": int(starts[best])}
-    return rows, region
+             "pearson": float(r_raw[k]), "pearson_log1p": float(r_logp[k]), "n_bins": n_bins}
+            for k, t in enumerate(tracks)]
+    region = {"region": f"{contig}:{start + 1}-{start + wmeta['window']}",
+              "observed": best[2], "predicted": best[3], "start": start}
+    return rows, region, warnings
+
+
+def cohort_warnings(wmeta: dict, bundle_meta: dict, infer_warnings: list[str]) -> list[str]:
+    """This cohort's warnings: its windows file's (small splits, near-empty libraries), the
+    test evaluation's, then the bundle's training warnings not already among them (prefixed
+    ``model bundle (training):``; the same as this cohort's when it trained the bundle)."""
+    out = list(dict.fromkeys([*(wmeta.get("warnings") or []), *infer_warnings]))
+    trained = (bundle_meta.get("metrics") or {}).get("warnings") or []
+    return out + [f"model bundle (training): {w}" for w in dict.fromkeys(trained)
+                  if w not in out]
+
+
+def _mean(values: np.ndarray) -> float | None:
+    """Mean of the finite values, None when there is none."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else None
 
 
 def write_tracks(pred_fn: Predictor, reference: str | Path, contigs: list[str], outdir: Path
@@ -158,7 +211,8 @@ def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Pat
     pred_fn = Predictor(bundle, device, batch_size)
     wmeta = read_meta(windows)
     check_compatible(pred_fn.prep, wmeta, bundle, windows)
-    rows, region = evaluate_test_windows(pred_fn, windows, wmeta)
+    rows, region, test_warnings = evaluate_test_windows(pred_fn, windows, wmeta)
+    warnings = cohort_warnings(wmeta, pred_fn.meta, test_warnings)
     write_tsv(pearson_tsv, rows, ["track", "compared_with", "pearson", "pearson_log1p", "n_bins"])
     raw = np.array([r["pearson"] for r in rows], dtype=float)
     logp = np.array([r["pearson_log1p"] for r in rows], dtype=float)
@@ -201,18 +255,21 @@ def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Pat
         "n_subjects": len(subjects) if subjects is not None else len(wmeta["tracks"]),
         "n_tracks": len(rows), "bundle": str(bundle),
         "test_contigs": test_contigs,
-        "test_pearson_mean": float(np.nanmean(raw)) if len(raw) else None,
-        "test_pearson_log1p_mean": float(np.nanmean(logp)) if len(logp) else None,
+        "test_pearson_mean": _mean(raw),
+        "test_pearson_log1p_mean": _mean(logp),
         "pearson_basis": "normalised, soft-clipped coverage per bin on test windows",
         "vep_auroc": vep_auroc, "vep_n_motif_breaking": n_pos, "vep_n_neutral": n_neg,
         "n_variants": len(scored), "n_variants_scored": sum(r["status"] == "ok" for r in scored),
         "genome_wide": genome_wide,
         "test_pearson": {r["track"]: r["pearson"] for r in rows},
+        "warnings": warnings,
     }
     write_json(cohort_json, summary)
     log.info("test Pearson %.3f (log1p %.3f), VEP AUROC %s over %d variants",
              summary["test_pearson_mean"] or float("nan"),
              summary["test_pearson_log1p_mean"] or float("nan"),
              "n/a" if vep_auroc is None else f"{vep_auroc:.3f}", len(scored))
+    for message in warnings:
+        log.warning("%s", message)
     return summary
 
