@@ -297,6 +297,9 @@ CSS = """
 .vx-fig{margin:0;border:1px solid #e2e8f0;border-radius:8px;padding:10px}
 .vx-fig img{max-width:100%;height:auto;display:block;margin:0 auto}
 .vx-fig figcaption{font-size:.85em;color:#475569;margin-top:.4em}
+.vx-warn{border:1px solid #f59e0b;border-left:5px solid #f59e0b;background:#fffbeb;
+border-radius:8px;padding:6px 12px;margin:10px 0}
+.vx-warn h3{color:#92400e}.vx-warn ul{margin:.2em 0;padding-left:1.2em}
 .vx-row{display:flex;flex-wrap:wrap;gap:8px}.vx-row>div{flex:1;min-width:180px;text-align:center}
 """
 LANDING_INTRO = ("The same page with every table row is under Cohort summary in the menu, each "
@@ -308,6 +311,21 @@ LANDING_CSS = """
 .max-w-lg:has(.vx-results){max-width:min(1150px,calc(100vw - 20rem))}
 .overflow-auto:has(.vx-results){align-items:flex-start;justify-content:flex-start}
 """
+
+
+def warnings_html(summary: dict) -> str:
+    """A highlighted box per modality whose ``summary.json`` block has ``warnings`` (splits of a
+    handful of windows, near-empty libraries, Pearsons that cannot be computed); empty when
+    there is none."""
+    out = ""
+    for modality in ("imaging", "genomics"):
+        warnings = (summary.get(modality) or {}).get("warnings") or []
+        if warnings:
+            items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
+            out += (f'<div class="vx-warn"><h3>{modality.capitalize()}: {len(warnings)} '
+                    f"warning{'s' if len(warnings) > 1 else ''} (the numbers above may rest on "
+                    f"too little data)</h3><ul>{items}</ul></div>")
+    return out
 
 
 def render_results(summary: dict, tables: Sequence[tuple[str, list[dict], list[str]]] = (),
@@ -339,7 +357,7 @@ def render_results(summary: dict, tables: Sequence[tuple[str, list[dict], list[s
     parts = [f"<style>{CSS}</style>",
              f"<h1>Results: cohort {html.escape(str(summary.get('cohort', '')))}</h1>",
              f'<p class="vx-note">Headline numbers from <code>summary.json</code>. {intro}</p>',
-             f'<div class="vx-cards">{cards}</div>']
+             f'<div class="vx-cards">{cards}</div>', warnings_html(summary)]
     for title, rows, columns in tables:
         parts += [f"<h2>{html.escape(title)}</h2>", table_html(rows, columns, max_rows)]
     if figures:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from voxseq.io.atomic import read_tsv, write_json
 
+MAX_HEADLINE_WARNINGS = 3  # warnings printed in full when a run ends
+
 
 def stage_times(bench_dir: str | Path) -> dict[str, float]:
     """Summed wall seconds per stage from Snakemake ``benchmark:`` files.
@@ -27,7 +29,11 @@ def stage_times(bench_dir: str | Path) -> dict[str, float]:
 
 
 def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_dir: str) -> dict:
-    """Write ``summary.json``: ``imaging.*`` and ``genomics.*`` metrics plus ``stage_seconds``."""
+    """Write ``summary.json``: ``imaging.*`` and ``genomics.*`` metrics plus ``stage_seconds``.
+
+    ``genomics.warnings`` lists the genomics cohort's warnings (small val / test splits,
+    near-empty libraries, Pearsons that cannot be computed; empty when none).
+    """
     summary: dict = {"cohort": cohort}
     for modality in ("imaging", "genomics"):
         if modality in inputs:
@@ -36,6 +42,8 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
             summary.setdefault(modality, {}).update(
                 json.loads(Path(inputs[f"{modality}_qc"]).read_text())
             )
+    if "genomics" in inputs:  # absent from a cohort.json written before warnings existed
+        summary["genomics"].setdefault("warnings", [])
     summary["stage_seconds"] = stage_times(bench_dir)
     summary["total_stage_seconds"] = round(sum(summary["stage_seconds"].values()), 2)
     write_json(out, summary)
@@ -44,6 +52,20 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
 
 def _num(value: float | None, fmt: str = ".3f") -> str:
     return "n/a" if value is None else format(value, fmt)
+
+
+def warning_lines(modality: str, warnings: list[str]) -> list[str]:
+    """Headline lines for a modality's warnings: the count, then the first few in full."""
+    if not warnings:
+        return []
+    n = len(warnings)
+    lines = [
+        f"  {modality}: {n} warning{'s' if n > 1 else ''} (all in summary.json and the report):"
+    ]
+    lines += [f"    - {w}" for w in warnings[:MAX_HEADLINE_WARNINGS]]
+    if n > MAX_HEADLINE_WARNINGS:
+        lines.append(f"    ... and {n - MAX_HEADLINE_WARNINGS} more")
+    return lines
 
 
 def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> list[str]:
@@ -84,6 +106,8 @@ def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> 
             f"on {', '.join(gen.get('test_contigs') or [])}, variant-effect AUROC "
             f"{_num(gen.get('vep_auroc'))}"
         )
+    for name, block in (("imaging", img), ("genomics", gen)):
+        lines += warning_lines(name, (block or {}).get("warnings") or [])
     if models:
         lines.append("  models: " + ", ".join(f"{k} {v}" for k, v in models.items()))
     lines.append(

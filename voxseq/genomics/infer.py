@@ -250,7 +250,11 @@ def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Pat
                     int(wmeta["bin_size"]), region["start"])
     else:
         plot_message(track_png, "no test windows")
-    plot_pearson(pearson_png, raw, logp)
+    if np.isfinite(raw).any() or np.isfinite(logp).any():
+        plot_pearson(pearson_png, raw, logp)
+    else:
+        plot_message(pearson_png, "no test Pearson R: see the warnings" if rows
+                     else "no test windows")
     summary = {
         "n_subjects": len(subjects) if subjects is not None else len(wmeta["tracks"]),
         "n_tracks": len(rows), "bundle": str(bundle),
