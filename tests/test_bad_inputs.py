@@ -313,7 +313,8 @@ def _not_nifti(tmp):
 def _dims(shape):
     def build(tmp):
         img = write_nifti(tmp / "img.nii.gz", np.ones(shape, np.float32), np.diag([2., 2., 3., 1.]))
-        return img, None, img, f"expected a 3D volume (or 4D with one volume), got shape {shape}"
+        return img, None, img, ("expected a 3D volume (trailing dimensions of length 1 are "
+                                f"dropped), got shape {shape}")
     return build
 
 

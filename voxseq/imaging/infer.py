@@ -16,7 +16,7 @@ from voxseq.imaging.resample import resample
 from voxseq.imaging.sliding import sliding_window_logits
 from voxseq.imaging.store import open_store
 from voxseq.io.atomic import atomic_path, write_json
-from voxseq.io.nifti import save_nifti, to_original
+from voxseq.io.nifti import original_codes, save_nifti, to_original
 from voxseq.metrics import dice_per_label
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def segment_subject(
             f"subject {subject}: segmentation shape {seg.shape} differs from the "
             f"input's {geo['original_shape']}"
         )
-    save_nifti(out_seg, seg, affine)
+    save_nifti(out_seg, seg, affine, **original_codes(geo))  # the input's qform/sform codes
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
     labels = pre["labels"]
     counts = np.bincount(seg.ravel(), minlength=len(labels))

@@ -10,7 +10,7 @@ import numpy as np
 from voxseq import VoxseqError
 from voxseq.io.atomic import atomic_path, write_json
 from voxseq.io.digest import source_record
-from voxseq.io.nifti import Volume, load_nifti
+from voxseq.io.nifti import Volume, load_nifti, pair_companion
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,25 @@ def check_label(image: Volume, label: Volume, subject: str, path: str, n_labels:
     return data.astype(np.uint8)
 
 
+def _warn(record: list[str], messages: list[str]) -> None:
+    """Log each message as a warning (the rule's log) and keep it for the subject's JSON."""
+    for message in messages:
+        log.warning("%s", message)
+        record.append(message)
+
+
+def _sources(image_path: str, label_path: str | None) -> dict:
+    """What ingest read (:func:`source_record` per file): ``image``, ``label`` and, for a
+    header/data pair, the other file as ``image_pair`` / ``label_pair``."""
+    sources = {}
+    for key, path in (("image", image_path), ("label", label_path)):
+        sources[key] = source_record(path) if path else None
+        other = pair_companion(path) if path else None
+        if other is not None:
+            sources[f"{key}_pair"] = source_record(other)
+    return sources
+
+
 def ingest_subject(
     subject: str,
     image_path: str,
@@ -53,6 +72,13 @@ def ingest_subject(
     out_sample: str | Path,
 ) -> dict:
     """Load and check one subject; write its metadata JSON and a foreground intensity sample.
+
+    The JSON records the image's header codes (``qform_code``, ``sform_code``: outputs on its
+    grid are written with the same ones), where its affine came from (``affine_source``:
+    sform, qform or pixdim), and ``warnings``: header problems of the image or label that did
+    not stop the load (qform and sform set and different; neither set), each also logged. For
+    a ``.hdr``/``.img`` pair, ``sources`` and ``sha256`` also cover the other file of the pair
+    (``image_pair``, ``label_pair``).
 
     The sample (``.npy``, float32, at most ``FOREGROUND_SAMPLE`` voxels drawn with a seeded
     generator from the label's foreground, or from nonzero voxels without a label) feeds the
@@ -67,12 +93,11 @@ def ingest_subject(
         Nothing is written then.
     """
     image = load_nifti(image_path, subject, "image", max_voxels)
+    warnings: list[str] = []
+    _warn(warnings, image.warnings)
     # what was read, once it loaded (stat + content): a touch with the same bytes reruns
     # nothing, an edit reruns this subject (see voxseq.io.digest.same_content)
-    sources = {
-        "image": source_record(image_path),
-        "label": source_record(label_path) if label_path else None,
-    }
+    sources = _sources(image_path, label_path)
     lo, hi = float(image.data.min()), float(image.data.max())
     if lo == hi:
         raise VoxseqError(
@@ -89,6 +114,10 @@ def ingest_subject(
         "orientation": "".join(image.original_axcodes),
         "affine": image.original_affine.tolist(),
         "canonical_affine": image.affine.tolist(),
+        "qform_code": image.qform_code,
+        "sform_code": image.sform_code,
+        "affine_source": image.affine_source,
+        "warnings": warnings,  # the same list: label warnings join it below
         # content of the inputs: training's digest includes it, so an edited file retrains
         "sha256": {k: v and v["sha256"] for k, v in sources.items()},
         "sources": sources,
@@ -97,15 +126,18 @@ def ingest_subject(
     if label_path:
         label = load_nifti(label_path, subject, "label", max_voxels)
         lab = check_label(image, label, subject, label_path, n_labels)
+        _warn(warnings, label.warnings)
         mask = lab > 0
         counts = np.bincount(lab.ravel(), minlength=n_labels)
         meta["label_voxels"] = counts.tolist()
         if not mask.any():
-            log.warning(
-                "subject %s: label %s has no foreground voxel (all background): no foreground "
-                "patch can come from it; training needs at least one subject with foreground",
-                subject,
-                label_path,
+            _warn(
+                warnings,
+                [
+                    f"subject {subject}: label {label_path} has no foreground voxel (all "
+                    "background): no foreground patch can come from it; training needs at "
+                    "least one subject with foreground"
+                ],
             )
     if mask is None or not mask.any():
         mask = image.data != 0

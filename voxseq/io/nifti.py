@@ -1,10 +1,23 @@
-"""NIfTI reading with canonical (RAS) reorientation, and writing back to a stored orientation."""
+"""NIfTI reading with canonical (RAS) reorientation, and writing back to a stored orientation.
+
+Headers as they come: single files (``.nii``, ``.nii.gz``) and NIfTI-1/2 pairs (``.hdr`` +
+``.img``, either named, optionally gzipped) load alike; trailing dimensions of length 1
+((X, Y, Z, 1), (X, Y, Z, 1, 1)) are dropped. Analyze 7.5 pairs are refused: their header holds
+no orientation, so left and right cannot be told apart.
+
+The voxel-to-world affine is nibabel's choice (``header.get_best_affine()``): the sform when its
+code is set, else the qform when its code is set, else a fallback from the voxel sizes (pixdim).
+:func:`load_nifti` notes, in :attr:`Volume.warnings`, a qform and sform that are both set and
+disagree, and a header with neither set; it keeps the file's codes so that :func:`save_nifti`
+can write an output that claims no more about its coordinates than its input did.
+"""
 
 from __future__ import annotations
 
 import gzip
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -21,6 +34,12 @@ from nibabel.orientations import (
 from voxseq import VoxseqError
 from voxseq.io.atomic import atomic_path
 
+# qform and sform closer than this (mm, element-wise) agree: a qform is a float32 quaternion, so
+# a tool writing the same affine to both leaves differences far below it
+AFFINE_TOLERANCE = 1e-3
+XFORM_NAMES = nib.nifti1.xform_codes.label  # 0 unknown, 1 scanner, 2 aligned, 3 talairach, 4 mni
+_PAIR_SUFFIXES = {".hdr": ".img", ".img": ".hdr"}
+
 
 @dataclass
 class Volume:
@@ -34,6 +53,10 @@ class Volume:
     original_affine : (4, 4) the file's affine
     original_shape : the file's 3D shape
     original_axcodes : e.g. ("L", "P", "S")
+    qform_code, sform_code : the file's NIfTI xform codes (0 unknown, 1 scanner, 2 aligned, ...)
+    affine_source : where ``original_affine`` came from: "sform", "qform" or "pixdim" (neither
+        code set: voxel sizes only, orientation unknown)
+    warnings : header problems worth telling the user (see :func:`load_nifti`); not logged here
     """
 
     data: np.ndarray
@@ -42,6 +65,57 @@ class Volume:
     original_affine: np.ndarray
     original_shape: tuple[int, int, int]
     original_axcodes: tuple[str, str, str]
+    qform_code: int = 1
+    sform_code: int = 1
+    affine_source: str = "sform"
+    warnings: list[str] = field(default_factory=list)
+
+
+def pair_companion(path: str | Path) -> Path | None:
+    """The other file of a header/data pair (``x.hdr`` <-> ``x.img``, ``x.hdr.gz`` <->
+    ``x.img.gz``), or None for a single-file format such as ``.nii.gz``."""
+    path = Path(path)
+    gz = path.suffix == ".gz"
+    stem = path.with_suffix("") if gz else path
+    other = _PAIR_SUFFIXES.get(stem.suffix.lower())
+    if other is None:
+        return None
+    if stem.suffix.isupper():
+        other = other.upper()
+    return stem.with_suffix(other + (path.suffix if gz else ""))
+
+
+def _header_geometry(img: nib.Nifti1Pair, where: str) -> tuple[int, int, str, list[str]]:
+    """The file's (qform code, sform code, affine source, warnings), following nibabel's choice
+    of affine (:meth:`nibabel.nifti1.Nifti1Header.get_best_affine`)."""
+    hdr = img.header
+    qform, qcode = hdr.get_qform(coded=True)
+    sform, scode = hdr.get_sform(coded=True)
+    qcode, scode = int(qcode), int(scode)
+    warnings = []
+    if qcode and scode:
+        diff = float(np.abs(qform - sform).max())
+        if diff > AFFINE_TOLERANCE:
+            warnings.append(
+                f"{where}: qform ({_code_name(qcode)}, axes {''.join(aff2axcodes(qform))}) and "
+                f"sform ({_code_name(scode)}, axes {''.join(aff2axcodes(sform))}) disagree by up "
+                f"to {diff:.3g} mm; using the sform (as nibabel does); outputs are written with "
+                "it as both qform and sform"
+            )
+    elif not qcode and not scode:
+        zooms = ", ".join(f"{z:g}" for z in hdr.get_zooms()[:3])
+        warnings.append(
+            f"{where}: neither qform nor sform is set (both codes 0): the orientation is "
+            f"unknown; voxels are placed by the pixdim fallback ({zooms} mm, axes read as "
+            f"{''.join(aff2axcodes(img.affine))}); outputs on its grid keep codes 0 (unknown), "
+            "not scanner coordinates"
+        )
+    source = "sform" if scode else "qform" if qcode else "pixdim"
+    return qcode, scode, source, warnings
+
+
+def _code_name(code: int) -> str:
+    return f"code {code} {XFORM_NAMES.get(code, 'invalid')}"
 
 
 def load_nifti(
@@ -51,26 +125,51 @@ def load_nifti(
     max_voxels: int | None = None,
     dtype: type = np.float32,
 ) -> Volume:
-    """Load a NIfTI file, check it and reorient it to canonical RAS.
+    """Load a NIfTI file (or ``.hdr``/``.img`` pair), check it and reorient it to canonical RAS.
 
-    A 4D file with a single volume is accepted as 3D. Raises :class:`VoxseqError` naming the
-    subject, the file and the problem for: unreadable/truncated files, other dimensionalities,
-    a singular affine, non-finite voxels and volumes over ``max_voxels``.
+    Trailing dimensions of length 1 are dropped ((X, Y, Z, 1, 1) is read as 3D). Raises
+    :class:`VoxseqError` naming the subject, the file and the problem for: unreadable/truncated
+    files, a pair missing its other file, Analyze (non-NIfTI) pairs, other dimensionalities
+    (several volumes or channels in one file), a singular affine, non-finite voxels and volumes
+    over ``max_voxels``.
+
+    Header problems that do not stop the load (qform and sform set and different; neither set)
+    are returned in :attr:`Volume.warnings`, each naming the subject and file; the caller logs
+    them (ingest does, and records them), so later stages reading the same file stay quiet.
     """
     path = Path(path)
     where = f"subject {subject}: {what} {path}"
+    companion = pair_companion(path)
+    if companion is not None and path.exists() and not companion.exists():
+        raise VoxseqError(
+            f"{where}: the other file of its header/data pair, {companion}, is missing"
+        )
     try:
         img = nib.load(str(path))
     except Exception as exc:  # nibabel raises several types for a non-NIfTI file
         raise VoxseqError(f"{where}: not a readable NIfTI file ({exc})") from exc
-    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+    if not isinstance(img, nib.Nifti1Pair):  # NIfTI-1/2, single file or pair
+        if isinstance(img, nib.AnalyzeImage):
+            raise VoxseqError(
+                f"{where}: an Analyze 7.5 pair, not NIfTI (read as {type(img).__name__}): its "
+                "header has no orientation, so left and right are ambiguous; convert it to "
+                "NIfTI with its orientation checked"
+            )
         raise VoxseqError(f"{where}: not a NIfTI file (read as {type(img).__name__})")
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
+    full_shape = tuple(int(s) for s in img.shape)
+    shape = full_shape
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
     if len(shape) != 3:
+        extra = (
+            f": {int(np.prod(shape[3:]))} volumes or channels in one file are not supported; "
+            "give one 3D volume per file"
+            if len(shape) > 3
+            else ""
+        )
         raise VoxseqError(
-            f"{where}: expected a 3D volume (or 4D with one volume), got shape {shape}"
+            f"{where}: expected a 3D volume (trailing dimensions of length 1 are dropped), "
+            f"got shape {full_shape}{extra}"
         )
     n_vox = int(np.prod(shape))
     if max_voxels is not None and n_vox > max_voxels:
@@ -88,6 +187,7 @@ def load_nifti(
     if not np.all(np.isfinite(data)):
         bad = int((~np.isfinite(data)).sum())
         raise VoxseqError(f"{where}: {bad} voxels are NaN or infinite")
+    qform_code, sform_code, source, warnings = _header_geometry(img, where)
     ornt = io_orientation(affine)
     canon = apply_orientation(data, ornt)
     canon_affine = affine @ inv_ornt_aff(ornt, shape)
@@ -99,6 +199,10 @@ def load_nifti(
         original_affine=affine,
         original_shape=shape,  # type: ignore[arg-type]
         original_axcodes=tuple(aff2axcodes(affine)),  # type: ignore[arg-type]
+        qform_code=qform_code,
+        sform_code=sform_code,
+        affine_source=source,
+        warnings=warnings,
     )
 
 
@@ -108,11 +212,41 @@ def to_original(data: np.ndarray, original_axcodes: tuple[str, ...]) -> np.ndarr
     return np.ascontiguousarray(apply_orientation(data, ornt))
 
 
-def save_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray) -> None:
-    """Write ``data`` with ``affine`` (qform and sform, mm units) atomically."""
-    img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
+def original_codes(meta: Mapping) -> dict[str, int]:
+    """``qform_code`` and ``sform_code`` recorded with a subject's original geometry
+    (``original_qform_code``, ``original_sform_code``), as keyword arguments of
+    :func:`save_nifti`; 1 (scanner) for records written before the codes were kept."""
+    return {
+        "qform_code": int(meta.get("original_qform_code", 1)),
+        "sform_code": int(meta.get("original_sform_code", 1)),
+    }
+
+
+def save_nifti(
+    path: str | Path,
+    data: np.ndarray,
+    affine: np.ndarray,
+    qform_code: int = 1,
+    sform_code: int = 1,
+) -> None:
+    """Write ``data`` with ``affine`` as qform and sform (mm units), atomically.
+
+    Parameters
+    ----------
+    path
+        Output ``.nii.gz`` (or ``.nii``).
+    data : (X, Y, Z) array in the storage order ``affine`` describes
+    affine : (4, 4) voxel -> world
+    qform_code, sform_code
+        NIfTI xform codes (0 unknown, 1 scanner, 2 aligned, ...). Pass the input's
+        (:func:`original_codes`) so an output claims no more than its input did: with both 0
+        (an input with neither set, whose ``affine`` was nibabel's pixdim fallback) a reader
+        falls back to the same voxel sizes, and nothing claims scanner coordinates.
+    """
+    affine = np.asarray(affine, dtype=np.float64)
+    img = nib.Nifti1Image(data, affine)
     img.header.set_xyzt_units("mm")
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=int(qform_code))
+    img.set_sform(affine, code=int(sform_code))
     with atomic_path(path) as tmp:
         nib.save(img, tmp)
