@@ -57,7 +57,7 @@ def plot_pearson(path: str | Path, raw: np.ndarray, log1p: np.ndarray) -> None:
         ax.scatter(i + rng.uniform(-0.12, 0.12, len(d)), d, s=12, color="C0", zorder=3)
     ax.set_xticks([1, 2], ["raw", "log1p"])
     ax.set_ylabel("Pearson R per track (test windows)")
-    ax.set_ylim(min(0.0, *(float(d.min()) for d in data if len(d))), 1.0)
+    ax.set_ylim(min([0.0, *(float(d.min()) for d in data if len(d))]), 1.0)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -90,6 +90,8 @@ def normalise_subject(
         "original_shape": list(image.original_shape),
         "original_axcodes": list(image.original_axcodes),
         "original_affine": image.original_affine.tolist(),
+        "original_qform_code": image.qform_code,
+        "original_sform_code": image.sform_code,
         "normalisation": stats["scheme"],
         "n_labels": n_labels,
         "sha256": meta.get("sha256"),  # of the source image and label, recorded at ingest

@@ -30,7 +30,7 @@ from voxseq import VoxseqError
 from voxseq.bundle import load_bundle, load_bundle_arrays, write_bundle
 from voxseq.imaging.resample import resample
 from voxseq.imaging.store import open_store
-from voxseq.io.nifti import save_nifti, to_original
+from voxseq.io.nifti import original_codes, save_nifti, to_original
 from voxseq.models import build_model
 from voxseq.qc.autoencoder import (
     apply_out_of_fold,
@@ -217,5 +217,10 @@ def score_imaging_qc(
         geo = open_store(stores[s]).meta
         err = resample(sq[i], tuple(geo["canonical_shape"]), "linear")
         err = to_original(err.astype(np.float32), tuple(geo["original_axcodes"]))
-        save_nifti(error_dir / f"{s}_qc_error.nii.gz", err, np.array(geo["original_affine"]))
+        save_nifti(
+            error_dir / f"{s}_qc_error.nii.gz",
+            err,
+            np.array(geo["original_affine"]),
+            **original_codes(geo),
+        )
     return rows, codes, {"input": x[:, 0], "reconstruction": recon[:, 0], "error": sq}

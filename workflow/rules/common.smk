@@ -522,6 +522,25 @@ def get_label(wildcards):
     return _source("imaging", wildcards.subject, "label")
 
 
+def _pair(subject, key):
+    """The other file of a subject's NIfTI header/data pair (x.hdr <-> x.img), or []."""
+    from voxseq.io.nifti import pair_companion
+
+    path = SUBJECTS[subject][key]
+    other = pair_companion(path) if path else None
+    if other is None:
+        return []
+    return stable(str(other), f"{RES}/imaging/ingest/{subject}.json", f"{key}_pair")
+
+
+def get_image_pair(wildcards):
+    return _pair(wildcards.subject, "image")
+
+
+def get_label_pair(wildcards):
+    return _pair(wildcards.subject, "label")
+
+
 def get_bam(wildcards):
     return _source("genomics", wildcards.subject, "bam")
 

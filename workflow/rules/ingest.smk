@@ -51,6 +51,8 @@ rule imaging_ingest:
     input:
         image=get_image,
         label=get_label,
+        image_pair=get_image_pair,
+        label_pair=get_label_pair,
     output:
         meta=f"{RES}/imaging/ingest/{{subject}}.json",
         sample=f"{RES}/imaging/ingest/{{subject}}.fg.npy",
