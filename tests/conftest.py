@@ -66,6 +66,33 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = T
     return res
 
 
+def write_fasta(path: Path, genome: dict[str, bytes]) -> Path:
+    """A FASTA of ``genome`` (contig -> bases), 60 bases per line."""
+    with open(path, "w") as fh:
+        for name, seq in genome.items():
+            fh.write(f">{name}\n")
+            fh.writelines(seq[i:i + 60].decode() + "\n" for i in range(0, len(seq), 60))
+    return path
+
+
+def write_coverage_store(path: Path, tracks: dict[str, np.ndarray], bin_size: int,
+                         library_size: int = 100_000) -> Path:
+    """A coverage store as voxseq.genomics.coverage writes it (attributes and ``track``)."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        lengths = {c: len(t) * bin_size for c, t in tracks.items()}
+        for k, v in {"bin_size": bin_size, "normalisation": "cpm", "contigs": json.dumps(lengths),
+                     "library_size": library_size, "min_mapq": 10, "exclude_flags": 1796,
+                     "count_deletions": False}.items():
+            h5.attrs[k] = v
+        for c, t in tracks.items():
+            h5.create_group(c).create_dataset("track", data=t.astype(np.float32))
+    return path
+
+
 # the shared tiny run's config files (imaging only, with the QC stage)
 TINY_RUN = [str(REPO / "tests/config/tiny.yaml"), str(REPO / "tests/config/tiny_with_qc.yaml")]
 

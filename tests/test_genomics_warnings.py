@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import write_coverage_store, write_fasta
 
 from voxseq.genomics import infer
 from voxseq.genomics.metrics import pearson_per_track
@@ -22,27 +23,6 @@ from voxseq.summary import MAX_HEADLINE_WARNINGS, headline, write_summary
 
 BIN, WINDOW, STRIDE, CLIP = 32, 512, 256, 5.0
 LENGTHS = {"chr1": 64 * BIN * 8, "chr2": 64 * BIN * 4, "chr3": 64 * BIN}  # chr3: 7 windows
-
-
-def write_fasta(path: Path, genome: dict[str, bytes]) -> Path:
-    with open(path, "w") as fh:
-        for name, seq in genome.items():
-            fh.write(f">{name}\n")
-            fh.writelines(seq[i:i + 60].decode() + "\n" for i in range(0, len(seq), 60))
-    return path
-
-
-def write_store(path: Path, tracks: dict[str, np.ndarray], library_size: int) -> Path:
-    """A coverage store as voxseq.genomics.coverage writes it (attributes and ``track``)."""
-    with h5py.File(path, "w") as h5:
-        lengths = {c: len(t) * BIN for c, t in tracks.items()}
-        for k, v in {"bin_size": BIN, "normalisation": "cpm", "contigs": json.dumps(lengths),
-                     "library_size": library_size, "min_mapq": 10, "exclude_flags": 1796,
-                     "count_deletions": False}.items():
-            h5.attrs[k] = v
-        for c, t in tracks.items():
-            h5.create_group(c).create_dataset("track", data=t.astype(np.float32))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +39,7 @@ def cohort(tmp_path_factory):
         tracks = {c: rng.gamma(1.0 + k, 2.0, n // BIN) for c, n in LENGTHS.items()}
         if s == "s2":
             tracks["chr3"][:] = 0.0
-        cov[s] = write_store(root / f"{s}.h5", tracks, [90_000, 120_000, 400][k])
+        cov[s] = write_coverage_store(root / f"{s}.h5", tracks, BIN, [90_000, 120_000, 400][k])
     windows = root / "windows.h5"
     tile_genome(fasta, cov, windows, root / "windows.tsv", WINDOW, STRIDE, 0.1, ["chr2"],
                 ["chr3"], CLIP)

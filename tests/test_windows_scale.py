@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import write_coverage_store, write_fasta
 from torch import nn
 
 from voxseq.genomics import sequence, windows
@@ -20,27 +21,6 @@ from voxseq.genomics.train import GenomicsTask, train_genomics
 from voxseq.genomics.windows import read_meta, soft_clip, tile_genome, tile_warnings
 
 BIN, WINDOW, STRIDE, CLIP = 32, 512, 256, 5.0
-
-
-def write_fasta(path: Path, genome: dict[str, bytes]) -> Path:
-    with open(path, "w") as fh:
-        for name, seq in genome.items():
-            fh.write(f">{name}\n")
-            fh.writelines(seq[i:i + 60].decode() + "\n" for i in range(0, len(seq), 60))
-    return path
-
-
-def write_store(path: Path, tracks: dict[str, np.ndarray], library_size: int = 100_000) -> Path:
-    """A coverage store as voxseq.genomics.coverage writes it (attributes and ``track``)."""
-    with h5py.File(path, "w") as h5:
-        lengths = {c: len(t) * BIN for c, t in tracks.items()}
-        for k, v in {"bin_size": BIN, "normalisation": "cpm", "contigs": json.dumps(lengths),
-                     "library_size": library_size, "min_mapq": 10, "exclude_flags": 1796,
-                     "count_deletions": False}.items():
-            h5.attrs[k] = v
-        for c, t in tracks.items():
-            h5.create_group(c).create_dataset("track", data=t.astype(np.float32))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +43,7 @@ def genome(tmp_path_factory):
         tracks = {c: rng.gamma(1.0 + k, 2.0, n // BIN) for c, n in lengths.items()}
         if s == "s2":
             tracks["chr4"][:] = 0.0
-        cov[s] = write_store(root / f"{s}.h5", tracks, library_size=[90_000, 120_000, 400][k])
+        cov[s] = write_coverage_store(root / f"{s}.h5", tracks, BIN, [90_000, 120_000, 400][k])
     return {"root": root, "fasta": fasta, "genome": genome, "lengths": lengths, "cov": cov}
 
 
