@@ -642,14 +642,9 @@ def _vcf_ref_differs(tmp, contigs, fasta):
 GENOMICS_CASES = {
     "cram-without-index": _bam_no_index_cram,
     "bam-rewritten-after-indexing": _bam_stale_index,
-    "bam-unsorted-records": _bam_unsorted_records,
     "bam-queryname-sorted": _bam_queryname_sorted,
     "bam-header-contigs-differ-from-fasta": _bam_other_contig_names,
     "bam-truncated-bgzf": _bam_truncated,
-    "bam-corrupt-bgzf-block": _bam_corrupt_block,
-    "bam-header-only": _bam_header_only,
-    "bam-all-reads-duplicates": _bam_no_read_passes(1024, "duplicate"),
-    "bam-all-reads-unmapped": _bam_no_read_passes(4, "unmapped"),
     "vcf-plain-text-unindexed": _vcf_plain_text,
     "vcf-bgzipped-without-index": _vcf_without_index,
     "vcf-rewritten-after-indexing": _vcf_stale_index,
@@ -671,11 +666,16 @@ def test_genomics_ingest_refuses_bad_file(name, genome):
     assert_absent(out)
 
 
+# A BAM's records are read once, by the coverage pass: errors in them are found there.
 COVERAGE_CASES = {
     "coverage-bam-rewritten-after-indexing": _bam_stale_index,
     "coverage-cram-without-index": _bam_no_index_cram,
     "coverage-bam-truncated-bgzf": _bam_truncated,
     "coverage-bam-corrupt-bgzf-block": _bam_corrupt_block,
+    "coverage-bam-unsorted-records": _bam_unsorted_records,
+    "coverage-bam-header-only": _bam_header_only,
+    "coverage-bam-all-reads-duplicates": _bam_no_read_passes(1024, "duplicate"),
+    "coverage-bam-all-reads-unmapped": _bam_no_read_passes(4, "unmapped"),
 }
 
 
@@ -702,12 +702,12 @@ def test_older_index_that_still_matches_is_used_with_a_warning(genome, caplog):
         _age(index)
     with caplog.at_level(logging.WARNING, logger="voxseq.genomics.ingest"):
         report = genomics_ingest("s01", bam, fasta, tmp / "s01.json", vcf=vcf)
-    assert report["read_counts"]["total"] == 4 and (tmp / "s01.json").is_file()
+    assert report["read_counts_by"] == "coverage" and (tmp / "s01.json").is_file()
     for path in (bam, vcf):
         assert_names(caplog.text, "subject s01: ", f"{path}: its index {path}.",
                      "is older than the file but finds its records")
     cov = compute_coverage("s01", bam, fasta, tmp / "s01.h5", bin_size=32)
-    assert cov["library_size"] == 3  # the duplicate is filtered
+    assert cov["library_size"] == 3 and cov["read_counts"]["total"] == 4  # a duplicate
 
 
 def test_fasta_without_fai_is_indexed_not_refused(genome):

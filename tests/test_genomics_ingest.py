@@ -10,6 +10,7 @@ import pysam
 import pytest
 
 from voxseq import VoxseqError
+from voxseq.genomics.coverage import compute_coverage, read_coverage
 from voxseq.genomics.ingest import ingest_subject
 from voxseq.genomics.reference import read_contigs
 
@@ -78,13 +79,18 @@ def test_fai_built_atomically_when_missing(world):
     assert not [p for p in tmp.iterdir() if p.name.startswith(".tmp-")]
 
 
-def test_good_bam_counts_reads_by_filter(world):
+def test_good_bam_counts_reads_by_filter_in_the_coverage_pass(world):
+    """Ingest reads a BAM's header, index and contigs only; the coverage pass counts."""
     tmp, contigs, fasta = world
     bam = write_alignments(tmp / "s1.bam", contigs)
     report = ingest_subject("s1", bam, fasta, tmp / "s1.json", min_mapq=10)
-    assert report["read_counts"] == {"unmapped": 0, "secondary": 0, "qc_fail": 0,
-                                     "duplicate": 1, "low_mapq": 1, "passed": 2, "total": 4}
+    assert report["read_counts"] is None and report["read_counts_by"] == "coverage"
     assert (tmp / "s1.json").is_file()
+    expected = {"unmapped": 0, "secondary": 0, "qc_fail": 0, "duplicate": 1, "low_mapq": 1,
+                "passed": 2, "total": 4}
+    cov = compute_coverage("s1", bam, fasta, tmp / "s1.h5", 100, min_mapq=10)
+    assert cov["read_counts"] == expected
+    assert read_coverage(tmp / "s1.h5")[0]["read_counts"] == expected
 
 
 def test_missing_index(world):

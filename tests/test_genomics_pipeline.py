@@ -71,11 +71,12 @@ def test_demo_files_are_indexed_sorted_and_flagged(demo, tmp_path):
                if not r.is_unmapped or r.reference_id >= 0]
     assert pos == sorted(pos)
     report = ingest_subject("g001", bam, demo["fasta"], tmp_path / "g001.json", min_mapq=10)
-    counts = report["read_counts"]
+    assert report["read_counts_by"] == "coverage"
+    cov = compute_coverage("g001", bam, demo["fasta"], tmp_path / "g001.h5", 1000, min_mapq=10)
+    counts = cov["read_counts"]
     for category in ("unmapped", "secondary", "qc_fail", "duplicate", "low_mapq"):
         assert counts[category] > 0, category
-    attrs, _ = read_coverage(demo["cov"]["g001"])
-    assert counts["passed"] == attrs["library_size"]
+    assert counts["passed"] == cov["library_size"] > 0
     truth = read_tsv(demo["root"] / "genomics" / "variant_truth.tsv")
     assert {r["class"] for r in truth} == {"motif_breaking", "neutral", "indel"}
 

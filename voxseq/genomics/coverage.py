@@ -239,9 +239,17 @@ def compute_coverage(subject: str, bam_path: str | Path, reference: str | Path,
     -------
     dict
         ``library_size``, ``scale``, per-contig totals and ``read_counts`` (the records of
-        the file by filter category, as :func:`voxseq.genomics.ingest.count_reads`).
+        a BAM by filter category, as :func:`voxseq.genomics.ingest.count_reads`; empty for a
+        CRAM, which ingest counts), also stored as attributes.
+
+    Raises
+    ------
+    VoxseqError
+        Naming the subject and file: records out of coordinate order, a truncated or corrupt
+        block, no read at all or none passing the filters (a BAM's records are read only
+        here), contigs that differ from the reference's.
     """
-    from voxseq.genomics.ingest import bam_contigs, open_alignments
+    from voxseq.genomics.ingest import bam_contigs, check_counts, log_counts, open_alignments
     from voxseq.genomics.reference import read_contigs
 
     if bin_size < 1:
@@ -257,6 +265,8 @@ def compute_coverage(subject: str, bam_path: str | Path, reference: str | Path,
             raw, library, counts = _compiled_pass(subject, bam, bam_path, contigs, bin_size,
                                                   min_mapq, exclude_flags, count_deletions,
                                                   threads)
+            check_counts(subject, bam_path, counts, min_mapq, exclude_flags)
+            log_counts(subject, "BAM", counts)
     scale = scale_factor(normalisation, library, bin_size)
     tracks = {c: (r * scale).astype(np.float32) for c, r in raw.items()}
     mask = {c: np.zeros(len(r), dtype=bool) for c, r in raw.items()}
@@ -271,7 +281,7 @@ def compute_coverage(subject: str, bam_path: str | Path, reference: str | Path,
              "bin_size": bin_size, "min_mapq": min_mapq, "exclude_flags": exclude_flags,
              "normalisation": normalisation, "count_deletions": count_deletions,
              "blacklist": str(blacklist or ""), "library_size": library, "scale": scale,
-             "contigs": json.dumps(contigs)}
+             "contigs": json.dumps(contigs), "read_counts": json.dumps(counts)}
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
         for key, value in attrs.items():
             h5.attrs[key] = value
@@ -296,6 +306,7 @@ def read_coverage(path: str | Path, contig: str | None = None, key: str = "track
     with h5py.File(path, "r") as h5:
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()}
         attrs["contigs"] = json.loads(attrs["contigs"])
+        attrs["read_counts"] = json.loads(attrs.get("read_counts", "{}"))
         names = [contig] if contig else list(attrs["contigs"])
         missing = [c for c in names if c not in h5]
         if missing:

@@ -457,8 +457,10 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
     reference
         The cohort FASTA (its ``.fai`` is built atomically when missing).
     out_json
-        Report: file paths, format, contigs checked, CRAM checksums checked, read counts by
-        filter category (see :func:`count_reads`) and the VCF's checks.
+        Report: file paths, format, contigs checked, CRAM checksums checked, the VCF's checks,
+        and for a CRAM the read counts by filter category (see :func:`count_reads`). A BAM's
+        records are not read here: the coverage rule's single compiled pass counts them and
+        checks their order (``read_counts`` None, ``read_counts_by`` "coverage").
     vcf
         Optional bgzipped, indexed VCF.
     min_mapq, exclude_flags
@@ -478,7 +480,10 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
         header = aln.header.to_dict()
         found = bam_contigs(subject, aln, bam, reference, ref_contigs)
         n_m5 = check_cram_reference(subject, bam, header, reference) if fmt == "CRAM" else None
-        counts = count_reads(aln, min_mapq, exclude_flags, subject, threads)
+        # a BAM's records are read once, by the coverage rule's compiled pass (it counts them
+        # and checks their order); a CRAM's coverage goes region by region, so counted here
+        counts = count_reads(aln, min_mapq, exclude_flags, subject, threads) if fmt == "CRAM" \
+            else None
     # what was read, once the files are known to be there and valid (see
     # voxseq.io.digest.same_content: a touch reruns nothing, an edit reruns this subject)
     sources = {"bam": source_record(bam), "vcf": source_record(vcf) if vcf else None}
@@ -487,10 +492,20 @@ def ingest_subject(subject: str, bam: str | Path, reference: str | Path, out_jso
               "contigs_missing": [c for c in ref_contigs if c not in found],
               "cram_m5_checked": n_m5,
               "min_mapq": min_mapq, "exclude_flags": exclude_flags, "read_counts": counts,
+              "read_counts_by": "ingest" if counts is not None else "coverage",
               "vcf": check_vcf(subject, vcf, ref_contigs, reference) if vcf else None,
               "sources": sources}
     write_json(out_json, report)
+    if counts is None:
+        log.info("subject %s: %s header, index and contigs ok (records counted and checked "
+                 "by the coverage pass)", subject, fmt)
+    else:
+        log_counts(subject, fmt, counts)
+    return report
+
+
+def log_counts(subject: str, fmt: str, counts: dict[str, int]) -> None:
+    """Log a subject's records by filter category."""
     log.info("subject %s: %s ok, %d records, %d pass the filters (%s)", subject, fmt,
              counts["total"], counts["passed"],
              ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("total", "passed")))
-    return report
