@@ -111,7 +111,9 @@ if GENOMICS:
             "genomics_prepare"
         conda:
             "../../envs/genomics.yaml"
-        threads: 2
+        # a BAM: header, index and contigs only (its records are read by genomics_coverage);
+        # a CRAM's records are counted here (slower; see voxseq.genomics.ingest)
+        threads: 1
         resources:
             mem_mb=per_attempt(1000),
             runtime=per_attempt(60),
