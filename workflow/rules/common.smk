@@ -4,8 +4,15 @@ import inspect
 import sys
 from pathlib import Path
 
-from snakemake.common import overwrite_function_params
 from snakemake.exceptions import WorkflowError
+
+try:  # Snakemake's internals: without it, parameters are looked up per call (slower, same)
+    from snakemake.common import overwrite_function_params
+except ImportError:
+
+    def overwrite_function_params(func, params):
+        return None
+
 
 sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snakefile
 
