@@ -27,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,14 +96,25 @@ def build_bam(workdir: Path, n_reads: int, genome_mb: int, seed: int = 1) -> tup
 
 
 def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak resident MiB of a command."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss // 1024
+    """Wall seconds and peak resident MiB of a command.
+
+    The peak comes from GNU time (``/usr/bin/time -f %M``) when installed: a child's
+    ru_maxrss as seen by ``wait4`` starts from this process's resident size at the fork, so
+    it can report this script's own memory instead of the command's.
+    """
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time")
+                                        else None)
+    with tempfile.NamedTemporaryFile("r") as peak:
+        full = [gnu_time, "-f", "%M", "-o", peak.name, *cmd] if gnu_time else cmd
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(full, stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"failed: {' '.join(cmd)}")
+        text = peak.read().strip().splitlines()
+    kib = int(text[-1]) if gnu_time and text and text[-1].isdigit() else usage.ru_maxrss
+    return wall, kib // 1024
 
 
 def voxseq_cmd(bam: Path, fasta: Path, out: Path, args: argparse.Namespace) -> list[str]:
