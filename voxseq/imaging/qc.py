@@ -6,8 +6,8 @@ The autoencoder (:class:`voxseq.models.autoencoder.ConvAutoencoder3D`) learns th
 split's volumes. A subject's error is its squared reconstruction error at each voxel of the field
 of view divided by the training subjects' mean squared error at that voxel
 (:func:`voxseq.imaging.qc.voxel_error_scale`, stored in the bundle), averaged over the voxels; its
-score is that error as robust SDs above the training subjects' errors
-(:func:`voxseq.qc.scores.subject_scores`). The per-voxel scaling makes a defect count where it is
+score is the log of that error as robust SDs above the training subjects'
+(:func:`voxseq.qc.scores.error_scores`). The per-voxel scaling makes a defect count where it is
 unusual: the anatomy's edges are never reconstructed exactly, while the background normally is,
 so a faint ghost in the background (40 % of the object's intensity, half a field of view away)
 adds little to a plain mean squared error but stands out once scaled (measured on the tiny test
