@@ -8,14 +8,22 @@ from that profile, so coverage rises at motif sites with subject-specific streng
 
 Reads carry realistic flags that coverage filters must drop (duplicates, secondary, QC-fail,
 placed and unplaced unmapped reads, MAPQ under 10), CIGARs with deletions, insertions and soft
-clips, and random base qualities. The VCFs hold SNVs that break planted motifs (the alt allele
-destroys a motif match), neutral SNVs at least ``neutral_distance`` (100) bp from any site and a
-few indels; the truth is written to ``genomics/variant_truth.tsv``.
+clips, and random base qualities. The VCFs hold SNVs of graded true effect (see
+:func:`choose_variants`): SNVs that break sites of the strong, medium and weak motif, SNVs that
+create a site from a one-mismatch near-match, partial disruptions and gains (a flank base switched
+between A/T and G/C changes the flank term), neutral SNVs at least ``neutral_distance`` (100) bp
+from any site, and a few indels. The truth is written to ``genomics/variant_truth.tsv``
+(``TRUTH_COLUMNS``): ``class``, the site's ``motif`` and ``site_start`` (0-based), and
+``effect``, the change of the expected depth summed over the ``effect_span`` (256) bp centred on
+the variant that the alt allele makes under this model (:func:`variant_effect`; 0 for neutral
+SNVs, empty for indels). The variants do not change the simulated reads: the model learns from
+the reference, and carriers' reads are drawn from it too.
 
 Difficulty (default): 800 kb over chr1..chr5 (one N stretch each), ~3,500 motif sites (three
 10-mers of base strength 1, 0.6 and 0.35, a quarter in same-motif pairs), 50 bp reads at a
 background depth of 2 and up to ~+30 at a site, 16 subjects with library scales 0.6-1.4 and
-per-motif weights log-normal(0, 0.35); 80 motif-breaking and 80 neutral SNVs, 4 indels.
+per-motif weights log-normal(0, 0.35); 45 motif-breaking, 30 motif-creating, 30 flank (GC)
+and 60 neutral SNVs, 4 indels.
 
 Seeds: the reference, sites and variants come from ``default_rng([seed, 10, k])``; subject ``i``
 draws from ``default_rng([seed, 11 + k, i])``, so a subject's data do not depend on how many
@@ -63,7 +71,8 @@ log = logging.getLogger(__name__)
 
 _COMP = bytes.maketrans(b"ACGTN", b"TGCAN")
 ANOMALIES = ("duplication", "failed_library")
-TRUTH_COLUMNS = ("contig", "pos", "ref", "alt", "class", "motif", "site_start")
+TRUTH_COLUMNS = ("contig", "pos", "ref", "alt", "class", "motif", "site_start", "effect")
+EFFECT_CLASSES = ("motif_breaking", "motif_creating", "flank_gc")  # true effect != 0
 
 
 @dataclass(frozen=True)
@@ -91,10 +100,13 @@ class GenomicsDemoConfig:
     qcfail_rate: float = 0.01
     unmapped_rate: float = 0.02
     low_mapq_rate: float = 0.04
-    n_breaking: int = 80
-    n_neutral: int = 80
+    n_breaking: int = 45  # SNVs in a site's core, spread evenly over the motifs
+    n_creating: int = 30  # SNVs that complete a one-mismatch near-match, evenly over the motifs
+    n_flank: int = 30  # SNVs that change a site's flank GC (partial gain or loss)
+    n_neutral: int = 60
     n_indels: int = 4
     neutral_distance: int = 100  # bp from the nearest motif site to a neutral SNV
+    effect_span: int = 256  # bp centred on a variant whose depth change is its true effect
     carrier_prob: float = 0.35
     # quality-control outliers (see the module docstring)
     duplication_length: int = 120_000
@@ -105,7 +117,8 @@ class GenomicsDemoConfig:
 
 
 SMALL = GenomicsDemoConfig(contig_lengths=(16_000,) * 4, n_runs=(500, 1_000),
-                           site_spacing=400.0, n_breaking=8, n_neutral=8, n_indels=2,
+                           site_spacing=400.0, n_breaking=6, n_creating=3, n_flank=3,
+                           n_neutral=8, n_indels=2,
                            failed_wave_sigma=1_200.0)
 
 
@@ -155,45 +168,186 @@ def find_sites(seq: str, cfg: GenomicsDemoConfig) -> list[tuple[int, int]]:
     return sorted(hits)
 
 
+def flank_term(seq: str, start: int, length: int) -> float:
+    """Flank factor of a site: ``0.6 + 0.8 x`` the GC share of the 5 bp on each side."""
+    flank = seq[max(start - 5, 0):start] + seq[start + length:start + length + 5]
+    return 0.6 + 0.8 * sum(b in "GC" for b in flank) / max(len(flank), 1)
+
+
 def site_strengths(seq: str, sites: list[tuple[int, int]], cfg: GenomicsDemoConfig,
                    rng: np.random.Generator) -> np.ndarray:
     """Strength of each site: motif strength x (0.6 + 0.8 GC of 5 bp flanks) x lognormal(0.2)."""
     out = np.empty(len(sites))
     for i, (s, t) in enumerate(sites):
-        m = len(cfg.motifs[t][1])
-        flank = seq[max(s - 5, 0):s] + seq[s + m:s + m + 5]
-        gc = sum(b in "GC" for b in flank) / max(len(flank), 1)
-        out[i] = cfg.motifs[t][2] * (0.6 + 0.8 * gc)
+        out[i] = cfg.motifs[t][2] * flank_term(seq, s, len(cfg.motifs[t][1]))
     return out * rng.lognormal(0.0, 0.2, size=len(sites))
+
+
+def near_matches(seq: str, cfg: GenomicsDemoConfig) -> list[tuple[int, int, int, str]]:
+    """Motif matches (either strand) but for one base: ``(start, motif index, pos0, alt)``.
+
+    The SNV ``pos0 -> alt`` turns the 10-mer at ``start`` into an exact match; sorted.
+    """
+    codes = np.frombuffer(seq.encode(), dtype=np.uint8)
+    found = set()
+    for t, (_, motif, _) in enumerate(cfg.motifs):
+        n = len(codes) - len(motif) + 1
+        for word in {motif, revcomp(motif)} if n > 0 else ():
+            target = np.frombuffer(word.encode(), dtype=np.uint8)
+            mismatches = np.zeros(n, dtype=np.int16)
+            for j, base in enumerate(target):
+                mismatches += codes[j:j + n] != base
+            for s in np.flatnonzero(mismatches == 1).tolist():
+                j = int(np.flatnonzero(codes[s:s + len(word)] != target)[0])
+                if codes[s + j] != ord("N"):
+                    found.add((s, t, s + j, word[j]))
+    return sorted(found)
+
+
+def variant_effect(seq: str, pos0: int, alt: str, strength_of: dict[tuple[int, int], float],
+                   cfg: GenomicsDemoConfig) -> tuple[float, int, int]:
+    """True effect of the SNV ``pos0 -> alt`` under the generative model.
+
+    The sites whose core or 5 bp flanks hold ``pos0`` are found in the reference and in the alt
+    sequence. A site in both keeps its per-site noise and its strength scales by the new flank
+    term; a site only in the alt sequence (created) gets motif strength x flank term (noise at
+    its median, 1); a site only in the reference (broken) loses its strength. The effect is the
+    change of the expected depth (:func:`depth_profile`, library scale and motif weights 1,
+    background unchanged) summed over the ``cfg.effect_span`` bp centred on the variant
+    (``[pos0 - span // 2, pos0 - span // 2 + span)``): the bins that
+    :func:`voxseq.genomics.variants.score_variants` sums with the demo config (8 bins of
+    32 bp) away from the contig ends. Negative: the alt allele lowers coverage.
+
+    Parameters
+    ----------
+    seq
+        The contig (reference).
+    strength_of
+        (start, motif index) -> strength of every reference site of the contig.
+
+    Returns
+    -------
+    effect : float
+    n_lost, n_gained : int
+        Sites the alt allele breaks and creates.
+    """
+    reach = max(len(m) for _, m, _ in cfg.motifs) + 5
+    lo, hi = max(pos0 - 2 * reach, 0), min(pos0 + 2 * reach + 1, len(seq))
+    ref_text = seq[lo:hi]
+    alt_text = ref_text[:pos0 - lo] + alt + ref_text[pos0 - lo + 1:]
+
+    def touched(text: str) -> dict[tuple[int, int], int]:  # (start, motif) -> local start
+        return {(s + lo, t): s for s, t in find_sites(text, cfg)
+                if s + lo - 5 <= pos0 < s + lo + len(cfg.motifs[t][1]) + 5}
+
+    ref_sites, alt_sites = touched(ref_text), touched(alt_text)
+    amp = {key: -strength_of[key] for key in ref_sites if key not in alt_sites}  # broken
+    for (s, t), local in alt_sites.items():
+        m = len(cfg.motifs[t][1])
+        gain = flank_term(alt_text, local, m)
+        if (s, t) not in ref_sites:  # created
+            amp[(s, t)] = cfg.motifs[t][2] * gain
+        elif gain != flank_term(ref_text, local, m):  # flank changed
+            amp[(s, t)] = strength_of[(s, t)] * (gain / flank_term(ref_text, local, m) - 1.0)
+    if not amp:
+        return 0.0, 0, 0
+    half = cfg.effect_span // 2
+    radius = half + int(4 * cfg.peak_sigma + 0.5) + 2 * reach
+    a, b = max(pos0 - radius, 0), min(pos0 + radius, len(seq))
+    n_mask = np.frombuffer(seq[a:b].encode(), dtype=np.uint8) == ord("N")
+    keys = list(amp)
+    depth = depth_profile(b - a, [(s - a, t) for s, t in keys], np.array([amp[k] for k in keys]),
+                          np.ones(len(cfg.motifs)), n_mask, 0.0, cfg)
+    lo_span = max(pos0 - half - a, 0)
+    effect = float(depth[lo_span:max(pos0 - half + cfg.effect_span - a, 0)].sum())
+    return effect, len(set(ref_sites) - set(alt_sites)), len(set(alt_sites) - set(ref_sites))
 
 
 def _spend(budget: Iterator[int]) -> None:
     if next(budget, None) is None:
         raise ValueError("demo genome too small or too sparse in motif sites for the requested "
-                         "number of variants; lower n_breaking / n_neutral")
+                         "number of variants; lower n_breaking / n_creating / n_flank / n_neutral")
+
+
+def _other_base(rng: np.random.Generator, ref: str, pool: str = "ACGT") -> str:
+    choices = [b for b in pool if b != ref]
+    return choices[int(rng.integers(len(choices)))]
 
 
 def choose_variants(rng: np.random.Generator, genome: dict[str, bytearray],
-                    sites: dict[str, list[tuple[int, int]]],
+                    sites: dict[str, list[tuple[int, int]]], strength: dict[str, np.ndarray],
                     cfg: GenomicsDemoConfig) -> list[dict]:
-    """Motif-breaking SNVs (a core base of a site changed), neutral SNVs and a few indels."""
+    """SNVs of graded true effect, neutral SNVs and a few indels, with their true ``effect``.
+
+    Classes (``EFFECT_CLASSES`` have a non-zero effect; see :func:`variant_effect`):
+
+    * ``motif_breaking``: a core base (not the outer two each side) of a site changed, the same
+      number per motif (strong, medium, weak), so the loss is graded by the site's strength;
+    * ``motif_creating``: completes a one-mismatch near-match of a motif (:func:`near_matches`)
+      into a new site, the same number per motif;
+    * ``flank_gc``: a partial disruption or gain: a base of a site's 5 bp flanks switched
+      between A/T and G/C, so the flank term and the site's strength change by ``0.08 / (0.6 +
+      0.8 GC)`` of it (about 8-13 %) while the site stays;
+    * ``neutral``: at least ``neutral_distance`` bp from any site and creating none (effect 0);
+    * ``indel``: an insertion or a deletion away from sites; not scored, no effect.
+
+    An SNV whose effect is not of its intended kind (e.g. a core change that also creates a
+    site) is drawn again.
+    """
     contigs = list(genome)
+    texts = {c: genome[c].decode() for c in contigs}
+    strength_of = {c: dict(zip(sites[c], strength[c].tolist(), strict=True)) for c in contigs}
+    n_motifs = len(cfg.motifs)
+    by_motif = [[(c, s) for c in contigs for s, tt in sites[c] if tt == t] for t in range(n_motifs)]
+    near: list[list[tuple[str, int, int, str]]] = [[] for _ in range(n_motifs)]
+    for c in contigs if cfg.n_creating else ():
+        for s, t, pos0, alt in near_matches(texts[c], cfg):
+            near[t].append((c, s, pos0, alt))
+    for t in range(n_motifs):
+        if not by_motif[t] or (cfg.n_creating and not near[t]):
+            raise ValueError(f"demo genome has no site or no near-match of motif "
+                             f"{cfg.motifs[t][0]}; lower n_breaking / n_creating")
     variants, taken = [], set()
-    budget = iter(range(1000 * (cfg.n_breaking + cfg.n_neutral + cfg.n_indels) + 1000))
-    while sum(v["class"] == "motif_breaking" for v in variants) < cfg.n_breaking:
+    budget = iter(range(1000 * (cfg.n_breaking + cfg.n_creating + cfg.n_flank + cfg.n_neutral
+                                + cfg.n_indels) + 1000))
+
+    def add(c: str, pos0: int, alt: str, cls: str, t: int | None, start: int | str) -> None:
+        ref = texts[c][pos0]
+        if (c, pos0) in taken or ref not in "ACGT":
+            return
+        effect, lost, gained = variant_effect(texts[c], pos0, alt, strength_of[c], cfg)
+        wanted = {"motif_breaking": lost > 0 and not gained, "motif_creating": gained > 0
+                  and not lost, "flank_gc": not lost and not gained and effect != 0.0,
+                  "neutral": not lost and not gained and effect == 0.0}[cls]
+        if wanted:
+            taken.add((c, pos0))
+            variants.append({"contig": c, "pos0": pos0, "ref": ref, "alt": alt, "class": cls,
+                             "motif": "" if t is None else cfg.motifs[t][0],
+                             "site_start": start, "effect": effect})
+
+    def count(cls: str) -> int:
+        return sum(v["class"] == cls for v in variants)
+
+    while count("motif_breaking") < cfg.n_breaking:
         _spend(budget)
-        c = contigs[int(rng.integers(len(contigs)))]
-        if not sites[c]:
-            continue
-        s, t = sites[c][int(rng.integers(len(sites[c])))]
+        t = count("motif_breaking") % n_motifs
+        c, s = by_motif[t][int(rng.integers(len(by_motif[t])))]
         pos0 = s + int(rng.integers(2, len(cfg.motifs[t][1]) - 2))
-        if (c, pos0) in taken:
-            continue
-        ref = chr(genome[c][pos0])
-        alt = "ACGT"[int(rng.choice([i for i in range(4) if "ACGT"[i] != ref]))]
-        taken.add((c, pos0))
-        variants.append({"contig": c, "pos0": pos0, "ref": ref, "alt": alt,
-                         "class": "motif_breaking", "motif": cfg.motifs[t][0], "site_start": s})
+        add(c, pos0, _other_base(rng, texts[c][pos0]), "motif_breaking", t, s)
+    while count("motif_creating") < cfg.n_creating:
+        _spend(budget)
+        t = count("motif_creating") % n_motifs
+        c, s, pos0, alt = near[t][int(rng.integers(len(near[t])))]
+        add(c, pos0, alt, "motif_creating", t, s)
+    while count("flank_gc") < cfg.n_flank:
+        _spend(budget)
+        t = count("flank_gc") % n_motifs
+        c, s = by_motif[t][int(rng.integers(len(by_motif[t])))]
+        d = int(rng.integers(1, 6))  # 1..5 bp outside the core, either side
+        pos0 = s - d if rng.random() < 0.5 else s + len(cfg.motifs[t][1]) + d - 1
+        if 0 <= pos0 < len(texts[c]):
+            ref = texts[c][pos0]
+            add(c, pos0, _other_base(rng, ref, "AT" if ref in "GC" else "GC"), "flank_gc", t, s)
     starts = {c: np.array([s for s, _ in sites[c]] or [-10**9]) for c in contigs}
     n_neutral = 0
     while n_neutral < cfg.n_neutral + cfg.n_indels:
@@ -205,17 +359,17 @@ def choose_variants(rng: np.random.Generator, genome: dict[str, bytearray],
         ref = chr(genome[c][pos0])
         if ref not in "ACGT" or chr(genome[c][pos0 + 1]) not in "ACGT":
             continue
-        taken.add((c, pos0))
-        n_neutral += 1
-        if n_neutral > cfg.n_neutral:  # indels: an insertion, then a deletion, alternating
+        if n_neutral >= cfg.n_neutral:  # indels: an insertion, then a deletion, alternating
+            n_neutral += 1
+            taken.add((c, pos0))
             alt2 = ref + "T" if n_neutral % 2 else ref
             ref2 = ref if n_neutral % 2 else ref + chr(genome[c][pos0 + 1])
             variants.append({"contig": c, "pos0": pos0, "ref": ref2, "alt": alt2,
-                             "class": "indel", "motif": "", "site_start": ""})
+                             "class": "indel", "motif": "", "site_start": "", "effect": None})
             continue
-        alt = "ACGT"[int(rng.choice([i for i in range(4) if "ACGT"[i] != ref]))]
-        variants.append({"contig": c, "pos0": pos0, "ref": ref, "alt": alt, "class": "neutral",
-                         "motif": "", "site_start": ""})
+        before = len(variants)
+        add(c, pos0, _other_base(rng, ref), "neutral", None, "")
+        n_neutral += len(variants) - before
     order = {c: i for i, c in enumerate(contigs)}
     return sorted(variants, key=lambda v: (order[v["contig"]], v["pos0"]))
 
@@ -446,7 +600,7 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
     rng_sites = np.random.default_rng([ref_seed, 10, 1])
     sites = {c: find_sites(texts[c], cfg) for c in genome}
     strength = {c: site_strengths(texts[c], sites[c], cfg, rng_sites) for c in genome}
-    variants = choose_variants(np.random.default_rng([seed, 10, 2]), genome, sites, cfg)
+    variants = choose_variants(np.random.default_rng([seed, 10, 2]), genome, sites, strength, cfg)
     gdir = outdir / "genomics"
     gdir.mkdir(parents=True, exist_ok=True)
     write_tsv(gdir / "variant_truth.tsv",
