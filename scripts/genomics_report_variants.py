@@ -1,11 +1,12 @@
-"""Rule genomics_report_variants: variant-effect figure (ROC with AUROC, score distributions)."""
+"""Rule genomics_report_variants: variant-effect figure (ROC, scores by class, predicted vs true
+effect with its Spearman)."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
-from voxseq.genomics.plots import plot_variant_effects  # noqa: E402
+from voxseq.genomics.variant_figure import plot_variant_effects  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):

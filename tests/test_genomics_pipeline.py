@@ -78,7 +78,8 @@ def test_demo_files_are_indexed_sorted_and_flagged(demo, tmp_path):
         assert counts[category] > 0, category
     assert counts["passed"] == cov["library_size"] > 0
     truth = read_tsv(demo["root"] / "genomics" / "variant_truth.tsv")
-    assert {r["class"] for r in truth} == {"motif_breaking", "neutral", "indel"}
+    assert {r["class"] for r in truth} == {"motif_breaking", "motif_creating", "flank_gc",
+                                           "neutral", "indel"}
 
 
 def test_demo_is_deterministic_per_subject(demo, tmp_path):

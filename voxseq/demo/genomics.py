@@ -65,6 +65,7 @@ import pysam
 from scipy.ndimage import gaussian_filter1d
 
 from voxseq.genomics.reference import ensure_fai
+from voxseq.genomics.variants import EFFECT_CLASSES  # noqa: F401 (the classes with an effect)
 from voxseq.io.atomic import remove_stale_temporaries, write_text, write_tsv
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,6 @@ log = logging.getLogger(__name__)
 _COMP = bytes.maketrans(b"ACGTN", b"TGCAN")
 ANOMALIES = ("duplication", "failed_library")
 TRUTH_COLUMNS = ("contig", "pos", "ref", "alt", "class", "motif", "site_start", "effect")
-EFFECT_CLASSES = ("motif_breaking", "motif_creating", "flank_gc")  # true effect != 0
 
 
 @dataclass(frozen=True)

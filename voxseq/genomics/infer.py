@@ -25,7 +25,17 @@ from voxseq.genomics.bigwig import predict_contig, write_bigwigs
 from voxseq.genomics.metrics import PearsonAccumulator, pearson_warnings
 from voxseq.genomics.plots import plot_message, plot_pearson, plot_tracks
 from voxseq.genomics.train import EVAL_VALUES, predict
-from voxseq.genomics.variants import read_truth, read_variants, score_variants, truth_labels
+from voxseq.genomics.variants import (
+    EFFECT_CLASSES,
+    NEGATIVE_CLASS,
+    read_truth,
+    read_truth_effects,
+    read_variants,
+    score_variants,
+    spearman,
+    truth_effects,
+    truth_labels,
+)
 from voxseq.genomics.windows import SPLITS, read_meta, read_windows, unclip
 from voxseq.io.atomic import write_json, write_tsv
 from voxseq.metrics import auroc
@@ -173,6 +183,34 @@ def write_tracks(pred_fn: Predictor, reference: str | Path, contigs: list[str], 
     return [str(p) for p in paths.values()]
 
 
+def vep_metrics(rows: list[dict], truth: dict[tuple, str], effects: dict[tuple, float]
+                ) -> dict:
+    """Variant-effect metrics of scored rows against a truth table's classes and effects.
+
+    ``vep_auroc``: AUROC of ``|score|`` for SNVs of a class with an effect (``EFFECT_CLASSES``:
+    motif breaking, motif creating, flank GC) against ``neutral`` SNVs; ``vep_spearman``:
+    Spearman correlation of the signed ``score`` with the signed true ``effect`` over every
+    scored SNV that has one (neutral ones included); null where undefined (one class only,
+    fewer than 3 effects, an older table without ``effect``). Counts give what each is over.
+    """
+    idx, labels = truth_labels(rows, truth)
+    value = (auroc(np.abs([rows[i]["score"] for i in idx]), labels)
+             if labels.any() and not labels.all() else None)
+    eidx, eff = truth_effects(rows, effects)
+    rho = spearman(np.array([rows[i]["score"] for i in eidx]), eff) if len(eidx) else None
+    classes = [truth[(rows[i]["contig"], rows[i]["pos"], rows[i]["ref"], rows[i]["alt"])]
+               for i in idx]
+    return {
+        "vep_auroc": None if value is None or not np.isfinite(value) else float(value),
+        "vep_spearman": None if rho is None or not np.isfinite(rho) else rho,
+        "vep_basis": f"AUROC: |score|, {' + '.join(EFFECT_CLASSES)} vs {NEGATIVE_CLASS} SNVs; "
+                     "Spearman: signed score vs signed true effect, scored SNVs with an effect",
+        "vep_n_effect": int(labels.sum()), "vep_n_neutral": int((~labels).sum()),
+        "vep_n_motif_breaking": classes.count("motif_breaking"),
+        "vep_n_spearman": int(len(eidx)),
+    }
+
+
 def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Path,
                    vcfs: dict[str, str], *, bigwig_dir: str | Path, pearson_tsv: str | Path,
                    variants_tsv: str | Path, cohort_json: str | Path, track_png: str | Path,
@@ -198,8 +236,8 @@ def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Pat
     variant_bins
         Bins around each variant summed into its score.
     truth
-        Variant truth TSV (the demo's); gives ``vep_auroc`` (AUROC of ``-score`` for
-        motif-breaking vs neutral SNVs), else it is null.
+        Variant truth TSV (the demo's); gives ``vep_auroc`` and, with an ``effect`` column,
+        ``vep_spearman`` (see :func:`vep_metrics`), else they are null.
     subjects
         The cohort's genomics subjects (for ``n_subjects``; default the windows' tracks).
 
@@ -228,21 +266,19 @@ def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Pat
     scored, per_track = score_variants(pred_fn, reference, variants, int(pred_fn.prep["window"]),
                                        int(pred_fn.prep["bin_size"]), variant_bins, batch_size)
     truth_map = read_truth(truth) if truth else {}
+    effect_map = read_truth_effects(truth) if truth else {}
     for i, r in enumerate(scored):
-        r["truth"] = truth_map.get((r["contig"], r["pos"], r["ref"], r["alt"]), "")
+        key = (r["contig"], r["pos"], r["ref"], r["alt"])
+        r["truth"] = truth_map.get(key, "")
+        r["truth_effect"] = effect_map.get(key)
         r["n_carriers"] = len(r["carriers"])
         r["carriers"] = ",".join(r["carriers"])
         for k, t in enumerate(pred_fn.tracks):
             r[f"score_{t}"] = float(per_track[i, k]) if per_track.shape[1] else None
     cols = ["contig", "pos", "id", "ref", "alt", "n_carriers", "status", "score", "truth",
-            *[f"score_{t}" for t in pred_fn.tracks], "carriers"]
+            "truth_effect", *[f"score_{t}" for t in pred_fn.tracks], "carriers"]
     write_tsv(variants_tsv, scored, cols)
-    vep_auroc, n_pos, n_neg = None, 0, 0
-    if truth:
-        idx, labels = truth_labels(scored, truth_map)
-        n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-        value = auroc(-np.array([scored[i]["score"] for i in idx]), labels) if len(idx) else None
-        vep_auroc = None if value is None or not np.isfinite(value) else value
+    vep = vep_metrics(scored, truth_map, effect_map) if truth else vep_metrics([], {}, {})
     if region is not None:
         show = list(range(min(3, len(wmeta["tracks"]))))
         plot_tracks(track_png, region["region"], region["observed"][:, show],
@@ -262,17 +298,18 @@ def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Pat
         "test_pearson_mean": _mean(raw),
         "test_pearson_log1p_mean": _mean(logp),
         "pearson_basis": "normalised, soft-clipped coverage per bin on test windows",
-        "vep_auroc": vep_auroc, "vep_n_motif_breaking": n_pos, "vep_n_neutral": n_neg,
+        **vep,
         "n_variants": len(scored), "n_variants_scored": sum(r["status"] == "ok" for r in scored),
         "genome_wide": genome_wide,
         "test_pearson": {r["track"]: r["pearson"] for r in rows},
         "warnings": warnings,
     }
     write_json(cohort_json, summary)
-    log.info("test Pearson %.3f (log1p %.3f), VEP AUROC %s over %d variants",
+    log.info("test Pearson %.3f (log1p %.3f), VEP AUROC %s, Spearman %s over %d variants",
              summary["test_pearson_mean"] or float("nan"),
              summary["test_pearson_log1p_mean"] or float("nan"),
-             "n/a" if vep_auroc is None else f"{vep_auroc:.3f}", len(scored))
+             "n/a" if vep["vep_auroc"] is None else f"{vep['vep_auroc']:.3f}",
+             "n/a" if vep["vep_spearman"] is None else f"{vep['vep_spearman']:.3f}", len(scored))
     for message in warnings:
         log.warning("%s", message)
     return summary

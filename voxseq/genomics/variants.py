@@ -6,6 +6,13 @@ is the sum of ``alt - ref`` over the ``variant_bins`` bins around the variant's 
 aggregated ``score`` is the mean over tracks; negative means the alt allele lowers coverage
 (a broken motif). Indels, multi-base and symbolic alleles and REF alleles that disagree with the
 reference are not scored: their row says why in ``status``.
+
+Against a truth table (the demo's ``variant_truth.tsv``: ``contig``, ``pos``, ``ref``, ``alt``,
+``class``, optionally a numeric ``effect``): the AUROC ranks ``|score|`` of the SNVs with an
+effect (``EFFECT_CLASSES``) against ``neutral`` SNVs, so gains and losses both count, and the
+Spearman correlation compares the signed ``score`` with the signed true ``effect`` over the scored
+SNVs that have one (neutral ones included, effect 0). An older table without ``effect`` still
+gives the AUROC; its Spearman is then undefined.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pysam
+from scipy.stats import rankdata
 
 from voxseq import VoxseqError
 from voxseq.genomics.sequence import one_hot
@@ -24,6 +32,8 @@ from voxseq.io.atomic import read_tsv
 log = logging.getLogger(__name__)
 
 BASES = frozenset("ACGT")
+EFFECT_CLASSES = ("motif_breaking", "motif_creating", "flank_gc")  # truth classes: effect != 0
+NEGATIVE_CLASS = "neutral"
 
 
 def read_variants(vcfs: dict[str, str | Path]) -> list[dict]:
@@ -156,8 +166,7 @@ def score_variants(predict_fn: Callable[[np.ndarray], np.ndarray], reference: st
     return rows, scores
 
 
-def read_truth(path: str | Path) -> dict[tuple, str]:
-    """Variant truth TSV (``contig``, ``pos``, ``ref``, ``alt``, ``class``) as key -> class."""
+def _read_truth_rows(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise VoxseqError(f"variant truth {path}: file not found")
@@ -165,16 +174,78 @@ def read_truth(path: str | Path) -> dict[tuple, str]:
     missing = {"contig", "pos", "ref", "alt", "class"} - set(rows[0] if rows else {})
     if missing:
         raise VoxseqError(f"variant truth {path}: missing column(s) {sorted(missing)}")
-    return {(r["contig"], int(r["pos"]), r["ref"], r["alt"]): r["class"] for r in rows}
+    return rows
 
 
-def truth_labels(rows: list[dict], truth: dict[tuple, str], positive: str = "motif_breaking",
-                 negative: str = "neutral") -> tuple[np.ndarray, np.ndarray]:
-    """Indices of scored variants with a positive/negative truth class, and their labels."""
+def read_truth(path: str | Path) -> dict[tuple, str]:
+    """Variant truth TSV (``contig``, ``pos``, ``ref``, ``alt``, ``class``) as key -> class."""
+    return {(r["contig"], int(r["pos"]), r["ref"], r["alt"]): r["class"]
+            for r in _read_truth_rows(path)}
+
+
+def read_truth_effects(path: str | Path) -> dict[tuple, float]:
+    """Key -> true ``effect`` of the rows that have one; empty for a table without the column.
+
+    A cell that is not a finite number (other than empty) is an error naming the row.
+    """
+    out = {}
+    for r in _read_truth_rows(path):
+        cell = (r.get("effect") or "").strip()
+        if not cell:
+            continue
+        try:
+            value = float(cell)
+        except ValueError:
+            value = float("nan")
+        if not np.isfinite(value):
+            raise VoxseqError(f"variant truth {path}: effect {cell!r} of {r['contig']}:"
+                              f"{r['pos']} {r['ref']}>{r['alt']} is not a finite number")
+        out[(r["contig"], int(r["pos"]), r["ref"], r["alt"])] = value
+    return out
+
+
+def truth_labels(rows: list[dict], truth: dict[tuple, str],
+                 positive: str | tuple[str, ...] = EFFECT_CLASSES,
+                 negative: str = NEGATIVE_CLASS) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of scored variants with a positive/negative truth class, and their labels.
+
+    ``positive`` is a class or a tuple of classes (default: every class with an effect).
+    """
+    positives = (positive,) if isinstance(positive, str) else tuple(positive)
     idx, labels = [], []
     for i, r in enumerate(rows):
         cls = truth.get((r["contig"], r["pos"], r["ref"], r["alt"]))
-        if r["status"] == "ok" and cls in (positive, negative):
+        if r["status"] == "ok" and (cls in positives or cls == negative):
             idx.append(i)
-            labels.append(cls == positive)
+            labels.append(cls in positives)
     return np.array(idx, dtype=int), np.array(labels, dtype=bool)
+
+
+def truth_effects(rows: list[dict], effects: dict[tuple, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of scored variants with a finite score and a true effect, and those effects."""
+    idx, values = [], []
+    for i, r in enumerate(rows):
+        value = effects.get((r["contig"], r["pos"], r["ref"], r["alt"]))
+        if r["status"] == "ok" and value is not None and np.isfinite(r["score"]):
+            idx.append(i)
+            values.append(value)
+    return np.array(idx, dtype=int), np.array(values, dtype=float)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation (ties share their mean rank); NaN under 3 pairs or a constant.
+
+    Parameters
+    ----------
+    x, y : (n,) array
+        Paired values, finite.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"spearman: needs two 1-D arrays of one length, got {x.shape} and "
+                         f"{y.shape}")
+    if len(x) < 3:
+        return float("nan")
+    rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
+    denom = np.sqrt((rx**2).sum() * (ry**2).sum())
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
