@@ -268,7 +268,7 @@ def test_tiny_train_and_infer(demo, tmp_path):
                                                           "batch_size": 4, "device": "cpu"}, 1)
     model, meta = load_bundle(bundle, "genomics")
     prep = meta["preprocessing"]
-    assert meta["architecture"]["name"] == "seqcnn" and prep["tracks"] == SUBJECTS
+    assert meta["architecture"]["name"] == "dilated_cnn" and prep["tracks"] == SUBJECTS
     assert prep["window"] == WINDOW and prep["bin_size"] == BIN and len(prep["target_scale"]) == 3
     assert "pearson_g001" in read_tsv(tmp_path / "metrics.tsv")[0]
     out = tmp_path / "infer"

@@ -20,6 +20,7 @@ from voxseq import VoxseqError
 from voxseq.bundle import write_bundle
 from voxseq.distributed import is_main
 from voxseq.fit import TrainConfig, fit, resolve_device, seed_everything
+from voxseq.genomics.archs import DEFAULT_ARCH, arch_arguments
 from voxseq.genomics.metrics import PearsonAccumulator, pearson_warnings
 from voxseq.genomics.windows import read_meta, read_windows, split_indices
 from voxseq.io.atomic import write_json
@@ -234,7 +235,7 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
                    workdir: str | Path, model_args: dict, train: dict, seed: int,
                    max_shift: int = 3, provenance: dict | None = None,
                    eval_json: str | Path | None = None,
-                   exclude_tracks: Sequence[str] = ()) -> dict:
+                   exclude_tracks: Sequence[str] = (), arch: str = DEFAULT_ARCH) -> dict:
     """Train the sequence model on a windows file and write its bundle.
 
     Parameters
@@ -248,8 +249,8 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
     workdir
         Checkpoints (``last.pt``, ``best.pt``); a rerun with the same inputs resumes.
     model_args
-        ``seqcnn`` arguments besides ``n_tracks`` and ``bin_size`` (channels, dilated_layers,
-        stem_kernel, dropout).
+        The ``genomics.model`` block, or the architecture's arguments besides ``n_tracks`` and
+        ``bin_size`` (:func:`arch_arguments` keeps ``arch``'s own keys).
     train
         The ``train:`` config block (see :class:`voxseq.fit.TrainConfig`);
         ``augment.reverse_complement`` (default true) switches reverse-complement augmentation.
@@ -265,6 +266,8 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
         Tracks (subjects) whose targets do not train the model (``qc.exclude_flagged``): left
         out of the loss and of the mean Pearson that selects and reports the model; they are
         still predicted, and their own Pearson is still in the per-track metrics.
+    arch
+        The architecture (``dilated_cnn`` or ``cnn_bilstm``); the bundle records it by this name.
 
     Returns
     -------
@@ -275,17 +278,18 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
     cfg = TrainConfig.from_dict(train, seed)
     augment = train.get("augment", {}) or {}
     seed_everything(seed, cfg.deterministic)
-    args = {"n_tracks": len(meta["tracks"]), "bin_size": meta["bin_size"], **model_args}
-    model = build_model("seqcnn", **args)
+    args = {"n_tracks": len(meta["tracks"]), "bin_size": meta["bin_size"],
+            **arch_arguments(arch, model_args)}
+    model = build_model(arch, **args)
     task = GenomicsTask(windows, seed, cfg.batch_size, augment.get("reverse_complement", True),
                         max_shift, exclude_tracks=exclude_tracks)
-    digest = object_sha256({"windows": file_sha256(windows), "model": args, "train": train,
-                            "seed": seed, "max_shift": max_shift,
+    digest = object_sha256({"windows": file_sha256(windows), "arch": arch, "model": args,
+                            "train": train, "seed": seed, "max_shift": max_shift,
                             "exclude_tracks": sorted(exclude_tracks)})
-    log.info("seqcnn %s: %d parameters; %d train / %d val windows, %d tracks", model_args,
+    log.info("%s %s: %d parameters; %d train / %d val windows, %d tracks", arch, args,
              sum(p.numel() for p in model.parameters()), len(task.train_idx), len(task.val_idx),
              len(meta["tracks"]))
-    result = fit(task, model, cfg, workdir, metrics_path, digest, name="genomics sequence model")
+    result = fit(task, model, cfg, workdir, metrics_path, digest, name=f"genomics {arch}")
     if not is_main():  # data-parallel: rank 0 evaluates and writes the bundle
         task.close()
         return {}
@@ -299,6 +303,8 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
     metrics = {"best_epoch": result["best_epoch"], "val_pearson_mean": val["score"],
                "val_loss": val["val_loss"], "test_pearson_mean": test["score"],
                "val_pearson": {t: val[f"pearson_{t}"] for t in meta["tracks"]},
+               "test_pearson": {t: test[f"pearson_{t}"] for t in meta["tracks"]
+                                if f"pearson_{t}" in test},
                "excluded_tracks": sorted(exclude_tracks), "warnings": warnings}
     preprocessing = {
         "window": meta["window"], "stride": meta["stride"], "bin_size": meta["bin_size"],
@@ -308,14 +314,14 @@ def train_genomics(windows: str | Path, bundle_dir: str | Path, metrics_path: st
         "min_mapq": meta.get("min_mapq"), "exclude_flags": meta.get("exclude_flags"),
         "count_deletions": meta.get("count_deletions"),
     }
-    write_bundle(bundle_dir, model, "genomics", "seqcnn", args, preprocessing, metrics,
+    write_bundle(bundle_dir, model, "genomics", arch, args, preprocessing, metrics,
                  {**(provenance or {}), "seed": seed, "device": result["device"],
                   "amp": result["amp"], "processes": result["processes"],
                   "training_digest": digest})
     if eval_json:
         write_json(eval_json, {"val": val, "test": test, "warnings": warnings})
-    log.info("best epoch %d: val Pearson %.3f, test Pearson %.3f", result["best_epoch"],
-             val["score"], test["score"])
+    log.info("%s: best epoch %d: val Pearson %.3f, test Pearson %.3f", arch,
+             result["best_epoch"], val["score"], test["score"])
     for message in warnings:
         log.warning("%s", message)
     return metrics

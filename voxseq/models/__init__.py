@@ -15,12 +15,15 @@ from voxseq.models.classifiers import (
     vgg11,
     vgg16,
 )
+from voxseq.models.cnn_bilstm import CNNBiLSTM
 from voxseq.models.seqcnn import SeqCNN
 from voxseq.models.unet import UNet3D
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "unet3d": UNet3D,
-    "seqcnn": SeqCNN,
+    "dilated_cnn": SeqCNN,  # genomics.model.arch names (voxseq.genomics.archs)
+    "cnn_bilstm": CNNBiLSTM,
+    "seqcnn": SeqCNN,  # the dilated CNN's name in bundles written before genomics.model.arch
     "resnet10": resnet10,
     "resnet18": resnet18,
     "resnet34": resnet34,

@@ -1,4 +1,5 @@
-"""Sequence-to-coverage model: a dilated residual 1D CNN in the Basenji mould.
+"""Sequence-to-coverage model: a dilated residual 1D CNN in the Basenji mould (registered as
+``dilated_cnn``, and as ``seqcnn``, the name bundles written before ``genomics.model.arch`` carry).
 
 one-hot ``(N, 4, L)`` -> conv stem (motif detectors, bp resolution) -> convolution + max-pool
 stages down to the bin size -> dilated residual tower at bin resolution (dilation doubling per
@@ -11,16 +12,16 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 
-def pool_factors(bin_size: int) -> list[int]:
+def pool_factors(bin_size: int, arch: str = "dilated_cnn") -> list[int]:
     """Split the bin size into max-pool factors of at most 8 (e.g. 32 -> [8, 4], 128 -> [8, 8, 2]).
 
     Raises
     ------
     ValueError
-        When ``bin_size`` is not a power of two.
+        When ``bin_size`` is not a power of two (the message names ``arch``).
     """
     if bin_size < 1 or bin_size & (bin_size - 1):
-        raise ValueError(f"seqcnn: bin_size must be a power of two, got {bin_size}")
+        raise ValueError(f"{arch}: bin_size must be a power of two, got {bin_size}")
     out, rest = [], bin_size
     while rest > 1:
         f = min(8, rest)
@@ -90,6 +91,6 @@ class SeqCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] % self.bin_size:
-            raise ValueError(f"seqcnn: input length {x.shape[-1]} is not a multiple of the bin "
-                             f"size {self.bin_size}")
+            raise ValueError(f"dilated_cnn: input length {x.shape[-1]} is not a multiple of "
+                             f"the bin size {self.bin_size}")
         return self.head(self.tower(self.trunk(x)))
