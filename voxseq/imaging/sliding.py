@@ -42,6 +42,27 @@ def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125) -> np.
     return w.astype(np.float32)
 
 
+def _weight_sum(
+    starts: Sequence[Sequence[int]], patch: Sequence[int], shape, sigma_scale: float
+) -> torch.Tensor:
+    """Sum of the Gaussian weights of every window over the (padded) volume, (X, Y, Z) float32.
+
+    The map (:func:`gaussian_importance`) is a product of 1D Gaussians and the windows are the
+    product of 1D start lists, so the sum is the outer product of the 1D sums (float64): one
+    pass over the volume instead of one add per window.
+    """
+    sums = []
+    for p, n, axis_starts in zip(patch, shape, starts, strict=True):
+        x = np.arange(p, dtype=np.float64) - (p - 1) / 2.0
+        g = np.exp(-0.5 * (x / (p * sigma_scale)) ** 2)
+        total = np.zeros(n)
+        for b in axis_starts:
+            total[b : b + p] += g / g.max()
+        sums.append(total)
+    t = sums[0][:, None, None] * sums[1][None, :, None] * sums[2][None, None, :]
+    return torch.from_numpy(t.astype(np.float32))
+
+
 def sliding_window_logits(
     predict: Callable[[torch.Tensor], torch.Tensor],
     volume: np.ndarray,
@@ -54,6 +75,10 @@ def sliding_window_logits(
     mirror_axes: Sequence[int] = (),
 ) -> torch.Tensor:
     """Stitched logits for a whole volume.
+
+    Each batch of windows is gathered into one reused buffer, predicted, and every window's
+    logits are added, Gaussian-weighted, into the preallocated sum in place (one fused
+    multiply-add; no per-window allocation); the weight sum is computed once from 1D sums.
 
     Parameters
     ----------
@@ -72,6 +97,7 @@ def sliding_window_logits(
     if vol.ndim == 3:
         vol = vol[None]
     shape = vol.shape[1:]
+    patch = tuple(int(p) for p in patch)
     padded = [max(s, p) for s, p in zip(shape, patch, strict=True)]
     if list(padded) != list(shape):
         buf = np.zeros((vol.shape[0], *padded), np.float32)
@@ -79,33 +105,39 @@ def sliding_window_logits(
         vol = buf
     x = torch.from_numpy(vol)
     acc = torch.zeros((n_out, *padded), dtype=torch.float32)
-    wsum = torch.zeros(padded, dtype=torch.float32)
-    weight = torch.from_numpy(gaussian_importance(patch, sigma_scale))
-    starts = list(
-        itertools.product(
-            *(window_starts(s, p, overlap) for s, p in zip(padded, patch, strict=True))
-        )
-    )
+    weight = gaussian_importance(patch, sigma_scale)
+    axis_starts = [window_starts(s, p, overlap) for s, p in zip(padded, patch, strict=True)]
+    wsum = _weight_sum(axis_starts, patch, padded, sigma_scale)
+    starts = list(itertools.product(*axis_starts))
     flips = [()] + [
         c for r in range(1, len(mirror_axes) + 1) for c in itertools.combinations(mirror_axes, r)
     ]
-    w_dev = weight.to(device)
+    on_cpu = torch.device(device).type == "cpu"
+    w_dev = torch.from_numpy(weight).to(device)
+    gathered = torch.empty((min(batch_size, len(starts)), x.shape[0], *patch))
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
         sl = [tuple(slice(b, b + p) for b, p in zip(st, patch, strict=True)) for st in chunk]
-        batch = torch.stack([x[(slice(None), *s)] for s in sl]).to(device)
-        out = torch.zeros((len(chunk), n_out, *patch), device=device)
+        batch = torch.stack([x[(slice(None), *s)] for s in sl], out=gathered[: len(chunk)])
+        batch = batch.to(device)
+        out = None
         for f in flips:
             dims = [d + 2 for d in f]
-            xb = torch.flip(batch, dims) if dims else batch
-            yb = predict(xb).float()
-            out += torch.flip(yb, dims) if dims else yb
-        out = (out / len(flips)) * w_dev
-        out = out.cpu()
-        for j, s in enumerate(sl):
-            acc[(slice(None), *s)] += out[j]
-            wsum[s] += weight
-    acc /= wsum
+            yb = predict(torch.flip(batch, dims) if dims else batch).float()
+            yb = torch.flip(yb, dims) if dims else yb
+            out = yb if out is None else out + yb
+        if len(flips) > 1:
+            out = out / len(flips)
+        if on_cpu:
+            for j, s in enumerate(sl):
+                acc[(slice(None), *s)].addcmul_(out[j], w_dev)
+        else:
+            out = (out * w_dev).cpu()
+            for j, s in enumerate(sl):
+                acc[(slice(None), *s)].add_(out[j])
+    acc.div_(wsum)
     if not torch.isfinite(acc).all():
         raise FloatingPointError("non-finite values in the stitched prediction")
+    if list(padded) == list(shape):
+        return acc
     return acc[:, : shape[0], : shape[1], : shape[2]].contiguous()
