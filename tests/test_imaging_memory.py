@@ -1,0 +1,213 @@
+"""Imaging stages in bounded memory (issue 15): same outputs as the whole-array code they
+replaced, fewer full-size temporaries, and the benchmark measuring each child's own peak.
+
+The ``_ref_*`` functions are the computations of ingest, normalise and infer as they stood
+before the memory work (commit 9e7dd39), kept here to compare against on small volumes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, affine_for, write_nifti
+from nibabel.orientations import apply_orientation, io_orientation
+
+from voxseq.imaging.infer import predict_volume, segment_subject
+from voxseq.imaging.ingest import ingest_subject
+from voxseq.imaging.intensity import normalise
+from voxseq.imaging.normalise import normalise_subject
+from voxseq.imaging.resample import resample, target_shape
+from voxseq.imaging.store import open_store
+from voxseq.io.nifti import load_nifti, to_original
+from voxseq.metrics import dice_per_label
+
+LABELS = ["background", "organ", "lesion"]
+SPACING = (0.8, 0.8, 1.5)
+
+
+# ---- references: the whole-array code as it was ----------------------------------------------
+
+def _ref_load(path) -> np.ndarray:
+    """load_nifti's data before: float32 from nibabel, reoriented to RAS, contiguous."""
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj, dtype=np.float32).reshape(img.shape[:3])
+    return np.ascontiguousarray(apply_orientation(data, io_orientation(img.affine)))
+
+
+def _ref_ingest(image_path, label_path, n_labels: int, seed: int) -> tuple[dict, np.ndarray]:
+    d = _ref_load(image_path)
+    extra = {}
+    mask = None
+    if label_path:
+        lab = _ref_load(label_path).astype(np.uint8)
+        mask = lab > 0
+        extra["label_voxels"] = np.bincount(lab.ravel(), minlength=n_labels).tolist()
+    if mask is None or not mask.any():
+        mask = d != 0
+    fg = d[mask] if mask.any() else d.ravel()
+    intensity = {
+        "min": float(d.min()), "max": float(d.max()), "mean": float(d.mean()),
+        "std": float(d.std()), "fg_mean": float(fg.mean()), "fg_std": float(fg.std()),
+        "fg_p005": float(np.percentile(fg, 0.5)), "fg_p995": float(np.percentile(fg, 99.5)),
+    }
+    rng = np.random.default_rng([seed, 7])
+    sample = fg if fg.size <= 20000 else rng.choice(fg, 20000, replace=False)
+    return {"intensity": intensity, **extra}, sample.astype(np.float32)
+
+
+def _ref_normalise(image_path, label_path, target, scheme, stats=None):
+    img = nib.load(str(image_path))
+    spacing = np.sqrt((nib.as_closest_canonical(img).affine[:3, :3] ** 2).sum(axis=0))
+    data = _ref_load(image_path)
+    shape = target_shape(data.shape, spacing, target)
+    image = normalise(resample(data, shape, "linear"), scheme, stats)
+    label = None
+    if label_path:
+        label = resample(_ref_load(label_path).astype(np.uint8), shape, "nearest").astype(np.uint8)
+    return image, label
+
+
+def _ref_segment(model, store, pre, label_path):
+    st = open_store(store)
+    geo = st.meta
+    probs = predict_volume(model, np.asarray(st.image[...]), pre, torch.device("cpu"))
+    fg_probs = probs[1:].astype(np.float16)
+    probs = resample(probs, geo["canonical_shape"], "linear")
+    seg = to_original(probs.argmax(0).astype(np.uint8), tuple(geo["original_axcodes"]))
+    counts = np.bincount(seg.ravel(), minlength=len(pre["labels"]))
+    dice = None
+    if label_path:
+        truth = np.asarray(nib.load(label_path).dataobj).reshape(seg.shape)
+        dice = dice_per_label(seg, np.round(truth).astype(np.int64), len(pre["labels"]))
+    return seg, counts, dice, fg_probs
+
+
+# ---- fixtures --------------------------------------------------------------------------------
+
+def _phantom(shape, seed=3):
+    """CT-like int16 HU image and uint8 label (organ 1, lesion 2), canonical order."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij")
+    r2 = sum(g**2 for g in grids)
+    organ = sum(((g - c) / 0.5) ** 2 for g, c in zip(grids, (0.2, 0.0, 0.1))) <= 1
+    lesion = sum(((g - c) / 0.15) ** 2 for g, c in zip(grids, (0.3, 0.1, 0.1))) <= 1
+    img = np.where(r2 < 0.9, 40.0, -1000.0) + 25.0 * organ - 30.0 * lesion
+    img = img + rng.normal(0, 15, shape)
+    return np.round(img).astype(np.int16), (organ.astype(np.uint8) + lesion).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def ct_files(tmp_path_factory):
+    """Variants a cohort holds: int16 LPS, float32 with slope/intercept (scaled) LAS with a
+    float label, uint8 RAS with a label stored as int16."""
+    root = tmp_path_factory.mktemp("ct")
+    shape = (30, 26, 14)
+    img, lab = _phantom(shape)
+    out = {}
+    for name, codes, idtype, ldtype in (("lps", "LPS", np.int16, np.uint8),
+                                        ("las", "LAS", np.float32, np.float32),
+                                        ("ras", "RAS", np.uint8, np.int16)):
+        aff = affine_for(codes, shape, SPACING)
+        data = img.astype(np.float64) + 1000 if idtype == np.uint8 else img
+        data = np.clip(data, 0, 255) if idtype == np.uint8 else data
+        ipath = root / f"{name}_image.nii.gz"
+        nimg = nib.Nifti1Image(data.astype(idtype), aff)
+        if name == "las":
+            nimg.header.set_slope_inter(0.5, -3.0)
+        nimg.set_sform(aff, code=1)
+        nimg.set_qform(aff, code=1)
+        nib.save(nimg, str(ipath))
+        lpath = write_nifti(root / f"{name}_label.nii.gz", lab.astype(ldtype), aff)
+        out[name] = (ipath, lpath)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from voxseq.bundle import write_bundle
+    from voxseq.models import build_model
+
+    arch = {"in_channels": 1, "out_channels": 3, "depth": 2, "base_channels": 4}
+    torch.manual_seed(2)
+    model = build_model("unet3d", **arch)
+    with torch.no_grad():  # untrained but decisive: every class wins in a good share of voxels
+        model.head.weight.mul_(20.0)
+        model.head.bias.zero_()
+    pre = {"target_spacing": [1.5, 1.5, 2.5], "interpolation": "linear",
+           "normalisation": "zscore", "statistics": None, "patch_size": [16, 16, 8],
+           "labels": LABELS, "in_channels": 1,
+           "infer": {"overlap": 0.5, "batch_size": 2, "sigma_scale": 0.125, "mirror": False}}
+    out = tmp_path_factory.mktemp("bundle") / "b"
+    write_bundle(out, model, "imaging", "unet3d", arch, pre, {}, {})
+    return out, model.eval(), pre
+
+
+def _plan(scheme="zscore", target=(1.5, 1.5, 2.5), statistics=None):
+    return {"target_spacing": list(target), "interpolation": "linear", "normalisation": scheme,
+            "statistics": statistics, "labels": LABELS}
+
+
+# ---- same outputs ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["lps", "las", "ras"])
+def test_load_nifti_same_data(ct_files, variant):
+    for path in ct_files[variant]:
+        vol = load_nifti(path, "s1")
+        assert vol.data.dtype == np.float32 and vol.data.flags.c_contiguous
+        np.testing.assert_array_equal(vol.data, _ref_load(path))
+
+
+@pytest.mark.parametrize("variant", ["lps", "las", "ras"])
+def test_ingest_same_record(ct_files, variant, tmp_path):
+    image, label = ct_files[variant]
+    for lab in (label, None):
+        meta = ingest_subject("s1", str(image), lab and str(lab), 3, 5, None,
+                              tmp_path / "s.json", tmp_path / "s.npy")
+        ref, sample = _ref_ingest(image, lab, 3, 5)
+        assert meta["intensity"] == ref["intensity"]
+        assert meta.get("label_voxels") == ref.get("label_voxels")
+        np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), sample)
+        assert json.loads((tmp_path / "s.json").read_text())["intensity"] == ref["intensity"]
+
+
+@pytest.mark.parametrize("variant,scheme", [("lps", "zscore"), ("las", "ct"), ("ras", "none")])
+def test_normalise_same_store(ct_files, variant, scheme, tmp_path):
+    image, label = ct_files[variant]
+    stats = {"p005": -900.0, "p995": 120.0, "mean": 10.0, "std": 200.0}
+    ingest_subject("s1", str(image), str(label), 3, 5, None, tmp_path / "s.json",
+                   tmp_path / "s.npy")
+    plan = _plan(scheme, statistics=stats if scheme == "ct" else None)
+    normalise_subject("s1", tmp_path / "s.json", plan, tmp_path / "s.zarr")
+    st = open_store(tmp_path / "s.zarr")
+    ref_image, ref_label = _ref_normalise(image, label, plan["target_spacing"], scheme, stats)
+    np.testing.assert_array_equal(st.image[...], ref_image)
+    np.testing.assert_array_equal(st.label[...], ref_label)
+
+
+@pytest.mark.parametrize("variant", ["lps", "las", "ras"])
+def test_segment_same_outputs(ct_files, bundle, variant, tmp_path):
+    image, label = ct_files[variant]
+    bundle_dir, model, pre = bundle
+    ingest_subject("s1", str(image), str(label), 3, 5, None, tmp_path / "s.json",
+                   tmp_path / "s.npy")
+    normalise_subject("s1", tmp_path / "s.json", _plan(), tmp_path / "s.zarr")
+    res = segment_subject("s1", str(tmp_path / "s.zarr"), str(bundle_dir),
+                          str(tmp_path / "seg.nii.gz"), str(tmp_path / "r.json"), "cpu",
+                          str(label), str(tmp_path / "p.npy"))
+    seg, counts, dice, fg_probs = _ref_segment(model, tmp_path / "s.zarr", pre, str(label))
+    out = nib.load(tmp_path / "seg.nii.gz")
+    assert len(np.unique(seg)) == 3  # the comparison covers every class
+    np.testing.assert_array_equal(np.asarray(out.dataobj), seg)
+    np.testing.assert_array_equal(out.affine, nib.load(image).affine)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), fg_probs)
+    voxel = float(abs(np.linalg.det(out.affine[:3, :3])))
+    assert res["volumes_mm3"] == {LABELS[k]: float(counts[k] * voxel) for k in (1, 2)}
+    assert res["dice"] == {LABELS[k + 1]: float(v) for k, v in enumerate(dice)}
