@@ -74,18 +74,22 @@ def normalise_subject(
     target_spacing, interpolation = plan["target_spacing"], plan["interpolation"]
     n_labels = len(plan["labels"])
     image = load_nifti(meta["image"], subject, "image", max_voxels)
-    shape = target_shape(image.data.shape, image.spacing, target_spacing)
+    canonical_shape = image.data.shape
+    shape = target_shape(canonical_shape, image.spacing, target_spacing)
     data = resample(image.data, shape, interpolation)
+    image.data = None  # one full-size array at a time: the image goes before the label comes
     mask = None
     label = None
     if meta.get("label"):
-        lab = load_nifti(meta["label"], subject, "label", max_voxels).data.astype(np.uint8)
-        label = resample(lab, shape, "nearest").astype(np.uint8)
+        # read in its stored integer type (uint8: 1 byte per voxel), as ingest checked it
+        lab = load_nifti(meta["label"], subject, "label", max_voxels, dtype=None).data
+        label = resample(lab.astype(np.uint8, copy=False), shape, "nearest").astype(np.uint8)
+        del lab
     data = normalise(data, stats["scheme"], stats.get("statistics"), mask)
-    spacing = resampled_spacing(image.data.shape, image.spacing, shape)
+    spacing = resampled_spacing(canonical_shape, image.spacing, shape)
     geometry = {
         "subject": subject,
-        "canonical_shape": list(image.data.shape),
+        "canonical_shape": list(canonical_shape),
         "canonical_spacing": image.spacing.tolist(),
         "original_shape": list(image.original_shape),
         "original_axcodes": list(image.original_axcodes),
@@ -100,7 +104,7 @@ def normalise_subject(
     log.info(
         "%s: %s at %s mm -> %s at %s mm",
         subject,
-        image.data.shape,
+        canonical_shape,
         np.round(image.spacing, 3).tolist(),
         shape,
         np.round(spacing, 3).tolist(),

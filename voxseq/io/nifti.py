@@ -123,7 +123,7 @@ def load_nifti(
     subject: str,
     what: str = "image",
     max_voxels: int | None = None,
-    dtype: type = np.float32,
+    dtype: type | None = np.float32,
 ) -> Volume:
     """Load a NIfTI file (or ``.hdr``/``.img`` pair), check it and reorient it to canonical RAS.
 
@@ -136,6 +136,12 @@ def load_nifti(
     Header problems that do not stop the load (qform and sform set and different; neither set)
     are returned in :attr:`Volume.warnings`, each naming the subject and file; the caller logs
     them (ingest does, and records them), so later stages reading the same file stay quiet.
+
+    ``dtype`` is the type of :attr:`Volume.data` (float32 by default); ``None`` keeps a file
+    stored as unscaled integers in its own type (a uint8 label: 1 byte per voxel, not 4) and
+    reads any other as float32. Memory: an unscaled integer file is read and reoriented in its
+    own type and converted once, so a 512 x 512 x 300 int16 CT peaks at its int16 copy plus the
+    float32 result (0.47 GB) instead of two float32 copies and a mask.
     """
     path = Path(path)
     where = f"subject {subject}: {what} {path}"
@@ -180,11 +186,15 @@ def load_nifti(
     affine = np.asarray(img.affine, dtype=np.float64)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise VoxseqError(f"{where}: singular or non-finite affine {affine[:3, :3].tolist()}")
+    native = _native_integer_type(img, dtype)
     try:
-        data = np.asarray(img.dataobj, dtype=dtype).reshape(shape)
+        if native is not None:  # unscaled integers: read as stored, cast once (below)
+            data = np.asanyarray(img.dataobj).reshape(shape)
+        else:
+            data = np.asarray(img.dataobj, dtype=dtype or np.float32).reshape(shape)
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
         raise VoxseqError(f"{where}: truncated or corrupt data ({exc})") from exc
-    if not np.all(np.isfinite(data)):
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise VoxseqError(f"{where}: {bad} voxels are NaN or infinite")
     qform_code, sform_code, source, warnings = _header_geometry(img, where)
@@ -192,8 +202,13 @@ def load_nifti(
     canon = apply_orientation(data, ornt)
     canon_affine = affine @ inv_ornt_aff(ornt, shape)
     spacing = np.sqrt((canon_affine[:3, :3] ** 2).sum(axis=0))
+    out_type = data.dtype if dtype is None else np.dtype(dtype)
+    if canon.dtype != out_type or not canon.flags.c_contiguous:
+        # one copy: reoriented and converted together (the file's array is dropped after it)
+        canon = _contiguous_copy(canon, out_type)
+    del data
     return Volume(
-        data=np.ascontiguousarray(canon),
+        data=canon,
         affine=canon_affine,
         spacing=spacing,
         original_affine=affine,
@@ -204,6 +219,27 @@ def load_nifti(
         affine_source=source,
         warnings=warnings,
     )
+
+
+def _native_integer_type(img: nib.Nifti1Pair, dtype: type | None) -> np.dtype | None:
+    """The file's integer type when its voxels can be read as stored and converted to
+    ``dtype`` afterwards with exactly the values nibabel would give (no scaling; a type that
+    ``dtype`` holds exactly), else None (read through nibabel's scaling as ``dtype``)."""
+    stored = np.dtype(img.get_data_dtype())
+    slope = getattr(img.dataobj, "slope", 1.0)  # nibabel reads an unset scl_slope (nan) as 1
+    inter = getattr(img.dataobj, "inter", 0.0)
+    if slope != 1.0 or inter != 0.0 or stored.kind not in "iu":
+        return None
+    if dtype is not None and np.promote_types(stored, dtype) != np.dtype(dtype):
+        return None  # e.g. int32 -> float32: nibabel goes through float64
+    return stored
+
+
+def _contiguous_copy(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``data`` (a view, possibly flipped or transposed) as a C-contiguous ``dtype`` array."""
+    out = np.empty(data.shape, dtype=dtype)
+    out[...] = data
+    return out
 
 
 def to_original(data: np.ndarray, original_axcodes: tuple[str, ...]) -> np.ndarray:
