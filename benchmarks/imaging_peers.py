@@ -19,11 +19,11 @@ resample
 sliding
     voxseq's ``sliding_window_logits`` against MONAI's ``sliding_window_inference`` (Gaussian,
     overlap 0.5, 4 windows a batch) and against the bare forward passes of voxseq's windows
-    (extracted and stacked, no stitching), with a 1x1x1 convolution as predictor, where
-    stitching dominates (outputs must agree: any weighting of a pointwise predictor gives its
-    output). Also with the demo UNet (depth 3, 16 channels) on a 96x96x64 crop, for scale (not
-    compared: a random-init UNet with instance norm depends on each window's extent, and
-    MONAI places its windows differently).
+    (batches gathered beforehand, untimed: the forward passes alone), with a 1x1x1 convolution
+    as predictor, where stitching dominates (outputs must agree: any weighting of a pointwise
+    predictor gives its output), and with the demo UNet (depth 3, 16 channels) on a 96x96x64
+    crop (outputs not compared: a random-init UNet with instance norm depends on each window's
+    extent, and MONAI places its windows differently).
 patches
     Training patches (48x48x32, image + label) per second: voxseq's ``PatchDataset`` over zarr
     stores written by ``write_store`` (the sampler's 33 % foreground oversampling), against a
@@ -32,7 +32,9 @@ patches
 
 The last line is ``resample_vs_monai=<r> sliding_window_vs_monai=<r> sliding_window_vs_bare=<r>
 patches_vs_torchio=<r>``: time ratios voxseq / peer (resample: the slower of the two passes;
-sliding window: the 1x1x1 conv's), patches: voxseq patches/s over TorchIO's (its faster sampler).
+sliding window vs MONAI: the 1x1x1 conv's, vs bare: the demo UNet's, as a 1x1x1 conv's forward
+pass costs about what the weighted accumulation of its output must), patches: voxseq patches/s
+over TorchIO's (its faster sampler).
 """
 
 from __future__ import annotations
@@ -199,12 +201,13 @@ def part_sliding(repeats: int) -> tuple[float, float]:
                 *(window_starts(s, p, 0.5) for s, p in zip(v.shape, PATCH, strict=True))
             )
         )
+        batches = list(_windows(x, starts, 4))  # gathered beforehand: the forward passes alone
         return len(starts), {
             "vox": lambda: sliding_window_logits(model, v, PATCH, 3, overlap=0.5, batch_size=4),
             "monai": lambda: sliding_window_inference(
                 x[None], PATCH, 4, model, overlap=0.5, mode="gaussian", sigma_scale=0.125
             )[0],
-            "bare": lambda: [model(b) for b in _windows(x, starts, 4)],
+            "bare": lambda: [model(b) for b in batches],
         }
 
     crop = vol[:96, :96, :64]  # the UNet takes ~0.7 s a window on 2 loaded cores
@@ -227,7 +230,7 @@ def part_sliding(repeats: int) -> tuple[float, float]:
     )
     if d > 1e-4:
         raise SystemExit("sliding window: voxseq and MONAI outputs disagree")
-    return t["vox"] / t["monai"], t["vox"] / t["bare"]
+    return t["vox"] / t["monai"], tu["vox"] / tu["bare"]
 
 
 # ---------------------------------------------------------------- patches

@@ -76,9 +76,10 @@ def sliding_window_logits(
 ) -> torch.Tensor:
     """Stitched logits for a whole volume.
 
-    Each batch of windows is gathered into one reused buffer, predicted, and every window's
-    logits are added, Gaussian-weighted, into the preallocated sum in place (one fused
-    multiply-add; no per-window allocation); the weight sum is computed once from 1D sums.
+    Each batch of windows is gathered into one reused buffer, predicted, weighted into another
+    reused buffer and added to the preallocated sum in place; the weight sum is computed once
+    from 1D sums. The per-window copies and adds are single-threaded numpy calls on ~1 MB:
+    torch's intra-op threads gain little there and, on a loaded machine, wait on each other.
 
     Parameters
     ----------
@@ -103,7 +104,6 @@ def sliding_window_logits(
         buf = np.zeros((vol.shape[0], *padded), np.float32)
         buf[:, : shape[0], : shape[1], : shape[2]] = vol
         vol = buf
-    x = torch.from_numpy(vol)
     acc = torch.zeros((n_out, *padded), dtype=torch.float32)
     weight = gaussian_importance(patch, sigma_scale)
     axis_starts = [window_starts(s, p, overlap) for s, p in zip(padded, patch, strict=True)]
@@ -112,14 +112,17 @@ def sliding_window_logits(
     flips = [()] + [
         c for r in range(1, len(mirror_axes) + 1) for c in itertools.combinations(mirror_axes, r)
     ]
-    on_cpu = torch.device(device).type == "cpu"
     w_dev = torch.from_numpy(weight).to(device)
-    gathered = torch.empty((min(batch_size, len(starts)), x.shape[0], *patch))
+    acc_np = acc.numpy()
+    gathered = np.empty((min(batch_size, len(starts)), vol.shape[0], *patch), np.float32)
+    weighted = np.empty((len(gathered), n_out, *patch), np.float32)
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
         sl = [tuple(slice(b, b + p) for b, p in zip(st, patch, strict=True)) for st in chunk]
-        batch = torch.stack([x[(slice(None), *s)] for s in sl], out=gathered[: len(chunk)])
-        batch = batch.to(device)
+        batch = gathered[: len(chunk)]
+        for j, s in enumerate(sl):
+            batch[j] = vol[(slice(None), *s)]
+        batch = torch.from_numpy(batch).to(device)
         out = None
         for f in flips:
             dims = [d + 2 for d in f]
@@ -128,13 +131,12 @@ def sliding_window_logits(
             out = yb if out is None else out + yb
         if len(flips) > 1:
             out = out / len(flips)
-        if on_cpu:
-            for j, s in enumerate(sl):
-                acc[(slice(None), *s)].addcmul_(out[j], w_dev)
+        if out.device.type == "cpu":
+            out = np.multiply(out.detach().numpy(), weight, out=weighted[: len(chunk)])
         else:
-            out = (out * w_dev).cpu()
-            for j, s in enumerate(sl):
-                acc[(slice(None), *s)].add_(out[j])
+            out = (out * w_dev).detach().cpu().numpy()
+        for j, s in enumerate(sl):
+            acc_np[(slice(None), *s)] += out[j]
     acc.div_(wsum)
     if not torch.isfinite(acc).all():
         raise FloatingPointError("non-finite values in the stitched prediction")
