@@ -173,3 +173,83 @@ def test_underflowing_gaussian_is_still_an_error():
     assert not torch.isfinite(old).all()
     with pytest.raises(FloatingPointError, match="non-finite"):
         sliding_window_logits(lambda x: x, vol, (16, 16, 8), 1, sigma_scale=0.02)
+
+
+def write_store_v0(path, image, label):
+    """The arrays of voxseq.imaging.store.write_store at 9e7dd39: zstd (zarr's default), 32^3."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=3)
+    chunks = tuple(min(32, s) for s in image.shape)
+    root.create_array("0", shape=image.shape, dtype="float32", chunks=chunks)[...] = image
+    lab = root.create_group("labels").create_group("label")
+    lab.create_array("0", shape=label.shape, dtype="uint8", chunks=chunks)[...] = label
+    root.attrs.update({"voxseq": {}})
+    return path
+
+
+def _volumes(shape=(45, 38, 21), seed=8):
+    rng = np.random.default_rng(seed)
+    image = rng.normal(size=shape).astype(np.float32)
+    image[rng.random(shape) < 0.2] = 0.0
+    return image, rng.integers(0, 3, shape).astype(np.uint8)
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 3000])  # one chunk; many chunks along X
+def test_stored_values_and_patches_bit_identical(tmp_path, monkeypatch, chunk_bytes):
+    from voxseq.imaging import store as store_mod
+    from voxseq.imaging.patches import read_patch
+
+    if chunk_bytes:
+        monkeypatch.setattr(store_mod, "CHUNK_BYTES", chunk_bytes)
+    image, label = _volumes()
+    store_mod.write_store(tmp_path / "new.zarr", image, label, (1, 1, 1), {"subject": "s"})
+    new = store_mod.open_store(tmp_path / "new.zarr")
+    old = store_mod.open_store(write_store_v0(tmp_path / "old.zarr", image, label))
+    assert store_mod._raw_layout(new.image) is not None  # the memory-mapped path is taken
+    assert store_mod._raw_layout(old.image) is None
+    if chunk_bytes:
+        assert new.image.chunks[0] < image.shape[0]
+    np.testing.assert_array_equal(new.image[...], image)
+    np.testing.assert_array_equal(new.label[...], label)
+    assert new.image[...].tobytes() == old.image[...].tobytes()
+    rng = np.random.default_rng(9)
+    patch = (16, 16, 8)
+    starts = [tuple(int(rng.integers(0, s)) for s in image.shape) for _ in range(60)]
+    for st in [*starts, (0, 0, 0), (40, 30, 20), (44, 37, 20)]:
+        for a_new, a_old, ref in ((new.image, old.image, image), (new.label, old.label, label)):
+            got = read_patch(a_new, st, patch)
+            want = read_patch(a_old, st, patch)  # through zarr, old layout
+            assert got.dtype == want.dtype == ref.dtype and got.shape == patch
+            assert got.tobytes() == want.tobytes()
+            sl = tuple(slice(b, b + p) for b, p in zip(st, patch, strict=True))
+            np.testing.assert_array_equal(got[tuple(slice(0, n) for n in ref[sl].shape)], ref[sl])
+
+
+def test_all_background_label_chunk_reads_as_zeros(tmp_path):
+    from voxseq.imaging.patches import read_patch
+    from voxseq.imaging.store import open_store, write_store
+
+    image, _ = _volumes((20, 20, 10))
+    write_store(tmp_path / "z.zarr", image, np.zeros(image.shape, np.uint8), (1, 1, 1), {})
+    st = open_store(tmp_path / "z.zarr")
+    np.testing.assert_array_equal(read_patch(st.label, (4, 4, 2), (8, 8, 8)), 0)
+    np.testing.assert_array_equal(
+        read_patch(st.image, (4, 4, 2), (8, 8, 8)), image[4:12, 4:12, 2:10]
+    )
+
+
+def test_rewritten_store_is_not_read_from_a_stale_map(tmp_path):
+    from voxseq.imaging.patches import read_patch
+    from voxseq.imaging.store import open_store, write_store
+
+    a, la = _volumes((20, 20, 10), seed=1)
+    b, lb = _volumes((20, 20, 10), seed=2)
+    write_store(tmp_path / "s.zarr", a, la, (1, 1, 1), {})
+    np.testing.assert_array_equal(
+        read_patch(open_store(tmp_path / "s.zarr").image, (0, 0, 0), (8, 8, 8)), a[:8, :8, :8]
+    )
+    write_store(tmp_path / "s.zarr", b, lb, (1, 1, 1), {})
+    np.testing.assert_array_equal(
+        read_patch(open_store(tmp_path / "s.zarr").image, (0, 0, 0), (8, 8, 8)), b[:8, :8, :8]
+    )

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import zarr
 
+from voxseq.imaging.store import read_region
 from voxseq.io.atomic import read_tsv, write_tsv
 
 TILE_COLUMNS = ("subject", "label", "x", "y", "z")
@@ -130,9 +132,15 @@ class PatchSampler:
 
 
 def read_patch(array, start: Sequence[int], patch: Sequence[int], fill: float = 0.0) -> np.ndarray:
-    """Read a (possibly zero-padded) patch from an array-like of shape (X, Y, Z)."""
-    sl = tuple(slice(b, b + p) for b, p in zip(start, patch, strict=True))
-    block = np.asarray(array[sl])
+    """Read a (possibly zero-padded) patch from an array-like of shape (X, Y, Z).
+
+    zarr arrays go through :func:`voxseq.imaging.store.read_region` (memory-mapped raw chunks
+    where the store has them); anything else is sliced.
+    """
+    if isinstance(array, zarr.Array):
+        block = read_region(array, start, [b + p for b, p in zip(start, patch, strict=True)])
+    else:
+        block = np.asarray(array[tuple(slice(b, b + p) for b, p in zip(start, patch, strict=True))])
     if block.shape == tuple(patch):
         return block
     out = np.full(tuple(patch), fill, dtype=block.dtype)
