@@ -25,6 +25,7 @@ with rule_logging(snakemake):
         max_shift=p.augment_shift,
         # qc.exclude_flagged: flagged subjects' tracks do not train the model
         exclude_tracks=flagged_subjects(snakemake.input.get("qc")),
+        arch=p.arch,  # genomics.model.arch, or this job's entry of genomics.model.compare
         provenance={
             "cohort": p.cohort,
             "config_digest": object_sha256(p.cfg),

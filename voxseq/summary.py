@@ -32,7 +32,11 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
     """Write ``summary.json``: ``imaging.*`` and ``genomics.*`` metrics plus ``stage_seconds``.
 
     ``genomics.warnings`` lists the genomics cohort's warnings (small val / test splits,
-    near-empty libraries, Pearsons that cannot be computed; empty when none).
+    near-empty libraries, Pearsons that cannot be computed; empty when none). With
+    ``genomics.model.compare`` (input ``genomics_compare``, :mod:`voxseq.genomics.compare`),
+    ``genomics.arch`` (the chosen architecture), ``genomics.arch_criterion``,
+    ``genomics.val_pearson_by_arch`` and ``genomics.test_pearson_by_arch`` (architecture ->
+    mean Pearson on the val / test contigs' windows at training) join the genomics block.
     """
     summary: dict = {"cohort": cohort}
     for modality in ("imaging", "genomics"):
@@ -44,6 +48,13 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
             )
     if "genomics" in inputs:  # absent from a cohort.json written before warnings existed
         summary["genomics"].setdefault("warnings", [])
+    if "genomics_compare" in inputs:
+        c = json.loads(Path(inputs["genomics_compare"]).read_text())
+        summary.setdefault("genomics", {}).update({
+            "arch": c["arch"], "arch_criterion": c["criterion"],
+            "val_pearson_by_arch": c["val_pearson_by_arch"],
+            "test_pearson_by_arch": c["test_pearson_by_arch"],
+        })
     summary["stage_seconds"] = stage_times(bench_dir)
     summary["total_stage_seconds"] = round(sum(summary["stage_seconds"].values()), 2)
     write_json(out, summary)
@@ -105,6 +116,12 @@ def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> 
             f"(log1p {_num(gen.get('test_pearson_log1p_mean'))}) "
             f"on {', '.join(gen.get('test_contigs') or [])}, variant-effect AUROC "
             f"{_num(gen.get('vep_auroc'))}"
+        )
+    if gen and gen.get("test_pearson_by_arch"):
+        lines.append(
+            "  genomics architectures (test Pearson at training): "
+            + ", ".join(f"{a} {_num(v)}" for a, v in gen["test_pearson_by_arch"].items())
+            + f"; chosen {gen.get('arch')} (best validation)"
         )
     for name, block in (("imaging", img), ("genomics", gen)):
         lines += warning_lines(name, (block or {}).get("warnings") or [])

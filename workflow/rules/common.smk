@@ -18,6 +18,8 @@ sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snak
 
 from voxseq import VoxseqError  # noqa: E402
 from voxseq.config import check_config, check_devices, validate_config  # noqa: E402
+from voxseq.genomics.archs import GENOMICS_ARCHS as KNOWN_ARCHS  # noqa: E402
+from voxseq.genomics.archs import genomics_archs  # noqa: E402
 from voxseq.io.digest import recorded_sources, same_content  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN, assign_splits, read_sheet  # noqa: E402
 
@@ -46,6 +48,16 @@ IMAGING_BUNDLE = config["models"]["imaging"] or f"models/{COHORT}/imaging"
 GENOMICS_BUNDLE = config["models"]["genomics"] or f"models/{COHORT}/genomics"
 TRAIN_IMAGING = IMAGING and not config["models"]["imaging"]
 TRAIN_GENOMICS = GENOMICS and not config["models"]["genomics"]
+# genomics.model.compare: each architecture trains as its own job into a candidate bundle under
+# GENOMICS_CANDIDATES/<arch>/; the best on validation is copied to GENOMICS_BUNDLE
+try:
+    GENOMICS_ARCHS = (
+        genomics_archs(config["genomics"].get("model") or {}) if TRAIN_GENOMICS else []
+    )
+except VoxseqError as exc:
+    raise WorkflowError(str(exc)) from None
+GENOMICS_COMPARE = len(GENOMICS_ARCHS) > 1
+GENOMICS_CANDIDATES = f"{RES}/genomics/train"
 CLASSIFY_CFG = config["imaging"]["classify"]
 CLASSIFY_BUNDLE = (
     config["models"]["imaging_classify"] or f"models/{COHORT}/imaging_classify"
@@ -314,6 +326,7 @@ else:
 wildcard_constraints:
     subject=SUBJECT_PATTERN.strip("^$"),
     fold=r"\d+",
+    arch="|".join(KNOWN_ARCHS),
 
 
 # ---- input functions -------------------------------------------------------------------------
@@ -637,6 +650,9 @@ def get_summary_inputs(wildcards):
             out["imaging_curves"] = f"{RES}/imaging/report/training_curves.png"
     if GENOMICS:
         out["genomics"] = f"{RES}/genomics/cohort.json"
+    if GENOMICS_COMPARE:  # the architectures side by side join the genomics block
+        out["genomics_compare"] = f"{RES}/genomics/train/compare.json"
+        out["genomics_compare_figure"] = f"{RES}/genomics/report/arch_comparison.png"
     if IMAGING_QC:
         out["imaging_qc"] = f"{RES}/imaging/qc/qc.json"
     if GENOMICS_QC:

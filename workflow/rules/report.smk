@@ -121,6 +121,30 @@ if TRAIN_GENOMICS:
             "../../scripts/genomics_report_training.py"
 
 
+if GENOMICS_COMPARE:
+
+    rule genomics_report_compare:
+        input:
+            compare=f"{RES}/genomics/train/compare.json",
+        output:
+            figure=report(
+                f"{RES}/genomics/report/arch_comparison.png",
+                caption="../report/genomics_arch_comparison.rst",
+                category="Genomics",
+                labels={"figure": "architectures compared"},
+            ),
+        log:
+            f"{LOGS}/genomics/report_compare.log",
+        conda:
+            "../../envs/report.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(1000),
+            runtime=per_attempt(10),
+        script:
+            "../../scripts/genomics_report_compare.py"
+
+
 if GENOMICS:
 
     rule genomics_report_variants:

@@ -107,7 +107,7 @@ if TRAIN_CLASSIFY:
             "../../scripts/imaging_classify_bundle.py"
 
 
-if TRAIN_GENOMICS:
+if TRAIN_GENOMICS and not GENOMICS_COMPARE:
 
     rule genomics_train:
         input:
@@ -129,6 +129,7 @@ if TRAIN_GENOMICS:
             runtime=per_attempt(240),
             gpu=config["genomics"]["train"]["gpus"],
         params:
+            arch=GENOMICS_ARCHS[0],
             workdir=f"{RES}/genomics/train/checkpoints",
             model=config["genomics"]["model"],
             train=config["genomics"]["train"],
@@ -138,3 +139,70 @@ if TRAIN_GENOMICS:
             cfg=config["genomics"],
         script:
             "../../scripts/genomics_train.py"
+
+
+if TRAIN_GENOMICS and GENOMICS_COMPARE:
+
+    # genomics.model.compare: one job per architecture, each into its own candidate bundle
+    rule genomics_train:
+        input:
+            windows=f"{RES}/genomics/tile/windows.h5",
+            sheet=SHEET,
+            qc=qc_exclusion("genomics"),
+        output:
+            bundle=bundle_files(f"{GENOMICS_CANDIDATES}/{{arch}}/bundle"),
+            metrics=f"{GENOMICS_CANDIDATES}/{{arch}}/metrics.tsv",
+        log:
+            f"{LOGS}/genomics/train/{{arch}}.log",
+        benchmark:
+            f"{BENCH}/genomics/train/{{arch}}.tsv"
+        conda:
+            "../../envs/torch.yaml"
+        threads: 2
+        resources:
+            mem_mb=per_attempt(8000),
+            runtime=per_attempt(240),
+            gpu=config["genomics"]["train"]["gpus"],
+        params:
+            arch="{arch}",
+            workdir=f"{GENOMICS_CANDIDATES}/{{arch}}/checkpoints",
+            model=config["genomics"]["model"],
+            train=config["genomics"]["train"],
+            augment_shift=config["genomics"]["augment_shift"],
+            seed=config["seed"],
+            cohort=COHORT,
+            cfg=config["genomics"],
+        script:
+            "../../scripts/genomics_train.py"
+
+    # the best candidate on validation becomes the cohort's bundle
+    rule genomics_select:
+        input:
+            bundles=expand(
+                f"{GENOMICS_CANDIDATES}/{{arch}}/bundle/bundle.json",
+                arch=GENOMICS_ARCHS,
+            ),
+            weights=expand(
+                f"{GENOMICS_CANDIDATES}/{{arch}}/bundle/weights.safetensors",
+                arch=GENOMICS_ARCHS,
+            ),
+            metrics=expand(
+                f"{GENOMICS_CANDIDATES}/{{arch}}/metrics.tsv", arch=GENOMICS_ARCHS
+            ),
+        output:
+            bundle=bundle_files(GENOMICS_BUNDLE),
+            metrics=f"{RES}/genomics/train/metrics.tsv",
+            compare=f"{RES}/genomics/train/compare.json",
+            table=f"{RES}/genomics/train/compare.tsv",
+        log:
+            f"{LOGS}/genomics/select.log",
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(1000),
+            runtime=per_attempt(10),
+        params:
+            archs=GENOMICS_ARCHS,
+        script:
+            "../../scripts/genomics_select.py"
