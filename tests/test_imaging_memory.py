@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import tracemalloc
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -20,8 +19,8 @@ import torch
 from conftest import REPO, affine_for, write_nifti
 from nibabel.orientations import apply_orientation, io_orientation
 
-from voxseq.imaging.infer import predict_volume, segment_subject
-from voxseq.imaging.ingest import ingest_subject
+from voxseq.imaging.infer import predict_volume, resampled_argmax, segment_subject
+from voxseq.imaging.ingest import ingest_subject, label_counts
 from voxseq.imaging.intensity import normalise
 from voxseq.imaging.normalise import normalise_subject
 from voxseq.imaging.resample import resample, target_shape
@@ -97,8 +96,8 @@ def _phantom(shape, seed=3):
     rng = np.random.default_rng(seed)
     grids = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij")
     r2 = sum(g**2 for g in grids)
-    organ = sum(((g - c) / 0.5) ** 2 for g, c in zip(grids, (0.2, 0.0, 0.1))) <= 1
-    lesion = sum(((g - c) / 0.15) ** 2 for g, c in zip(grids, (0.3, 0.1, 0.1))) <= 1
+    organ = sum(((g - c) / 0.5) ** 2 for g, c in zip(grids, (0.2, 0.0, 0.1), strict=True)) <= 1
+    lesion = sum(((g - c) / 0.15) ** 2 for g, c in zip(grids, (0.3, 0.1, 0.1), strict=True)) <= 1
     img = np.where(r2 < 0.9, 40.0, -1000.0) + 25.0 * organ - 30.0 * lesion
     img = img + rng.normal(0, 15, shape)
     return np.round(img).astype(np.int16), (organ.astype(np.uint8) + lesion).astype(np.uint8)
@@ -211,3 +210,94 @@ def test_segment_same_outputs(ct_files, bundle, variant, tmp_path):
     voxel = float(abs(np.linalg.det(out.affine[:3, :3])))
     assert res["volumes_mm3"] == {LABELS[k]: float(counts[k] * voxel) for k in (1, 2)}
     assert res["dice"] == {LABELS[k + 1]: float(v) for k, v in enumerate(dice)}
+
+
+def test_resampled_argmax_ties_and_channels():
+    """Equal to the argmax of the resampled stack, ties included (lower class wins)."""
+    rng = np.random.default_rng(0)
+    probs = rng.random((4, 9, 7, 5)).astype(np.float32)
+    probs[1, :4] = probs[0, :4]  # tie 0/1: 0 wins
+    probs[3, 5:] = probs[2, 5:] = probs[:, 5:].max(0) + 1  # tie 2/3 on top: 2 wins
+    for shape in ((20, 13, 11), (9, 7, 5), (5, 4, 3)):
+        expected = resample(probs, shape, "linear").argmax(0).astype(np.uint8)
+        got = resampled_argmax(probs, shape)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, expected)
+    same_grid = resampled_argmax(probs, (9, 7, 5))
+    assert not (same_grid[:4] == 1).any() and (same_grid[5:] == 2).all()
+
+
+def test_label_counts_by_blocks():
+    lab = np.random.default_rng(1).integers(0, 3, (17, 11, 5)).astype(np.uint8)
+    for block in (1, 7, 100, 1 << 22):
+        np.testing.assert_array_equal(label_counts(lab, 4, block), np.bincount(lab.ravel(), None,
+                                                                               4))
+    np.testing.assert_array_equal(label_counts(lab, 2, 10), np.bincount(lab.ravel()))
+
+
+# ---- bounded memory --------------------------------------------------------------------------
+
+def _traced_peak(fn) -> int:
+    """Peak bytes traced (numpy arrays, Python objects) while ``fn`` runs."""
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.fixture(scope="module")
+def big_ct(tmp_path_factory):
+    """A 160 x 160 x 96 int16 LPS CT and its uint8 label (2.46 M voxels)."""
+    root = tmp_path_factory.mktemp("bigct")
+    shape = (160, 160, 96)
+    img, lab = _phantom(shape)
+    aff = affine_for("LPS", shape, SPACING)
+    return (write_nifti(root / "image.nii.gz", img, aff),
+            write_nifti(root / "label.nii.gz", lab, aff), int(np.prod(shape)))
+
+
+def test_stage_memory_per_voxel(big_ct, bundle, tmp_path):
+    """Traced peak of each stage in bytes per voxel of the original volume: the float32 image
+    (4) plus small change for ingest and normalise, two float32 channels (8) plus masks and
+    labels for infer's way back. The whole-array code needed 16, 12 and 31."""
+    image, label, n = big_ct
+    bundle_dir = bundle[0]
+    peaks = {
+        "ingest": _traced_peak(lambda: ingest_subject(
+            "s1", str(image), str(label), 3, 5, None, tmp_path / "s.json", tmp_path / "s.npy")),
+        "normalise": _traced_peak(lambda: normalise_subject(
+            "s1", tmp_path / "s.json", _plan(target=(3.0, 3.0, 4.0)), tmp_path / "s.zarr")),
+        "infer": _traced_peak(lambda: segment_subject(
+            "s1", str(tmp_path / "s.zarr"), str(bundle_dir), str(tmp_path / "seg.nii.gz"),
+            str(tmp_path / "r.json"), "cpu", str(label), str(tmp_path / "p.npy"))),
+    }
+    per_voxel = {k: v / n for k, v in peaks.items()}
+    assert per_voxel["ingest"] < 10.5, per_voxel
+    assert per_voxel["normalise"] < 6.5, per_voxel
+    assert per_voxel["infer"] < 11.5, per_voxel
+
+
+def test_benchmark_measures_each_child_alone(tmp_path):
+    """benchmarks/imaging_memory.py on a small volume: every stage's peak is the child's own
+    (VmHWM), not this process's size at the fork (ru_maxrss of a forked child starts there),
+    and GNU time agrees with it; the last line is the largest stage peak."""
+    ballast = np.ones(700 * 2**20, np.uint8)  # this process: over 700 MiB resident
+    cmd = [sys.executable, str(REPO / "benchmarks" / "imaging_memory.py"), "--workdir",
+           str(tmp_path), "--shape", "40", "40", "24"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert res.returncode == 0, res.stdout + res.stderr
+    del ballast
+    lines = res.stdout.strip().splitlines()
+    peaks = {}
+    for line in lines:
+        parts = line.split()
+        if parts and parts[0] in ("ingest", "stats", "normalise", "tile", "infer"):
+            peaks[parts[0]] = (float(parts[2]), float(parts[6]))
+    assert set(peaks) == {"ingest", "stats", "normalise", "tile", "infer"}, lines
+    for stage, (vm_hwm, gnu_time) in peaks.items():
+        assert 0.02 < vm_hwm < 0.6, (stage, vm_hwm)  # an interpreter, not the 700 MiB parent
+        assert abs(vm_hwm - gnu_time) < 0.02, (stage, vm_hwm, gnu_time)
+    assert lines[-1] == f"peak_rss_gib={max(v for v, _ in peaks.values()):.3f}"
+    assert (tmp_path / "out" / "ct001_seg.nii.gz").is_file()

@@ -12,6 +12,7 @@ import torch
 from voxseq import VoxseqError
 from voxseq.bundle import bundle_digest, load_bundle
 from voxseq.fit import resolve_device
+from voxseq.imaging.ingest import label_counts
 from voxseq.imaging.resample import resample
 from voxseq.imaging.sliding import sliding_window_logits
 from voxseq.imaging.store import open_store
@@ -41,6 +42,31 @@ def predict_volume(model: torch.nn.Module, volume: np.ndarray, pre: dict, device
     return logits.softmax(0).numpy()
 
 
+def resampled_argmax(probs: np.ndarray, shape) -> np.ndarray:
+    """``resample(probs, shape, "linear").argmax(0)`` as uint8, one channel at a time.
+
+    Parameters
+    ----------
+    probs : (C, X, Y, Z) class probabilities on the normalised grid
+    shape : the (X', Y', Z') grid to resample to (the subject's canonical original grid)
+
+    Returns
+    -------
+    (X', Y', Z') uint8 labels, equal to the argmax of the resampled stack (ties go to the lower
+    class, as ``np.argmax``). Holds two resampled channels instead of all C plus their stacked
+    copy and the int64 argmax: for a 512 x 512 x 300 volume and 3 classes 0.7 GB, not 2.5 GB.
+    """
+    best = resample(probs[0], shape, "linear")
+    labels = np.zeros(best.shape, np.uint8)
+    for c in range(1, len(probs)):
+        p = resample(probs[c], shape, "linear")
+        better = p > best  # strictly: an equal later class never wins, as in np.argmax
+        labels[better] = c
+        np.copyto(best, p, where=better)
+        del p, better
+    return labels
+
+
 def segment_subject(
     subject: str,
     store: str,
@@ -53,9 +79,10 @@ def segment_subject(
 ) -> dict:
     """Segment one subject and write ``<subject>_seg.nii.gz`` on its original grid.
 
-    The probabilities are resampled (linearly) to the canonical original grid, then the argmax
-    is reoriented to the file's storage order and written with the input's affine, so the
-    output has exactly the input's shape and affine. Volumes (mm³) per label; Dice per label
+    The probabilities are resampled (linearly) to the canonical original grid, one class at a
+    time (:func:`resampled_argmax`), then the argmax is reoriented to the file's storage order
+    and written with the input's affine, so the output has exactly the input's shape and
+    affine. Volumes (mm³) per label; Dice per label
     when ``label_path`` is given. With ``out_probabilities``, the probabilities of the
     foreground labels (L - 1, X, Y, Z) on the normalised grid are saved there as float16
     ``.npy`` (input channels of the subject classifier).
@@ -81,8 +108,10 @@ def segment_subject(
     if out_probabilities:
         with atomic_path(out_probabilities) as tmp, open(tmp, "wb") as fh:
             np.save(fh, probs[1:].astype(np.float16), allow_pickle=False)
-    probs = resample(probs, geo["canonical_shape"], "linear")
-    seg = to_original(probs.argmax(0).astype(np.uint8), tuple(geo["original_axcodes"]))
+    canonical = resampled_argmax(probs, geo["canonical_shape"])
+    del probs
+    seg = to_original(canonical, tuple(geo["original_axcodes"]))
+    del canonical
     affine = np.array(geo["original_affine"])
     if tuple(seg.shape) != tuple(geo["original_shape"]):
         raise VoxseqError(
@@ -92,7 +121,7 @@ def segment_subject(
     save_nifti(out_seg, seg, affine, **original_codes(geo))  # the input's qform/sform codes
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
     labels = pre["labels"]
-    counts = np.bincount(seg.ravel(), minlength=len(labels))
+    counts = label_counts(seg, len(labels))
     result = {
         "subject": subject,
         "bundle_digest": bundle_digest(bundle),
@@ -100,8 +129,11 @@ def segment_subject(
         "dice": None,
     }
     if label_path:
-        truth = np.asarray(nib.load(label_path).dataobj).reshape(seg.shape)
-        d = dice_per_label(seg, np.round(truth).astype(np.int64), len(labels))
+        # in the file's own type (uint8 for most labels): no int64 copy of the volume
+        truth = np.asanyarray(nib.load(label_path).dataobj).reshape(seg.shape)
+        if truth.dtype.kind == "f":
+            truth = np.round(truth)
+        d = dice_per_label(seg, truth, len(labels))
         result["dice"] = {
             labels[k + 1]: (None if np.isnan(v) else float(v)) for k, v in enumerate(d)
         }

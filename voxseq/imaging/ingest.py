@@ -17,11 +17,11 @@ log = logging.getLogger(__name__)
 FOREGROUND_SAMPLE = 20000
 
 
-def label_counts(label: np.ndarray, n_labels: int, block: int = 1 << 22) -> np.ndarray:
+def label_counts(label: np.ndarray, n_labels: int, block: int = 1 << 18) -> np.ndarray:
     """``np.bincount(label.ravel(), minlength=n_labels)``, a block of voxels at a time.
 
     ``np.bincount`` converts its input to int64 first: 8 bytes per voxel (0.63 GB for a
-    512 x 512 x 300 label); by blocks of ``block`` voxels the extra memory stays at 32 MB.
+    512 x 512 x 300 label); by blocks of ``block`` voxels the extra memory stays at 2 MB.
     """
     flat = label.reshape(-1)
     counts = np.zeros(n_labels, np.int64)
@@ -115,7 +115,11 @@ def ingest_subject(
     # what was read, once it loaded (stat + content): a touch with the same bytes reruns
     # nothing, an edit reruns this subject (see voxseq.io.digest.same_content)
     sources = _sources(image_path, label_path)
-    lo, hi = float(image.data.min()), float(image.data.max())
+    d = image.data
+    lo, hi = float(d.min()), float(d.max())
+    # whole-volume statistics before the label is read: d.std() holds a float32 temporary of
+    # the volume's size, and the label, its mask and the foreground need not be there with it
+    mean, std = float(d.mean()), float(d.std())
     if lo == hi:
         raise VoxseqError(
             f"subject {subject}: image {image_path}: constant intensity (every voxel is {lo:g}): "
@@ -159,14 +163,14 @@ def ingest_subject(
                 ],
             )
     if mask is None or not mask.any():
-        mask = image.data != 0
-    fg = image.data[mask] if mask.any() else image.data.ravel()
-    d = image.data
+        mask = d != 0
+    fg = d[mask] if mask.any() else d.ravel()
+    del mask
     meta["intensity"] = {
         "min": lo,
         "max": hi,
-        "mean": float(d.mean()),
-        "std": float(d.std()),
+        "mean": mean,
+        "std": std,
         "fg_mean": float(fg.mean()),
         "fg_std": float(fg.std()),
         "fg_p005": float(np.percentile(fg, 0.5)),
