@@ -152,3 +152,47 @@ if GENOMICS:
             device=config["genomics"]["train"]["device"],
         script:
             "../../scripts/genomics_infer.py"
+
+    rule genomics_interpret:
+        input:
+            bundle=bundle_files(GENOMICS_BUNDLE),
+            windows=f"{RES}/genomics/tile/windows.h5",
+            fasta=get_reference,
+        output:
+            attributions=f"{RES}/genomics/interpret/attributions.h5",
+            meme=f"{RES}/genomics/motifs/motifs.meme",
+            motifs=f"{RES}/genomics/motifs/motifs.json",
+            motif_logos=report(
+                f"{RES}/genomics/report/motif_logos.png",
+                caption="../report/motif_logos.rst",
+                category="Genomics",
+                labels={"figure": "discovered motifs"},
+            ),
+            attribution_logos=report(
+                f"{RES}/genomics/report/attribution_logos.png",
+                caption="../report/attribution_logos.rst",
+                category="Genomics",
+                labels={"figure": "attributions and ISM"},
+            ),
+        log:
+            f"{LOGS}/genomics/interpret.log",
+        benchmark:
+            f"{BENCH}/genomics/interpret.tsv"
+        conda:
+            "../../envs/torch.yaml"
+        threads: 2
+        resources:
+            mem_mb=per_attempt(4000),
+            runtime=per_attempt(30),
+            gpu=1,
+        params:
+            demo=DEMO and config["demo"]["genomics"],
+            n_windows=64,
+            center_bins=None,
+            n_ism=4,
+            ism_width=60,
+            batch_size=config["genomics"]["infer"]["batch_size"],
+            device=config["genomics"]["train"]["device"],
+            modisco={},
+        script:
+            "../../scripts/genomics_interpret.py"
