@@ -301,3 +301,23 @@ def test_benchmark_measures_each_child_alone(tmp_path):
         assert abs(vm_hwm - gnu_time) < 0.02, (stage, vm_hwm, gnu_time)
     assert lines[-1] == f"peak_rss_gib={max(v for v, _ in peaks.values()):.3f}"
     assert (tmp_path / "out" / "ct001_seg.nii.gz").is_file()
+
+
+@pytest.mark.parametrize("variant", ["lps", "las", "ras"])
+def test_overlay_slices_same(ct_files, variant):
+    from voxseq.imaging.cohort import overlay_slices
+
+    image, label = ct_files[variant]
+    seg = ct_files["lps" if variant != "lps" else "ras"][1]  # another grid's label as the seg
+    for lab in (label, None):
+        got = overlay_slices(str(image), str(seg), lab and str(lab), "s1")
+        ref = lab if lab is not None else seg
+        z = int(np.argmax((_ref_load(ref) > 0).sum(axis=(0, 1))))
+        expected = [_ref_load(p)[:, :, z].T for p in (image, seg)]
+        expected.append(_ref_load(lab)[:, :, z].T if lab is not None else None)
+        for g, e in zip(got, expected, strict=True):
+            if e is None:
+                assert g is None
+            else:
+                assert g.dtype == np.float32
+                np.testing.assert_array_equal(g, e)

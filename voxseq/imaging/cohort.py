@@ -101,10 +101,18 @@ def classify_summary(metrics: dict) -> dict:
 
 
 def overlay_slices(image_path: str, seg_path: str, label_path: str | None, subject: str):
-    """Axial slice (canonical RAS) with the most foreground: image, prediction, truth."""
-    img = load_nifti(image_path, subject, "image").data
-    seg = load_nifti(seg_path, subject, "segmentation").data
-    lab = load_nifti(label_path, subject, "label").data if label_path else None
+    """Axial slice (canonical RAS) with the most foreground: image, prediction, truth.
+
+    Returns float32 (Y, X) copies of the three slices (None for a missing label). The label
+    and segmentation are read in their stored integer type and the image only once the slice
+    is chosen, and no full volume outlives the call.
+    """
+    seg = load_nifti(seg_path, subject, "segmentation", dtype=None).data
+    lab = load_nifti(label_path, subject, "label", dtype=None).data if label_path else None
     ref = lab if lab is not None else seg
     z = int(np.argmax((ref > 0).sum(axis=(0, 1))))
-    return img[:, :, z].T, seg[:, :, z].T, (lab[:, :, z].T if lab is not None else None)
+    seg_z = seg[:, :, z].T.astype(np.float32)
+    lab_z = lab[:, :, z].T.astype(np.float32) if lab is not None else None
+    del seg, lab, ref
+    img = load_nifti(image_path, subject, "image").data
+    return np.ascontiguousarray(img[:, :, z].T), seg_z, lab_z
