@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, run_snakemake
 
 from voxseq import VoxseqError
 from voxseq.bundle import load_bundle, write_bundle
@@ -125,3 +125,25 @@ def test_schema_takes_the_architecture_keys():
         c["genomics"]["model"].update(model)
         with pytest.raises(VoxseqError, match=message):
             validate_config(c, schemas)
+
+
+def _planned(out: str) -> dict[str, int]:
+    stats = out.split("Job stats:")[1].split("total")[0]
+    rows = [line.split() for line in stats.splitlines()[3:] if line.strip()]
+    return {r[0]: int(r[1]) for r in rows}
+
+
+@pytest.mark.parametrize("model, trains, select", [
+    (None, 2, 1),  # the default config: compare [dilated_cnn, cnn_bilstm]
+    ({"compare": ["cnn_bilstm"]}, 1, 0),  # one entry: trained straight into the bundle
+    ({"arch": "cnn_bilstm", "compare": None}, 1, 0),
+])
+def test_dry_run_plans_one_training_job_per_architecture(tmp_path, model, trains, select):
+    cfgs = [str(REPO / "tests/config/tiny_genomics.yaml")]
+    if model:
+        (tmp_path / "arch.yaml").write_text(yaml.safe_dump({"genomics": {"model": model}}))
+        cfgs.append(str(tmp_path / "arch.yaml"))
+    dry = run_snakemake(tmp_path, "-n", "--configfile", *cfgs)
+    planned = _planned(dry.stdout + dry.stderr)
+    assert planned["genomics_train"] == trains
+    assert planned.get("genomics_select", 0) == planned.get("genomics_report_compare", 0) == select
