@@ -228,17 +228,17 @@ class Attributions:
 
 def write_attributions(path: str | Path, attr: Attributions, rc_average: bool,
                        bundle: str | Path, tracks: list[str]) -> None:
-    """HDF5 (atomic): ``onehot``, ``attributions`` (gradient x input), ``hypothetical``,
-    ``gradient`` ``(K, L, 4)``; per window ``index``, ``contig``, ``start``, ``end``,
-    ``observed``, ``predicted``; ISM ``ism`` ``(M, W, 4)``, ``ism_window``, ``ism_start``;
-    attributes describing the scalar (``scalar``, ``center_bins``, ``center_bp``,
-    ``rc_average``, ``bin_size``, ``tracks``, ``bundle``)."""
+    """HDF5 (atomic): ``onehot``, ``attributions`` (gradient x input), ``hypothetical``
+    (gradient centred over the bases) ``(K, L, 4)``; per window ``index``, ``contig``,
+    ``start``, ``end``, ``observed``, ``predicted``; ISM ``ism`` ``(M, W, 4)``,
+    ``ism_window``, ``ism_start``; attributes describing the scalar (``scalar``,
+    ``center_bins``, ``center_bp``, ``rc_average``, ``bin_size``, ``tracks``, ``bundle``)."""
     k, length = attr.onehot.shape[:2]
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         opts = {"compression": "gzip", "compression_opts": 4} if k else {}
         h5.create_dataset("onehot", data=attr.onehot.astype(np.uint8), **opts)
-        for name, arr in (("attributions", attr.attributions), ("hypothetical", attr.hypothetical),
-                          ("gradient", attr.gradient)):
+        for name, arr in (("attributions", attr.attributions),
+                          ("hypothetical", attr.hypothetical)):
             h5.create_dataset(name, data=arr.astype(np.float32), **opts)
         h5["index"] = attr.index.astype(np.int64)
         h5["contig"] = np.array(attr.contig, dtype=h5py.string_dtype())

@@ -69,7 +69,7 @@ def interpret_genomics(bundle: str | Path, windows: str | Path, reference: str |
                        motif_png: str | Path, attribution_png: str | Path,
                        planted: list[tuple[str, str]] | None = None, n_windows: int = 64,
                        center_bins: int | None = None, pad: int = 32, n_ism: int = 4,
-                       ism_width: int = 60, batch_size: int = 16, device: str = "auto",
+                       ism_width: int = 40, batch_size: int = 16, device: str = "auto",
                        modisco: dict | None = None) -> dict:
     """Attributions, ISM, motifs (MEME), planted-motif recovery (JSON) and two logo figures.
 

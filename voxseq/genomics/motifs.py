@@ -327,9 +327,10 @@ def cluster_seqlets(seqlets: Seqlets, prefix: str, *, flank: int = 5, similarity
 def discover_motifs(onehot: np.ndarray, hypothetical: np.ndarray, *, core: int = 10,
                     flank: int = 5, z: float = 4.0, similarity: float = 0.6,
                     min_seqlets: int = 20, max_motifs: int = 10,
-                    trim_threshold: float = 0.3) -> list[Motif]:
+                    trim_threshold: float = 0.3, min_width: int = 5) -> list[Motif]:
     """Motifs of the attributions: :func:`call_seqlets`, then :func:`cluster_seqlets` per sign,
-    each motif trimmed (:func:`trim_motif`).
+    each motif trimmed (:func:`trim_motif`); a motif under ``min_width`` bp after trimming (a
+    single strong base) is dropped.
 
     Parameters
     ----------
@@ -352,5 +353,9 @@ def discover_motifs(onehot: np.ndarray, hypothetical: np.ndarray, *, core: int =
              len(pos.strength), len(neg.strength), core, threshold)
     kw = {"flank": flank, "similarity": similarity, "min_seqlets": min_seqlets,
           "max_motifs": max_motifs}
-    motifs = cluster_seqlets(pos, "pos", **kw) + cluster_seqlets(neg, "neg", **kw)
-    return [trim_motif(m, trim_threshold) for m in motifs]
+    motifs = [trim_motif(m, trim_threshold)
+              for m in cluster_seqlets(pos, "pos", **kw) + cluster_seqlets(neg, "neg", **kw)]
+    narrow = [m.name for m in motifs if len(m.ppm) < min_width]
+    if narrow:
+        log.info("dropped motifs narrower than %d bp after trimming: %s", min_width, narrow)
+    return [m for m in motifs if len(m.ppm) >= min_width]

@@ -190,7 +190,7 @@ if GENOMICS:
             n_windows=64,
             center_bins=None,
             n_ism=4,
-            ism_width=60,
+            ism_width=40,
             batch_size=config["genomics"]["infer"]["batch_size"],
             device=config["genomics"]["train"]["device"],
             modisco={},
