@@ -38,6 +38,12 @@ def _scored(rows: Sequence[dict]) -> list[dict]:
             for r in rows]
 
 
+def _class_order(name: str) -> tuple[int, str]:
+    """Effect classes, then neutral, then any other class by name."""
+    order = [*EFFECT_CLASSES, NEGATIVE_CLASS]
+    return (order.index(name) if name in order else len(order), name)
+
+
 def _roc_panel(ax, scores: np.ndarray, labels: np.ndarray, why: str) -> None:
     if labels.any() and not labels.all():
         value = auroc(np.abs(scores), labels)
@@ -64,8 +70,7 @@ def _class_panel(ax, rows: list[dict], truth: dict[tuple, str] | None) -> None:
         cls = (truth or {}).get((r["contig"], r["pos"], r["ref"], r["alt"])) or OTHER
         name = cls if truth else "scored SNVs"
         groups.setdefault(name, []).append(r["score"])
-    order = [*EFFECT_CLASSES, NEGATIVE_CLASS]
-    names = sorted(groups, key=lambda n: (order.index(n) if n in order else len(order), n))
+    names = sorted(groups, key=_class_order)
     rng = np.random.default_rng(0)
     for pos, name in enumerate(names, start=1):
         vals = np.array(groups[name])
@@ -94,7 +99,7 @@ def _scatter_panel(ax, rows: list[dict], truth: dict[tuple, str] | None,
         score = np.array([rows[i]["score"] for i in idx])
         classes = [(truth or {}).get((rows[i]["contig"], rows[i]["pos"], rows[i]["ref"],
                                       rows[i]["alt"])) or OTHER for i in idx]
-        for name in dict.fromkeys(classes):
+        for name in sorted(set(classes), key=_class_order):
             k = np.array([c == name for c in classes])
             ax.scatter(eff[k], score[k], s=14, color=COLOURS.get(name, "0.5"),
                        edgecolors="white", linewidths=0.4, label=name.replace("_", " "))
