@@ -249,3 +249,18 @@ def test_discover_motifs_recovers_planted_motifs():
     # noise alone: no motif
     assert discover_motifs(oh, np.random.default_rng(1).normal(0, 0.05, hyp.shape),
                            min_seqlets=10) == []
+
+
+def test_rc_averaged_gradient_of_a_cnn_is_strand_symmetric():
+    from voxseq.models.seqcnn import SeqCNN
+
+    torch.manual_seed(0)
+    model = SeqCNN(n_tracks=3, bin_size=BIN, channels=8, dilated_layers=2).eval()
+    x = np.stack([_window(np.random.default_rng(i), 60) for i in range(2)])
+    bins = central_bins(L // BIN, 2)
+    grad, s = gradient_x_input(model, x, bins, rc_average=True)
+    grad_rc, s_rc = gradient_x_input(model, reverse_complement(x), bins, rc_average=True)
+    np.testing.assert_allclose(s_rc, s, rtol=1e-5)
+    np.testing.assert_allclose(reverse_complement(grad_rc), grad, rtol=1e-4, atol=1e-6)
+    one, _ = gradient_x_input(model, x, bins, rc_average=False)
+    assert not np.allclose(one, grad, atol=1e-6)  # a random CNN is not strand-symmetric itself

@@ -97,8 +97,10 @@ def gradient_x_input(model: nn.Module, onehot: np.ndarray, bins: tuple[int, int]
     for i in range(0, len(onehot), batch_size):
         x = torch.tensor(np.asarray(onehot[i:i + batch_size], np.float32), device=device)
         x = x.transpose(1, 2).contiguous().requires_grad_(True)
-        s = window_scalar(model, x, bins, rc_average)
-        (g,) = torch.autograd.grad(s.sum(), x)
+        # cuDNN's recurrent layers refuse a backward pass in eval mode: their plain kernels here
+        with torch.backends.cudnn.flags(enabled=False):
+            s = window_scalar(model, x, bins, rc_average)
+            (g,) = torch.autograd.grad(s.sum(), x)
         grads.append(g.transpose(1, 2).cpu().numpy())
         values.append(s.detach().cpu().numpy())
     if not grads:
