@@ -253,3 +253,11 @@ def test_rewritten_store_is_not_read_from_a_stale_map(tmp_path):
     np.testing.assert_array_equal(
         read_patch(open_store(tmp_path / "s.zarr").image, (0, 0, 0), (8, 8, 8)), b[:8, :8, :8]
     )
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_one_non_finite_logit_is_an_error(bad):
+    vol = np.random.default_rng(10).normal(size=(30, 20, 10)).astype(np.float32)
+    vol[17, 3, 4] = bad
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        sliding_window_logits(lambda x: x, vol, (16, 16, 8), 1)

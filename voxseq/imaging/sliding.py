@@ -76,10 +76,9 @@ def sliding_window_logits(
 ) -> torch.Tensor:
     """Stitched logits for a whole volume.
 
-    Each batch of windows is gathered into one reused buffer, predicted, weighted into another
-    reused buffer and added to the preallocated sum in place; the weight sum is computed once
-    from 1D sums. The per-window copies and adds are single-threaded numpy calls on ~1 MB:
-    torch's intra-op threads gain little there and, on a loaded machine, wait on each other.
+    Each batch of windows is copied into one reused buffer (numpy), predicted, and each window's
+    logits are added, Gaussian-weighted, into the preallocated sum in place (one fused
+    multiply-add, no temporary); the weight sum is computed once from 1D sums.
 
     Parameters
     ----------
@@ -113,9 +112,7 @@ def sliding_window_logits(
         c for r in range(1, len(mirror_axes) + 1) for c in itertools.combinations(mirror_axes, r)
     ]
     w_dev = torch.from_numpy(weight).to(device)
-    acc_np = acc.numpy()
     gathered = np.empty((min(batch_size, len(starts)), vol.shape[0], *patch), np.float32)
-    weighted = np.empty((len(gathered), n_out, *patch), np.float32)
     for i in range(0, len(starts), batch_size):
         chunk = starts[i : i + batch_size]
         sl = [tuple(slice(b, b + p) for b, p in zip(st, patch, strict=True)) for st in chunk]
@@ -131,14 +128,16 @@ def sliding_window_logits(
             out = yb if out is None else out + yb
         if len(flips) > 1:
             out = out / len(flips)
-        if out.device.type == "cpu":
-            out = np.multiply(out.detach().numpy(), weight, out=weighted[: len(chunk)])
-        else:
-            out = (out * w_dev).detach().cpu().numpy()
-        for j, s in enumerate(sl):
-            acc_np[(slice(None), *s)] += out[j]
+        if out.device.type != "cpu":
+            out = (out * w_dev).cpu()
+            for j, s in enumerate(sl):
+                acc[(slice(None), *s)].add_(out[j])
+            continue
+        for j, s in enumerate(sl):  # acc += out * w in one fused pass, no temporary
+            acc[(slice(None), *s)].addcmul_(out[j].detach(), w_dev)
     acc.div_(wsum)
-    if not torch.isfinite(acc).all():
+    lo, hi = torch.aminmax(acc)  # NaN propagates; no full-size boolean temporary
+    if not (torch.isfinite(lo) and torch.isfinite(hi)):
         raise FloatingPointError("non-finite values in the stitched prediction")
     if list(padded) == list(shape):
         return acc
