@@ -189,47 +189,6 @@ def test_roc_curve_area_equals_auroc_with_ties():
         gplots.roc_curve(scores, np.ones(40, bool))
 
 
-def _variants() -> tuple[list[dict], dict]:
-    rows = [  # motif-breaking SNVs lower coverage (negative scores): AUROC 1 on -score
-        ("chr1", 10, "A", "G", "ok", "-2.0", "motif_breaking"),
-        ("chr1", 20, "C", "T", "ok", "-1.0", "motif_breaking"),
-        ("chr1", 30, "G", "A", "ok", "0.5", "neutral"),
-        ("chr2", 40, "T", "C", "ok", "1.0", "neutral"),
-        ("chr2", 50, "T", "G", "ok", "0.1", ""),
-        ("chr2", 60, "TA", "T", "skipped: not an SNV (TA>T)", "", "indel"),
-    ]
-    keys = ["contig", "pos", "ref", "alt", "status", "score", "truth"]
-    table = [dict(zip(keys, (c, str(p), *rest), strict=True)) for c, p, *rest in rows]
-    truth = {(c, p, r, a): t for c, p, r, a, _, _, t in rows if t}
-    return table, truth
-
-
-def test_variant_effect_figure_reports_auroc_and_classes(tmp_path):
-    table, truth = _variants()
-    fig = gplots.variant_effect_figure(table, truth)
-    roc, dist = fig.axes
-    assert _legend_texts(fig)[0] == "AUROC 1.000 (2 vs 2)"
-    assert [t.get_text() for t in dist.get_xticklabels()] == [
-        "motif-breaking\nn=2", "neutral\nn=2", "other / no class\nn=1"]
-    _close(fig)
-    keys = ["contig", "pos", "ref", "alt", "class"]
-    write_tsv(tmp_path / "truth.tsv", [dict(zip(keys, (*k, v), strict=True))
-                                       for k, v in truth.items()], keys)
-    write_tsv(tmp_path / "scores.tsv", table, list(table[0]))
-    gplots.plot_variant_effects(tmp_path / "scores.tsv", tmp_path / "truth.tsv",
-                                tmp_path / "v.png")
-    assert _png(tmp_path / "v.png")
-
-
-def test_variant_effect_figure_without_truth_shows_scores_only():
-    table, _ = _variants()
-    fig = gplots.variant_effect_figure(table, None)
-    roc, dist = fig.axes
-    assert "no variant truth" in roc.texts[0].get_text()
-    assert [t.get_text() for t in dist.get_xticklabels()] == ["scored SNVs\nn=5"]
-    _close(fig)
-
-
 # ---- results page ----------------------------------------------------------------------------
 SUMMARY = {
     "cohort": "synth",

@@ -203,13 +203,19 @@ def headline_numbers(summary: dict, imaging_metrics: Sequence[dict] | None = Non
         cards.append(("Genomics test Pearson", _fmt(gen.get("test_pearson_mean")),
                       f"log1p {_fmt(gen.get('test_pearson_log1p_mean'))}; test contigs "
                       + (", ".join(gen.get("test_contigs") or []) or "none")))
-        truth = (f"{gen.get('vep_n_motif_breaking', 0)} motif-breaking vs "
-                 f"{gen.get('vep_n_neutral', 0)} neutral SNVs"
-                 if gen.get("vep_n_motif_breaking") or gen.get("vep_n_neutral")
-                 else "no variant truth")
+        n_effect = gen.get("vep_n_effect", gen.get("vep_n_motif_breaking", 0)) or 0
+        truth = (f"{n_effect} SNVs with an effect vs {gen.get('vep_n_neutral', 0)} neutral"
+                 if n_effect or gen.get("vep_n_neutral") else "no variant truth")
         cards.append(("Variant-effect AUROC", _fmt(gen.get("vep_auroc")),
                       f"{truth}; {gen.get('n_variants_scored', 0)} of "
                       f"{gen.get('n_variants', 0)} variants scored"))
+        if gen.get("vep_spearman") is not None:
+            cards.append(("Variant-effect Spearman", _fmt(gen.get("vep_spearman")),
+                          f"signed score vs true effect, {gen.get('vep_n_spearman', 0)} SNVs"))
+        if gen.get("motifs_recovered") is not None:
+            cards.append(("Planted motifs recovered",
+                          f"{gen['motifs_recovered']} of {gen.get('motifs_planted', 0)}",
+                          f"{gen.get('motifs_found', 0)} motifs discovered (motifs.meme)"))
         cards.append(("Genomics subjects", str(gen.get("n_subjects", "n/a")),
                       f"{gen.get('n_tracks', 0)} coverage tracks"))
         if (t := _training(genomics_metrics)) is not None:

@@ -1,20 +1,18 @@
 """Report figures of the genomics track (PNG, matplotlib without a display).
 
-Observed vs predicted tracks and per-track Pearson R (drawn by ``genomics_infer``), and the
-report rules' training curves and variant-effect figure (ROC and score distributions).
+Observed vs predicted tracks and per-track Pearson R (drawn by ``genomics_infer``), the report
+rules' training curves and the ROC curve helper (the variant-effect figure is in
+:mod:`voxseq.genomics.variant_figure`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from voxseq.genomics.variants import read_truth, truth_labels
 from voxseq.io.atomic import atomic_path, read_tsv
-from voxseq.metrics import auroc
 from voxseq.report import pyplot, save_figure, training_curves_figure
 
 
@@ -105,77 +103,3 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
     tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
     return np.r_[0.0, fp / (~y).sum()], np.r_[0.0, tp / y.sum()]
-
-
-def _scored(rows: Sequence[dict]) -> list[dict]:
-    """variant_scores.tsv rows as :func:`truth_labels` takes them (int ``pos``, float score)."""
-    out = []
-    for r in rows:
-        score = float(r["score"]) if r.get("score") not in ("", None) else float("nan")
-        out.append({**r, "pos": int(r["pos"]), "score": score})
-    return out
-
-
-def variant_effect_figure(rows: Sequence[dict], truth: dict[tuple, str] | None):
-    """ROC of motif-breaking vs neutral SNVs (left) and score distributions per class (right).
-
-    Parameters
-    ----------
-    rows
-        ``genomics/infer/variant_scores.tsv`` rows (``contig``, ``pos``, ``ref``, ``alt``,
-        ``status``, ``score``).
-    truth
-        :func:`voxseq.genomics.variants.read_truth` of the truth table, or ``None``. As for
-        ``vep_auroc``, motif-breaking is the positive class and ``-score`` ranks variants
-        (breaking a motif lowers predicted coverage).
-    """
-    plt = pyplot()
-    rows = _scored(rows)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    idx, labels = truth_labels(rows, truth) if truth else (np.array([], int), np.array([], bool))
-    scores = np.array([r["score"] for r in rows])
-    if labels.any() and not labels.all():
-        value = auroc(-scores[idx], labels)
-        fpr, tpr = roc_curve(-scores[idx], labels)
-        a.plot(fpr, tpr, color="C3", lw=2, drawstyle="default",
-               label=f"AUROC {value:.3f} ({int(labels.sum())} vs {int((~labels).sum())})")
-        a.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="chance")
-        a.legend(loc="lower right", fontsize=8)
-    else:
-        why = "no variant truth" if not truth else "truth lacks both classes among scored SNVs"
-        a.text(0.5, 0.5, f"{why}:\nno ROC", ha="center", va="center", transform=a.transAxes)
-    a.set_xlabel("false positive rate (neutral)")
-    a.set_ylabel("true positive rate (motif-breaking)")
-    a.set_xlim(-0.01, 1.01)
-    a.set_ylim(-0.01, 1.01)
-    a.set_aspect("equal")
-    a.set_title("variant effect: motif-breaking vs neutral", fontsize=10)
-    ok = np.array([r["status"] == "ok" for r in rows], dtype=bool)
-    in_truth = np.zeros(len(rows), bool)
-    in_truth[idx] = True
-    groups = [("motif-breaking", idx[labels]), ("neutral", idx[~labels]),
-              ("other / no class" if truth else "scored SNVs", np.flatnonzero(ok & ~in_truth))]
-    groups = [(name, scores[i]) for name, i in groups if len(i)]
-    rng = np.random.default_rng(0)
-    colours = {"motif-breaking": "C3", "neutral": "C0"}
-    for pos, (name, vals) in enumerate(groups, start=1):
-        b.boxplot([vals], positions=[pos], widths=0.55, showfliers=False,
-                  medianprops={"color": "black"})
-        b.scatter(pos + rng.uniform(-0.15, 0.15, len(vals)), vals, s=14, zorder=3,
-                  color=colours.get(name, "0.5"), edgecolors="white", linewidths=0.4)
-    if groups:
-        b.set_xticks(range(1, len(groups) + 1), [f"{n}\nn={len(v)}" for n, v in groups])
-        b.axhline(0, color="0.6", lw=0.8)
-    else:
-        b.text(0.5, 0.5, "no scored SNVs", ha="center", va="center", transform=b.transAxes)
-    b.set_ylabel("score (alt − ref coverage, mean over tracks)")
-    b.set_title("variant scores by truth class", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_variant_effects(variants_tsv: str | os.PathLike, truth_tsv: str | os.PathLike | None,
-                         out_png: str | os.PathLike) -> None:
-    """:func:`variant_effect_figure` of ``variant_scores.tsv`` and the truth table, as a PNG."""
-    truth = read_truth(truth_tsv) if truth_tsv else None
-    save_figure(variant_effect_figure(read_tsv(variants_tsv), truth), out_png)
