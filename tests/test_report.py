@@ -211,8 +211,18 @@ def test_headline_numbers():
     assert cards["Imaging best epoch"][0] == "epoch 3 of 5"
     assert cards["Genomics test Pearson"][0] == "0.457"
     assert cards["Variant-effect AUROC"] == (
-        "0.789", "8 motif-breaking vs 6 neutral SNVs; 14 of 15 variants scored")
+        "0.789", "8 SNVs with an effect vs 6 neutral; 14 of 15 variants scored")
+    assert "Variant-effect Spearman" not in cards and "Planted motifs recovered" not in cards
     assert cards["Stage time"][0] == "5.2 min"
+    graded = {**SUMMARY, "genomics": {**SUMMARY["genomics"], "vep_n_effect": 12,
+                                      "vep_spearman": 0.6512, "vep_n_spearman": 18,
+                                      "motifs_recovered": 2, "motifs_planted": 3,
+                                      "motifs_found": 5}}
+    cards = {k: (v, d) for k, v, d in headline_numbers(graded)}
+    assert cards["Variant-effect AUROC"][1].startswith("12 SNVs with an effect vs 6 neutral")
+    assert cards["Variant-effect Spearman"] == (
+        "0.651", "signed score vs true effect, 18 SNVs")
+    assert cards["Planted motifs recovered"][0] == "2 of 3"
     no_truth = {**SUMMARY, "genomics": {**SUMMARY["genomics"], "vep_auroc": None,
                                         "vep_n_motif_breaking": 0, "vep_n_neutral": 0}}
     cards = {k: (v, d) for k, v, d in headline_numbers(no_truth)}
