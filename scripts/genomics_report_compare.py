@@ -6,9 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
-from voxseq.genomics.compare import plot_comparison  # noqa: E402
+from voxseq.genomics.plots import plot_arch_comparison  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
 with rule_logging(snakemake):
-    plot_comparison(json.loads(Path(snakemake.input.compare).read_text()),
+    plot_arch_comparison(json.loads(Path(snakemake.input.compare).read_text()),
                     snakemake.output.figure)

@@ -16,7 +16,8 @@ from conftest import REPO, run_snakemake
 from voxseq import VoxseqError
 from voxseq.bundle import load_bundle, write_bundle
 from voxseq.config import validate_config
-from voxseq.genomics.compare import choose, plot_comparison, select_architecture
+from voxseq.genomics.compare import choose, select_architecture
+from voxseq.genomics.plots import plot_arch_comparison
 from voxseq.io.atomic import read_tsv
 from voxseq.models import build_model
 from voxseq.summary import headline, write_summary
@@ -85,7 +86,7 @@ def test_comparison_reaches_figure_summary_and_headline(tmp_path):
              for a, v, t in (("dilated_cnn", 0.9, 0.93), ("cnn_bilstm", 0.88, 0.91))}
     out = select_architecture(cands, tmp_path / "bundle", tmp_path / "compare.json",
                               tmp_path / "compare.tsv")
-    plot_comparison(out, tmp_path / "arch.png")
+    plot_arch_comparison(out, tmp_path / "arch.png")
     assert (tmp_path / "arch.png").read_bytes()[:4] == b"\x89PNG"
     (tmp_path / "cohort.json").write_text(json.dumps({"n_subjects": 2, "test_pearson_mean": 0.92,
                                                       "warnings": []}))

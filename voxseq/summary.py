@@ -36,7 +36,10 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
     ``genomics.model.compare`` (input ``genomics_compare``, :mod:`voxseq.genomics.compare`),
     ``genomics.arch`` (the chosen architecture), ``genomics.arch_criterion``,
     ``genomics.val_pearson_by_arch`` and ``genomics.test_pearson_by_arch`` (architecture ->
-    mean Pearson on the val / test contigs' windows at training) join the genomics block.
+    mean Pearson on the val / test contigs' windows at training) join the genomics block, and
+    with motif discovery (input ``genomics_motifs``, :mod:`voxseq.genomics.interpret`)
+    ``motifs_found``, ``motifs_planted`` and ``motifs_recovered`` (planted motifs within Hamming
+    distance 1; null without planted motifs).
     """
     summary: dict = {"cohort": cohort}
     for modality in ("imaging", "genomics"):
@@ -55,6 +58,10 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
             "val_pearson_by_arch": c["val_pearson_by_arch"],
             "test_pearson_by_arch": c["test_pearson_by_arch"],
         })
+    if "genomics_motifs" in inputs:  # motif discovery (genomics_interpret)
+        m = json.loads(Path(inputs["genomics_motifs"]).read_text())
+        summary.setdefault("genomics", {}).update(
+            {k: m[k] for k in ("motifs_found", "motifs_planted", "motifs_recovered")})
     summary["stage_seconds"] = stage_times(bench_dir)
     summary["total_stage_seconds"] = round(sum(summary["stage_seconds"].values()), 2)
     write_json(out, summary)
@@ -116,6 +123,13 @@ def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> 
             f"(log1p {_num(gen.get('test_pearson_log1p_mean'))}) "
             f"on {', '.join(gen.get('test_contigs') or [])}, variant-effect AUROC "
             f"{_num(gen.get('vep_auroc'))}"
+            + (f", Spearman {_num(gen['vep_spearman'])}" if gen.get("vep_spearman") is not None
+               else "")
+        )
+    if gen and gen.get("motifs_recovered") is not None:
+        lines.append(
+            f"  genomics motifs: {gen['motifs_recovered']} of {gen.get('motifs_planted')} planted "
+            f"recovered ({gen.get('motifs_found')} discovered, motifs/motifs.meme)"
         )
     if gen and gen.get("test_pearson_by_arch"):
         lines.append(

@@ -14,12 +14,9 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from voxseq import VoxseqError
 from voxseq.bundle import read_bundle_meta
 from voxseq.io.atomic import atomic_path, write_json, write_tsv
-from voxseq.report import pyplot, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -121,35 +118,3 @@ def select_architecture(candidates: dict[str, str | Path], bundle_dir: str | Pat
         log.info("%s: val Pearson %s, test Pearson %s%s", r["arch"], r["val_pearson_mean"],
                  r["test_pearson_mean"], " (chosen)" if r["arch"] == chosen else "")
     return out
-
-
-def plot_comparison(compare_json: dict, out_png: str | Path) -> None:
-    """Architectures side by side: mean val and test Pearson R (left), test Pearson R per track
-    (right, one point per track and architecture; the chosen architecture marked)."""
-    plt = pyplot()
-    rows = compare_json["candidates"]
-    archs = [r["arch"] for r in rows]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
-    x = np.arange(len(archs))
-    for k, (key, label) in enumerate((("val_pearson_mean", "val"), ("test_pearson_mean", "test"))):
-        vals = [np.nan if r[key] is None else r[key] for r in rows]
-        bars = ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=label, color=f"C{k}")
-        ax.bar_label(bars, fmt="%.3f", fontsize=8)
-    ax.set_xticks(x, [a + (" *" if a == compare_json["arch"] else "") for a in archs])
-    ax.set_ylabel("mean Pearson R")
-    ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.05)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("* chosen (best val)", fontsize=9)
-    tracks = sorted({t for r in rows for t in r["test_pearson"]})
-    for k, r in enumerate(rows):
-        vals = [r["test_pearson"].get(t) for t in tracks]
-        ax2.plot(np.arange(len(tracks)), [np.nan if v is None else v for v in vals], "o-",
-                 ms=4, lw=0.8, color=f"C{k + 2}", label=r["arch"])
-    if len(tracks) <= 30:
-        ax2.set_xticks(np.arange(len(tracks)), tracks, rotation=90, fontsize=7)
-    ax2.set_xlabel("track (subject)")
-    ax2.set_ylabel("test Pearson R")
-    ax2.legend(fontsize=8)
-    fig.suptitle("genomics architectures on the test contigs")
-    fig.tight_layout()
-    save_figure(fig, out_png)

@@ -103,3 +103,35 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
     tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
     return np.r_[0.0, fp / (~y).sum()], np.r_[0.0, tp / y.sum()]
+
+
+def plot_arch_comparison(compare_json: dict, out_png: str | Path) -> None:
+    """Architectures side by side: mean val and test Pearson R (left), test Pearson R per track
+    (right, one point per track and architecture; the chosen architecture marked)."""
+    plt = pyplot()
+    rows = compare_json["candidates"]
+    archs = [r["arch"] for r in rows]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 2]})
+    x = np.arange(len(archs))
+    for k, (key, label) in enumerate((("val_pearson_mean", "val"), ("test_pearson_mean", "test"))):
+        vals = [np.nan if r[key] is None else r[key] for r in rows]
+        bars = ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=label, color=f"C{k}")
+        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.set_xticks(x, [a + (" *" if a == compare_json["arch"] else "") for a in archs])
+    ax.set_ylabel("mean Pearson R")
+    ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.05)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("* chosen (best val)", fontsize=9)
+    tracks = sorted({t for r in rows for t in r["test_pearson"]})
+    for k, r in enumerate(rows):
+        vals = [r["test_pearson"].get(t) for t in tracks]
+        ax2.plot(np.arange(len(tracks)), [np.nan if v is None else v for v in vals], "o-",
+                 ms=4, lw=0.8, color=f"C{k + 2}", label=r["arch"])
+    if len(tracks) <= 30:
+        ax2.set_xticks(np.arange(len(tracks)), tracks, rotation=90, fontsize=7)
+    ax2.set_xlabel("track (subject)")
+    ax2.set_ylabel("test Pearson R")
+    ax2.legend(fontsize=8)
+    fig.suptitle("genomics architectures on the test contigs")
+    fig.tight_layout()
+    save_figure(fig, out_png)

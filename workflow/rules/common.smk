@@ -650,9 +650,12 @@ def get_summary_inputs(wildcards):
             out["imaging_curves"] = f"{RES}/imaging/report/training_curves.png"
     if GENOMICS:
         out["genomics"] = f"{RES}/genomics/cohort.json"
+        out["genomics_motifs"] = f"{RES}/genomics/motifs/motifs.json"
     if GENOMICS_COMPARE:  # the architectures side by side join the genomics block
         out["genomics_compare"] = f"{RES}/genomics/train/compare.json"
-        out["genomics_compare_figure"] = f"{RES}/genomics/report/arch_comparison.png"
+        out["genomics_compare_figure"] = (
+            f"{RES}/genomics/report/genomics_arch_comparison.png"
+        )
     if IMAGING_QC:
         out["imaging_qc"] = f"{RES}/imaging/qc/qc.json"
     if GENOMICS_QC:

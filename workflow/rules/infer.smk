@@ -187,10 +187,10 @@ if GENOMICS:
             gpu=1,
         params:
             demo=DEMO and config["demo"]["genomics"],
-            n_windows=64,
+            n_windows=config["genomics"]["interpret"]["n_windows"],
             center_bins=None,
-            n_ism=4,
-            ism_width=40,
+            n_ism=config["genomics"]["interpret"]["ism_windows"],
+            ism_width=config["genomics"]["interpret"]["ism_width"],
             batch_size=config["genomics"]["infer"]["batch_size"],
             device=config["genomics"]["train"]["device"],
             modisco={},

@@ -128,7 +128,7 @@ if GENOMICS_COMPARE:
             compare=f"{RES}/genomics/train/compare.json",
         output:
             figure=report(
-                f"{RES}/genomics/report/arch_comparison.png",
+                f"{RES}/genomics/report/genomics_arch_comparison.png",
                 caption="../report/genomics_arch_comparison.rst",
                 category="Genomics",
                 labels={"figure": "architectures compared"},

@@ -8,6 +8,10 @@ CLASSIFY_FIGURES = {
     "confusion": "confusion matrices",
     "grid": "test subjects with Grad-CAM",
 }
+GENOMICS_INTERPRET_FIGURES = {
+    "motif_logos": "discovered motifs",
+    "attribution_logos": "attributions and ISM (test contig)",
+}
 
 
 def get_report_figures():
@@ -21,8 +25,11 @@ def get_report_figures():
         out += [f"{RES}/imaging/report/classify_{n}.png" for n in CLASSIFY_FIGURES]
     if GENOMICS:
         out.append(f"{RES}/genomics/report/variant_effects.png")
+        out += [f"{RES}/genomics/report/{n}.png" for n in GENOMICS_INTERPRET_FIGURES]
         if TRAIN_GENOMICS:
             out.append(f"{RES}/genomics/report/genomics_training_curves.png")
+        if GENOMICS_COMPARE:
+            out.append(f"{RES}/genomics/report/genomics_arch_comparison.png")
     return out
 
 
@@ -43,8 +50,14 @@ def get_results_page_figures():
         figs.append(("Genomics: variant effects", rep, "variant_effects"))
         if TRAIN_GENOMICS:
             figs.append(("Genomics: training curves", rep, "genomics_training_curves"))
+        if GENOMICS_COMPARE:
+            figs.append(
+                ("Genomics: architectures compared", rep, "genomics_arch_comparison")
+            )
         figs.append(("Genomics: observed vs predicted", rep, "observed_vs_predicted"))
         figs.append(("Genomics: test Pearson R per track", rep, "pearson_per_track"))
+        for name, title in GENOMICS_INTERPRET_FIGURES.items():
+            figs.append((f"Genomics: {title}", rep, name))
     return [
         {
             "title": title,
