@@ -59,8 +59,10 @@ def _weight_sum(
         for b in axis_starts:
             total[b : b + p] += g / g.max()
         sums.append(total)
-    t = sums[0][:, None, None] * sums[1][None, :, None] * sums[2][None, None, :]
-    return torch.from_numpy(t.astype(np.float32))
+    wsum = np.empty(tuple(shape), np.float32)  # float64 products, cast as they are written
+    plane = sums[0][:, None] * sums[1][None, :]
+    np.multiply(plane[:, :, None], sums[2][None, None, :], out=wsum, casting="same_kind")
+    return torch.from_numpy(wsum)
 
 
 def sliding_window_logits(
