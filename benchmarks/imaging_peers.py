@@ -89,12 +89,14 @@ def _timed(fn):
 
 
 def interleave(fns: dict, repeats: int) -> tuple[dict, dict]:
-    """Median seconds of each callable over ``repeats`` interleaved rounds, plus its last output."""
+    """Median seconds of each callable over ``repeats`` interleaved rounds (the order rotates
+    each round, so none always runs first), plus its last output."""
     times = {k: [] for k in fns}
     outs = {}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            dt, outs[k] = _timed(fn)
+    keys = list(fns)
+    for r in range(repeats):
+        for k in keys[r % len(keys) :] + keys[: r % len(keys)]:
+            dt, outs[k] = _timed(fns[k])
             times[k].append(dt)
     return {k: statistics.median(v) for k, v in times.items()}, outs
 
