@@ -140,7 +140,7 @@ def part_resample(repeats: int) -> float:
         return zs(im)[0].numpy(), la[0].numpy().astype(np.uint8)
 
     def vox_up():
-        return resample(probs, SHAPE, "linear")
+        return resample(probs, SHAPE, "linear", engine="torch")
 
     def monai_up():
         return lin(MetaTensor(torch.from_numpy(probs), affine=dst_aff), src_aff, SHAPE).numpy()

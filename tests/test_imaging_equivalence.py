@@ -68,7 +68,9 @@ def test_nearest_matches_scipy_on_every_small_size_pair():
 def test_linear_matches_today_within_float_rounding(shape, out):
     rng = np.random.default_rng(2)
     img = (rng.normal(size=shape) * 100 + 300).astype(np.float32)
-    new, old = resample(img, out, "linear"), resample_v0(img, out, "linear")
+    # scipy (normalise, stats): today's code exactly
+    np.testing.assert_array_equal(resample(img, out, "linear"), resample_v0(img, out, "linear"))
+    new, old = resample(img, out, "linear", engine="torch"), resample_v0(img, out, "linear")
     assert new.dtype == np.float32 and new.shape == tuple(out)
     # coordinates in float32 (torch) rather than float64: error ~ 1e-6 of a voxel per voxel index
     np.testing.assert_allclose(new, old, rtol=0, atol=1e-4 * float(np.ptp(img)))
@@ -77,7 +79,8 @@ def test_linear_matches_today_within_float_rounding(shape, out):
 def test_linear_probabilities_all_channels_at_once():
     rng = np.random.default_rng(3)
     probs = torch.from_numpy(rng.normal(size=(3, 40, 31, 19)).astype(np.float32)).softmax(0).numpy()
-    new, old = resample(probs, (61, 47, 30), "linear"), resample_v0(probs, (61, 47, 30), "linear")
+    new = resample(probs, (61, 47, 30), "linear", engine="torch")
+    old = resample_v0(probs, (61, 47, 30), "linear")
     np.testing.assert_allclose(new, old, rtol=0, atol=1e-5)
     assert (new.argmax(0) == old.argmax(0)).mean() > 0.9999
 
@@ -88,11 +91,13 @@ def test_cubic_and_float64_unchanged():
     np.testing.assert_array_equal(
         resample(img, (8, 13, 7), "cubic"), resample_v0(img, (8, 13, 7), 3)
     )
-    lin = resample(img, (8, 13, 7), 1)
+    lin = resample(img, (8, 13, 7), 1, engine="torch")
     assert lin.dtype == np.float32
     np.testing.assert_allclose(lin, resample_v0(img, (8, 13, 7), 1), atol=1e-5)
     same = resample(img, img.shape, 1)
     assert same is not img and np.array_equal(same, img)
+    with pytest.raises(ValueError, match="engine"):
+        resample(img, (8, 13, 7), 1, engine="cuda")
 
 
 def sliding_window_logits_v0(

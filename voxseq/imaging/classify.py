@@ -211,7 +211,8 @@ def classifier_input(
     if crop == "body":
         box = body_box(channels[0])
         channels = [c[box] for c in channels]
-    out = resample(np.stack(channels), tuple(input_size), "linear").astype(np.float32)
+    out = resample(np.stack(channels), tuple(input_size), "linear", engine="torch")
+    out = out.astype(np.float32, copy=False)
     return out[..., 0] if input_size[-1] == 1 else out
 
 

@@ -76,7 +76,7 @@ def qc_input(store: str, input_size: Sequence[int]) -> np.ndarray:
     sigma = np.maximum(factor - 1.0, 0.0) / 2.0
     if sigma.any():
         vol = gaussian_filter(vol, sigma, mode="nearest")
-    return resample(vol, tuple(input_size), "linear")[None].astype(np.float32)
+    return resample(vol, tuple(input_size), "linear", engine="torch")[None].astype(np.float32)
 
 
 def stack_qc_inputs(
@@ -215,7 +215,7 @@ def score_imaging_qc(
     error_dir = Path(error_dir)
     for i, s in enumerate(subjects):
         geo = open_store(stores[s]).meta
-        err = resample(sq[i], tuple(geo["canonical_shape"]), "linear")
+        err = resample(sq[i], tuple(geo["canonical_shape"]), "linear", engine="torch")
         err = to_original(err.astype(np.float32), tuple(geo["original_axcodes"]))
         save_nifti(
             error_dir / f"{s}_qc_error.nii.gz",

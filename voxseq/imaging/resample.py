@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from scipy.ndimage import affine_transform
 
 ORDERS = {"nearest": 0, "linear": 1, "cubic": 3}
@@ -37,14 +35,18 @@ def _nearest_index(n_in: int, n_out: int) -> np.ndarray:
     return np.clip(np.floor(coord + 0.5).astype(np.intp), 0, n_in - 1)
 
 
-def resample(data: np.ndarray, out_shape: Sequence[int], order: int | str = 1) -> np.ndarray:
+def resample(data: np.ndarray, out_shape: Sequence[int], order: int | str = 1,
+             engine: str = "scipy") -> np.ndarray:
     """Resample ``data`` (..., X, Y, Z) onto a grid of ``out_shape`` over the same extent.
 
     Voxel centres are aligned over the shared extent and values beyond the edge repeat the edge
     voxel (scipy's ``mode="nearest"``). Nearest is a separable gather (bit-identical to scipy's
-    ``affine_transform``), linear is torch's trilinear ``interpolate`` (``align_corners=False``,
-    the same grid; every channel in one pass, on torch's threads; within float32 rounding of
-    scipy's), cubic is scipy's spline ``affine_transform``.
+    ``affine_transform``), cubic is scipy's spline ``affine_transform``. Linear is scipy's
+    ``affine_transform`` with ``engine="scipy"``, or with ``engine="torch"`` torch's trilinear
+    ``interpolate`` (``align_corners=False``, the same grid; every channel in one pass, on
+    torch's threads; within float32 rounding of scipy's, several times faster). Processes that
+    hold torch anyway (inference, QC, classification) take torch; normalise and the statistics
+    rule keep scipy, as importing torch would cost each of their jobs about 2 s.
 
     Parameters
     ----------
@@ -54,21 +56,29 @@ def resample(data: np.ndarray, out_shape: Sequence[int], order: int | str = 1) -
         The new (X, Y, Z).
     order
         0/"nearest" (labels: never invents values), 1/"linear", 3/"cubic".
+    engine
+        ``"scipy"`` or ``"torch"``: the linear interpolation's engine (ignored otherwise).
 
     Returns
     -------
     float32 array (uint8 kept for order 0 on uint8 input).
     """
     order = ORDERS[order] if isinstance(order, str) else int(order)
+    if engine not in ("scipy", "torch"):
+        raise ValueError(f"resample: engine must be 'scipy' or 'torch', got {engine!r}")
     out_shape = tuple(int(s) for s in out_shape)
-    if data.ndim == 4 and order not in (0, 1):
+    torch_linear = order == 1 and engine == "torch"
+    if data.ndim == 4 and order != 0 and not torch_linear:
         return np.stack([resample(c, out_shape, order) for c in data])
     if tuple(data.shape[-3:]) == out_shape:
         return data.copy()
     if order == 0:
         idx = [_nearest_index(n, m) for n, m in zip(data.shape[-3:], out_shape, strict=True)]
         return data[(..., *np.ix_(*idx))]
-    if order == 1:
+    if torch_linear:
+        import torch  # only here: the normalise and stats rules never load it
+        import torch.nn.functional as F
+
         src = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
         lead = src.shape[:-3]
         src = src.reshape(1, -1, *src.shape[-3:])
