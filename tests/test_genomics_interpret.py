@@ -83,3 +83,18 @@ def test_interpret_refuses_a_different_reference(small, tmp_path):
             meme=tmp_path / "m.meme", motifs_json=tmp_path / "m.json",
             motif_png=tmp_path / "m.png", attribution_png=tmp_path / "a.png", n_windows=2,
             n_ism=0, device="cpu")
+
+
+def test_interpret_without_test_contigs_uses_the_validation_windows(small, tmp_path):
+    root, _ = small
+    fasta = root / "reference.fa"
+    cov = {"g001": root / "g001.h5"}
+    tile_genome(fasta, cov, tmp_path / "w.h5", tmp_path / "w.tsv", WINDOW, STRIDE, 0.1,
+                ["chr3"], [], CLIP)  # test_contigs: []
+    out = interpret_genomics(
+        root / "bundle", tmp_path / "w.h5", fasta, attributions_h5=tmp_path / "a.h5",
+        meme=tmp_path / "m.meme", motifs_json=tmp_path / "m.json",
+        motif_png=tmp_path / "m.png", attribution_png=tmp_path / "a.png", n_windows=4,
+        n_ism=1, ism_width=20, device="cpu")
+    assert out["attributed_split"] == "val" and out["attributed_windows"] == 4
+    assert read_attributions(tmp_path / "a.h5")["contig"] == ["chr3"] * 4

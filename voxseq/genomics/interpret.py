@@ -23,7 +23,7 @@ from voxseq.genomics.infer import check_compatible
 from voxseq.genomics.logos import plot_attribution_logos, plot_motif_logos
 from voxseq.genomics.motifs import discover_motifs, match_planted, write_meme
 from voxseq.genomics.sequence import as_bytes, one_hot
-from voxseq.genomics.windows import read_meta
+from voxseq.genomics.windows import read_meta, split_indices
 from voxseq.io.atomic import write_json
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,13 @@ def interpret_genomics(bundle: str | Path, windows: str | Path, reference: str |
     check_compatible(meta["preprocessing"], wmeta, bundle, windows)
     dev = resolve_device(device)
     model.to(dev)
+    # the test contigs' windows; without any (test_contigs: []), the validation contigs'
+    split = next((s for s in ("test", "val") if len(split_indices(windows, s))), "test")
+    if split != "test":
+        log.warning("windows file %s has no test window: attributions and motifs come from the "
+                    "validation contigs' windows instead", windows)
     attr = attribute_windows(model, windows, n_windows, center_bins, n_ism, ism_width,
-                             batch_size=batch_size, device=dev)
+                             batch_size=batch_size, device=dev, split=split)
     check_reference(reference, windows, attr.contig, attr.start, attr.onehot)
     write_attributions(attributions_h5, attr, True, bundle, list(meta["preprocessing"]["tracks"]))
     t1 = time.perf_counter()
@@ -126,6 +131,7 @@ def interpret_genomics(bundle: str | Path, windows: str | Path, reference: str |
         "motifs_found": len(motifs),
         "motifs_planted": len(matches),
         "motifs_recovered": sum(r["recovered"] for r in matches) if matches else None,
+        "attributed_split": split,
         "attributed_windows": len(attr.index),
         "ism_windows": len(attr.ism),
         "background": [round(float(v), 4) for v in bg],
