@@ -28,8 +28,7 @@ from voxseq.genomics.train import EVAL_VALUES, predict
 from voxseq.genomics.variants import (
     EFFECT_CLASSES,
     NEGATIVE_CLASS,
-    read_truth,
-    read_truth_effects,
+    read_truth_table,
     read_variants,
     score_variants,
     spearman,
@@ -265,8 +264,7 @@ def infer_genomics(bundle: str | Path, reference: str | Path, windows: str | Pat
     variants = read_variants(vcfs)
     scored, per_track = score_variants(pred_fn, reference, variants, int(pred_fn.prep["window"]),
                                        int(pred_fn.prep["bin_size"]), variant_bins, batch_size)
-    truth_map = read_truth(truth) if truth else {}
-    effect_map = read_truth_effects(truth) if truth else {}
+    truth_map, effect_map = read_truth_table(truth) if truth else ({}, {})
     for i, r in enumerate(scored):
         key = (r["contig"], r["pos"], r["ref"], r["alt"])
         r["truth"] = truth_map.get(key, "")

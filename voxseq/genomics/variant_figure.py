@@ -17,8 +17,7 @@ from voxseq.genomics.plots import roc_curve
 from voxseq.genomics.variants import (
     EFFECT_CLASSES,
     NEGATIVE_CLASS,
-    read_truth,
-    read_truth_effects,
+    read_truth_table,
     spearman,
     truth_effects,
     truth_labels,
@@ -144,6 +143,5 @@ def variant_effect_figure(rows: Sequence[dict], truth: dict[tuple, str] | None,
 def plot_variant_effects(variants_tsv: str | os.PathLike, truth_tsv: str | os.PathLike | None,
                          out_png: str | os.PathLike) -> None:
     """:func:`variant_effect_figure` of ``variant_scores.tsv`` and the truth table, as a PNG."""
-    truth = read_truth(truth_tsv) if truth_tsv else None
-    effects = read_truth_effects(truth_tsv) if truth_tsv else {}
+    truth, effects = read_truth_table(truth_tsv) if truth_tsv else (None, {})
     save_figure(variant_effect_figure(read_tsv(Path(variants_tsv)), truth, effects), out_png)

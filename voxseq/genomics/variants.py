@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pysam
-from scipy.stats import rankdata
+from scipy.stats import spearmanr
 
 from voxseq import VoxseqError
 from voxseq.genomics.sequence import one_hot
@@ -177,19 +177,16 @@ def _read_truth_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def read_truth(path: str | Path) -> dict[tuple, str]:
-    """Variant truth TSV (``contig``, ``pos``, ``ref``, ``alt``, ``class``) as key -> class."""
-    return {(r["contig"], int(r["pos"]), r["ref"], r["alt"]): r["class"]
-            for r in _read_truth_rows(path)}
+def read_truth_table(path: str | Path) -> tuple[dict[tuple, str], dict[tuple, float]]:
+    """The truth TSV, read once: key -> ``class``, and key -> true ``effect`` for the rows that
+    have one (empty for a table without the column). Keys are ``(contig, pos, ref, alt)``.
 
-
-def read_truth_effects(path: str | Path) -> dict[tuple, float]:
-    """Key -> true ``effect`` of the rows that have one; empty for a table without the column.
-
-    A cell that is not a finite number (other than empty) is an error naming the row.
+    A cell of ``effect`` that is not a finite number (other than empty) is an error naming the row.
     """
-    out = {}
+    classes, effects = {}, {}
     for r in _read_truth_rows(path):
+        key = (r["contig"], int(r["pos"]), r["ref"], r["alt"])
+        classes[key] = r["class"]
         cell = (r.get("effect") or "").strip()
         if not cell:
             continue
@@ -200,8 +197,18 @@ def read_truth_effects(path: str | Path) -> dict[tuple, float]:
         if not np.isfinite(value):
             raise VoxseqError(f"variant truth {path}: effect {cell!r} of {r['contig']}:"
                               f"{r['pos']} {r['ref']}>{r['alt']} is not a finite number")
-        out[(r["contig"], int(r["pos"]), r["ref"], r["alt"])] = value
-    return out
+        effects[key] = value
+    return classes, effects
+
+
+def read_truth(path: str | Path) -> dict[tuple, str]:
+    """Variant truth TSV (``contig``, ``pos``, ``ref``, ``alt``, ``class``) as key -> class."""
+    return read_truth_table(path)[0]
+
+
+def read_truth_effects(path: str | Path) -> dict[tuple, float]:
+    """Key -> true ``effect`` of the rows that have one (:func:`read_truth_table`)."""
+    return read_truth_table(path)[1]
 
 
 def truth_labels(rows: list[dict], truth: dict[tuple, str],
@@ -244,8 +251,6 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"spearman: needs two 1-D arrays of one length, got {x.shape} and "
                          f"{y.shape}")
-    if len(x) < 3:
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
-    rx, ry = rankdata(x) - (len(x) + 1) / 2, rankdata(y) - (len(y) + 1) / 2
-    denom = np.sqrt((rx**2).sum() * (ry**2).sum())
-    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
+    return float(spearmanr(x, y).statistic)
