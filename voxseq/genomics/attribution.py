@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from voxseq import VoxseqError
-from voxseq.genomics.windows import read_meta, split_indices
+from voxseq.genomics.windows import read_meta, read_windows, split_indices
 from voxseq.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -283,9 +283,7 @@ def attribute_windows(model: nn.Module, windows: str | Path, k: int, center_bins
     bins = central_bins(n_bins, center_bins)
     index, observed = top_windows(windows, k, bins, split)
     with h5py.File(windows, "r") as h5:
-        order = np.argsort(index)
-        onehot = np.empty((len(index), int(meta["window"]), 4), np.uint8)
-        onehot[order] = h5["sequence"][index[order]]
+        onehot = read_windows(h5, index)[0]
         names = list(meta["contigs"])
         contig = [names[int(c)] for c in h5["contig"][()][index]]
         start = h5["start"][()][index].astype(np.int64)
