@@ -30,12 +30,15 @@ def window_starts(size: int, patch: int, overlap: float = 0.5) -> list[int]:
     return [int(round(i * (size - patch) / (n - 1))) for i in range(n)]
 
 
+def _gaussian_1d(p: int, sigma_scale: float) -> np.ndarray:
+    """The Gaussian along one patch axis (float64, centred, sigma ``p * sigma_scale``)."""
+    x = np.arange(p, dtype=np.float64) - (p - 1) / 2.0
+    return np.exp(-0.5 * (x / (p * sigma_scale)) ** 2)
+
+
 def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125) -> np.ndarray:
     """Gaussian weight map over a patch, max 1, no zeros (float32, shape ``patch``)."""
-    grids = []
-    for p in patch:
-        x = np.arange(p, dtype=np.float64) - (p - 1) / 2.0
-        grids.append(np.exp(-0.5 * (x / (p * sigma_scale)) ** 2))
+    grids = [_gaussian_1d(p, sigma_scale) for p in patch]
     w = grids[0][:, None, None] * grids[1][None, :, None] * grids[2][None, None, :]
     w /= w.max()
     w[w == 0] = w[w > 0].min()
@@ -53,8 +56,7 @@ def _weight_sum(
     """
     sums = []
     for p, n, axis_starts in zip(patch, shape, starts, strict=True):
-        x = np.arange(p, dtype=np.float64) - (p - 1) / 2.0
-        g = np.exp(-0.5 * (x / (p * sigma_scale)) ** 2)
+        g = _gaussian_1d(p, sigma_scale)
         total = np.zeros(n)
         for b in axis_starts:
             total[b : b + p] += g / g.max()
