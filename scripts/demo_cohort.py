@@ -21,4 +21,5 @@ with rule_logging(snakemake):
         label_fraction=d["label_fraction"],
         reference_seed=d["reference_seed"],
         outliers=d["outliers"],
+        imaging_channels=d["imaging_channels"],
     )

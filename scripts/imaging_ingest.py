@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 from voxseq.imaging.ingest import ingest_subject  # noqa: E402
 from voxseq.scripting import rule_logging  # noqa: E402
 
+p = snakemake.params
 with rule_logging(snakemake):
     ingest_subject(
         snakemake.wildcards.subject,
@@ -18,4 +19,11 @@ with rule_logging(snakemake):
         max_voxels=snakemake.params.max_voxels,
         out_json=snakemake.output.meta,
         out_sample=snakemake.output.sample,
+        # image first, then the image_<name> columns' files (input.channels, in column order)
+        images=[
+            ("image", snakemake.input.image),
+            *zip(p.channel_columns, snakemake.input.channels, strict=True),
+        ],
+        channels=p.channels,
+        channel_grid=p.channel_grid,
     )

@@ -310,11 +310,11 @@ def _not_nifti(tmp):
     return img, None, img, "not a readable NIfTI file"
 
 
-def _dims(shape):
+def _dims(shape, problem=None):
     def build(tmp):
         img = write_nifti(tmp / "img.nii.gz", np.ones(shape, np.float32), np.diag([2., 2., 3., 1.]))
-        return img, None, img, ("expected a 3D volume (trailing dimensions of length 1 are "
-                                f"dropped), got shape {shape}")
+        return img, None, img, problem or ("expected a 3D volume (trailing dimensions of length 1 "
+                                           f"are dropped), got shape {shape}")
     return build
 
 
@@ -369,8 +369,12 @@ NIFTI_CASES = {
     "nifti-truncated-gzip": _truncated,
     "nifti-not-a-nifti": _not_nifti,
     "nifti-2d": _dims((12, 10)),
-    "nifti-4d-several-volumes": _dims((12, 10, 8, 3)),
-    "nifti-5d": _dims((12, 10, 8, 1, 2)),
+    # several volumes are channels only when imaging.channels names them all
+    "nifti-4d-several-volumes": _dims((12, 10, 8, 3), "holds 3 volume(s), but the cohort has 1 "
+                                      "channels ['image']"),
+    "nifti-5d": _dims((12, 10, 8, 1, 2), "holds 2 volume(s), but the cohort has 1 channels"),
+    "nifti-two-extra-dimensions": _dims((12, 10, 8, 2, 3), "has 2 dimensions of length > 1 "
+                                        "beyond the third"),
     "nifti-nan-voxel": _non_finite([np.nan]),
     "nifti-inf-voxels": _non_finite([np.inf, -np.inf]),
     "nifti-singular-affine": _singular,

@@ -129,13 +129,20 @@ def test_trailing_singleton_dimensions_dropped(tmp_path, extra):
 
 @pytest.mark.parametrize("shape", [SHAPE + (3,), SHAPE + (1, 3)])
 def test_several_volumes_refused_naming_subject_and_file(tmp_path, caplog, shape):
+    """Without imaging.channels naming them, a file's several volumes are refused (as
+    channels: see tests/test_imaging_channels.py), at ingest and by load_nifti itself."""
     path = write_nifti(tmp_path / "multi.nii.gz", _data(shape), AFFINE)
     with pytest.raises(VoxseqError) as err:
         _ingest(tmp_path, path, caplog=caplog)
     msg = str(err.value)
-    assert msg.startswith(f"subject s01: image {path}: expected a 3D volume")
-    assert f"got shape {shape}: 3 volumes or channels in one file are not supported" in msg
+    assert msg.startswith(f"subject s01: image {path}: holds 3 volume(s)")
+    assert "channels ['image'] (imaging.channels" in msg
     assert not (tmp_path / "ingest" / "s01.json").exists()
+    with pytest.raises(VoxseqError) as err:
+        load_nifti(path, "s01")
+    assert f"got shape {shape}: 3 volumes in one file; to read them as input channels" in str(
+        err.value
+    )
 
 
 # ---- qform and sform ---------------------------------------------------------------------------

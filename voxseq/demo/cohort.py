@@ -21,7 +21,7 @@ import numpy as np
 
 from voxseq.demo.imaging import ImagingDemoConfig, generate_imaging
 from voxseq.io.atomic import write_tsv
-from voxseq.io.sheet import COLUMNS
+from voxseq.io.sheet import COLUMNS, channel_columns
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ def make_demo_cohort(
     label_fraction: float = 1.0,
     reference_seed: int | None = None,
     outliers: bool = False,
+    imaging_channels: int = 1,
 ) -> Path:
     """Generate the demo cohort in ``outdir`` and write ``outdir/samples.tsv``.
 
@@ -100,6 +101,9 @@ def make_demo_cohort(
         Append the two quality-control outlier subjects and write ``qc_truth.tsv`` (see the
         module docstring). With ``small`` the duplication is 40 % of the longest contig (the
         120 kb default does not fit in the 16 kb contigs).
+    imaging_channels
+        Images a subject: ``image``, then ``image_t2`` and ``image_flair`` columns (MRI-like
+        contrasts of the same anatomy; see :func:`voxseq.demo.imaging.make_subject`).
 
     Returns
     -------
@@ -117,18 +121,20 @@ def make_demo_cohort(
     truth = []
     if imaging:
         cfg = ImagingDemoConfig.small() if small else ImagingDemoConfig()
-        made = generate_imaging(outdir, everyone, seed, cfg.shifted(shift), kinds["imaging"])
+        made = generate_imaging(
+            outdir, everyone, seed, cfg.shifted(shift), kinds["imaging"], imaging_channels
+        )
+        columns = [c for c in made[everyone[0]] if c.startswith("image_")]
         labelled = labelled_indices(seed, len(subjects), label_fraction)
         n_lab = len(labelled)
         for i, s in enumerate(subjects):
-            rows[s]["image"] = made[s]["image"]
+            rows[s].update({c: made[s][c] for c in ("image", *columns)})
             rows[s]["label"] = made[s]["label"] if i in labelled else ""
             rows[s]["class"] = made[s]["class"]
             rows[s]["batch"] = made[s]["batch"]  # the scanner: colours the QC latent map
         for s in extra:  # broken and unannotated: no label, no class
-            rows[s].update(
-                {"image": made[s]["image"], "label": "", "class": "", "batch": made[s]["batch"]}
-            )
+            rows[s].update({c: made[s][c] for c in ("image", *columns)})
+            rows[s].update({"label": "", "class": "", "batch": made[s]["batch"]})
             truth.append({"subject": s, "modality": "imaging", "kind": kinds["imaging"][s]})
         log.info("imaging: %d subjects, %d labelled", len(subjects), n_lab)
     if genomics:
@@ -156,5 +162,6 @@ def make_demo_cohort(
         log.info("quality-control outliers: %s", ", ".join(extra))
         write_tsv(outdir / "qc_truth.tsv", truth, QC_TRUTH_COLUMNS)
     sheet = outdir / "samples.tsv"
-    write_tsv(sheet, list(rows.values()), [c for c in COLUMNS if c != "split"])
+    extra = channel_columns(next(iter(rows.values()))) if rows else []
+    write_tsv(sheet, list(rows.values()), [*(c for c in COLUMNS if c != "split"), *extra])
     return sheet

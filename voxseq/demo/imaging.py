@@ -36,6 +36,19 @@ LABEL_NAMES = ("background", "organ", "lesion")
 BURDEN_SMALL = 1400.0  # class threshold of the small (test) volumes, mm³
 CORRUPTIONS = ("motion_ghosting", "inverted_contrast")
 GHOST_LEVEL = 0.4  # ghost intensity relative to the object
+# further MRI-like contrasts of the same anatomy, written as image_<name> columns
+# (demo.imaging_channels): body, organ and lesion intensities (the first image's are 1,
+# 1 + organ_contrast, 1 + organ_contrast + lesion_contrast). T2-like: the organ dark, the
+# lesion bright; FLAIR-like: both a little brighter than the body.
+EXTRA_CONTRASTS = {"t2": (1.0, 0.55, 2.4), "flair": (1.0, 1.35, 1.9)}
+
+
+def demo_channel_names(n: int) -> list[str]:
+    """The channel names of a demo with ``n`` images a subject: ``image``, then ``t2``,
+    ``flair``."""
+    if not 1 <= n <= 1 + len(EXTRA_CONTRASTS):
+        raise ValueError(f"demo imaging channels: 1 to {1 + len(EXTRA_CONTRASTS)}, got {n}")
+    return ["image", *list(EXTRA_CONTRASTS)[: n - 1]]
 
 
 @dataclass(frozen=True)
@@ -191,7 +204,11 @@ def invert_contrast(image: np.ndarray) -> np.ndarray:
 
 
 def make_subject(
-    seed: int, index: int, cfg: ImagingDemoConfig, corruption: str | None = None
+    seed: int,
+    index: int,
+    cfg: ImagingDemoConfig,
+    corruption: str | None = None,
+    extra_channels: tuple[str, ...] = (),
 ) -> dict:
     """Draw one subject: arrays in storage orientation plus its affine and metadata.
 
@@ -199,6 +216,11 @@ def make_subject(
     ----------
     corruption
         ``None`` or one of ``CORRUPTIONS`` (see the module docstring); only the image changes.
+    extra_channels
+        Names in ``EXTRA_CONTRASTS``: further images of the same anatomy on the same grid
+        (``extra``), with the same bias field and scanner scaling and their own noise, drawn
+        from ``[seed, 11, index, k]`` (the first image does not change with them). A
+        corruption applies to the first image only (one bad series).
     """
     if corruption is not None and corruption not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {corruption!r}; one of {CORRUPTIONS}")
@@ -220,6 +242,7 @@ def make_subject(
     coords = idx * spacing[:, None, None, None].astype(np.float32) + origin[:, None, None, None]
     heavy = bool(np.random.default_rng([seed, 5, index]).random() < cfg.heavy_fraction)
     image, label = phantom(rng, coords, cfg, heavy)
+    body = image > 0
     if corruption == "inverted_contrast":
         image = invert_contrast(image)
     bias = gaussian_filter(rng.normal(size=(4, 4, 4)), 1.0)
@@ -232,12 +255,21 @@ def make_subject(
         image = ghosting(image)
     image = image + rng.normal(0.0, scanner.noise, size=shape)
     image = (image * scanner.scale + scanner.offset).astype(np.float32)
+    extra = {}
+    for k, name in enumerate(extra_channels):
+        c_body, c_organ, c_lesion = EXTRA_CONTRASTS[name]
+        tissue = np.where(label == 2, c_lesion, np.where(label == 1, c_organ, c_body)) * body
+        noise = np.random.default_rng([seed, 11, index, k]).normal(0.0, scanner.noise, shape)
+        extra[name] = ((tissue * field_ + noise) * scanner.scale + scanner.offset).astype(
+            np.float32
+        )
     lesion_mm3 = float((label == 2).sum() * np.prod(spacing))
     klass = "high_burden" if lesion_mm3 >= cfg.burden_threshold_mm3 else "low_burden"
     ornt = ornt_transform(axcodes2ornt(("R", "A", "S")), axcodes2ornt(tuple(orient)))
     stored_affine = affine @ inv_ornt_aff(ornt, shape)
     return {
         "image": apply_orientation(image, ornt),
+        "extra": {name: apply_orientation(v, ornt) for name, v in extra.items()},
         "label": apply_orientation(label, ornt),
         "affine": stored_affine,
         "scanner": scanner,
@@ -246,16 +278,22 @@ def make_subject(
     }
 
 
-def write_subject(subject: dict, image_path: Path, label_path: Path | None) -> None:
+def write_subject(
+    subject: dict, image_path: Path, label_path: Path | None, extra_paths: dict | None = None
+) -> None:
     """Write a subject's image (scanner dtype) and label (uint8) as NIfTI, atomically.
 
-    ``label_path`` ``None``: the image only.
+    ``label_path`` ``None``: the image only. ``extra_paths``: name -> path of each further
+    image (``subject["extra"]``).
     """
     scanner: Scanner = subject["scanner"]
-    data = subject["image"]
-    if scanner.dtype == "int16":
-        data = np.clip(np.round(data), -32768, 32767).astype(np.int16)
-    todo = [(data, image_path)]
+    todo = []
+    images = [(subject["image"], image_path)]
+    images += [(subject["extra"][n], p) for n, p in (extra_paths or {}).items()]
+    for data, path in images:
+        if scanner.dtype == "int16":
+            data = np.clip(np.round(data), -32768, 32767).astype(np.int16)
+        todo.append((data, path))
     if label_path is not None:
         todo.append((subject["label"].astype(np.uint8), label_path))
     for arr, path in todo:
@@ -273,6 +311,7 @@ def generate_imaging(
     seed: int,
     cfg: ImagingDemoConfig | None = None,
     corruptions: dict[str, str] | None = None,
+    channels: int = 1,
 ) -> dict[str, dict[str, str]]:
     """Write image + label NIfTI for each subject id into ``outdir/imaging``.
 
@@ -283,25 +322,36 @@ def generate_imaging(
     corruptions
         subject -> one of ``CORRUPTIONS``: that subject's image is corrupted and no label file
         is written (a broken, unannotated scan).
+    channels
+        Images per subject (:func:`demo_channel_names`): the further ones are written as
+        ``<subject>_<name>.nii.gz`` and returned as ``image_<name>``.
 
     Returns
     -------
     dict
-        subject -> {"image": path, "label": path, "class": str, "batch": scanner} with paths
-        relative to ``outdir``
+        subject -> {"image": path, "label": path, "class": str, "batch": scanner, and
+        "image_<name>": path per further image} with paths relative to ``outdir``
         (``label`` empty for a corrupted subject).
     """
+    extra = tuple(demo_channel_names(channels)[1:])
     cfg = cfg or ImagingDemoConfig()
     corruptions = corruptions or {}
     (outdir / "imaging").mkdir(parents=True, exist_ok=True)
     out = {}
     for i, sid in enumerate(subjects):
-        subj = make_subject(seed, i, cfg, corruptions.get(sid))
+        subj = make_subject(seed, i, cfg, corruptions.get(sid), extra)
         image = Path("imaging") / f"{sid}_image.nii.gz"
         label = None if sid in corruptions else Path("imaging") / f"{sid}_label.nii.gz"
-        write_subject(subj, outdir / image, outdir / label if label else None)
+        others = {n: Path("imaging") / f"{sid}_{n}.nii.gz" for n in extra}
+        write_subject(
+            subj,
+            outdir / image,
+            outdir / label if label else None,
+            {n: outdir / p for n, p in others.items()},
+        )
         out[sid] = {
             "image": str(image),
+            **{f"image_{n}": str(p) for n, p in others.items()},
             "label": str(label or ""),
             "class": subj["class"],
             "batch": subj["scanner"].name,

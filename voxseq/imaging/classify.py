@@ -33,7 +33,7 @@ from voxseq.bundle import load_bundle, write_bundle
 from voxseq.distributed import is_main
 from voxseq.fit import TrainConfig, fit, resolve_device, seed_everything
 from voxseq.imaging.resample import resample
-from voxseq.imaging.store import content_digest, open_store
+from voxseq.imaging.store import common_channels, content_digest, open_store
 from voxseq.io.atomic import atomic_path, read_tsv, write_json, write_tsv
 from voxseq.io.digest import file_sha256, object_sha256
 from voxseq.metrics import auroc
@@ -196,10 +196,10 @@ def classifier_input(
         ``none``, or ``body``: crop to the body's bounding box (:func:`body_box`) first.
     seg_probs
         A ``.npy`` file with the segmentation's foreground-label probabilities (L - 1, X, Y, Z)
-        on the store's grid (further channels), or None.
+        on the store's grid (further channels, after the store's image channels), or None.
     """
     st = open_store(store)
-    channels = [np.asarray(st.image[...], dtype=np.float32)]
+    channels = list(st.read_image())  # every image channel, then the segmentation's
     if seg_probs is not None:
         probs = np.load(seg_probs, allow_pickle=False).astype(np.float32)
         if probs.shape[1:] != channels[0].shape:
@@ -233,9 +233,12 @@ def stack_inputs(
 
 
 # ---- training ------------------------------------------------------------------------------------
-def augment_sample(x: torch.Tensor, augment: dict, gen: torch.Generator) -> torch.Tensor:
+def augment_sample(
+    x: torch.Tensor, augment: dict, gen: torch.Generator, image_channels: int = 1
+) -> torch.Tensor:
     """Random flips, small rotation and isotropic scale (one resampling), intensity scale and
-    shift of one input (C, *spatial); segmentation channels (if any) are moved, not rescaled."""
+    shift of one input (C, *spatial), the same draw for its first ``image_channels`` channels;
+    segmentation channels (the rest, if any) are moved, not rescaled."""
     dims = x.ndim - 1
 
     def uniform(lo: float, hi: float, n: int = 1) -> torch.Tensor:
@@ -264,7 +267,7 @@ def augment_sample(x: torch.Tensor, augment: dict, gen: torch.Generator) -> torc
     s_lo, s_hi = augment.get("intensity_scale", [1.0, 1.0])
     t_lo, t_hi = augment.get("intensity_shift", [0.0, 0.0])
     x = x.clone()
-    x[0] = x[0] * uniform(s_lo, s_hi) + uniform(t_lo, t_hi)
+    x[:image_channels] = x[:image_channels] * uniform(s_lo, s_hi) + uniform(t_lo, t_hi)
     return x
 
 
@@ -281,11 +284,13 @@ class ClassificationTask:
         batch_size: int,
         seed: int,
         augment: dict,
+        image_channels: int = 1,
     ):
         self.x, self.y = torch.from_numpy(x_train), torch.from_numpy(y_train)
         self.xv, self.yv = torch.from_numpy(x_val), torch.from_numpy(y_val)
         self.n_classes, self.batch_size = n_classes, batch_size
         self.seed, self.augment = seed, augment
+        self.image_channels = image_channels
         counts = np.bincount(y_train, minlength=n_classes).astype(np.float64)
         # inverse class frequency (as scikit-learn's "balanced"); 0 for a class absent here
         weights = np.where(counts > 0, len(y_train) / (n_classes * np.maximum(counts, 1)), 0.0)
@@ -323,7 +328,7 @@ class ClassificationTask:
 
     def _augmented(self, k: int, draw: np.random.Generator) -> torch.Tensor:
         gen = torch.Generator().manual_seed(int(draw.integers(2**62)))
-        return augment_sample(self.x[k], self.augment, gen)
+        return augment_sample(self.x[k], self.augment, gen, self.image_channels)
 
     def loss(self, model, batch, device):
         logits = model(batch["x"].to(device)).float()
@@ -384,10 +389,12 @@ def architecture(cfg: dict, n_classes: int, n_channels: int) -> dict:
     }
 
 
-def channel_names(cfg: dict, labels: Sequence[str]) -> list[str]:
-    """The image, then (``with_segmentation``) one channel per foreground label."""
+def channel_names(
+    cfg: dict, labels: Sequence[str], image_channels: Sequence[str] = (IMAGE,)
+) -> list[str]:
+    """The image channels, then (``with_segmentation``) one channel per foreground label."""
     seg = [f"{SEG_PREFIX}{name}" for name in labels[1:]] if cfg["with_segmentation"] else []
-    return [IMAGE, *seg]
+    return [*image_channels, *seg]
 
 
 def train_fold(
@@ -434,7 +441,8 @@ def train_fold(
     tcfg = TrainConfig.from_dict(cfg["train"], seed + 1000 * (fold + 1))
     tcfg.iters_per_epoch = -(-len(y_tr) // tcfg.batch_size)
     seed_everything(tcfg.seed, tcfg.deterministic)
-    channels = channel_names(cfg, labels)
+    image_channels = common_channels({s: stores[s] for s in pool})
+    channels = channel_names(cfg, labels, image_channels)
     arch = architecture(cfg, len(names), len(channels))
     model = build_model(cfg["model"]["arch"], **arch)
     digest = object_sha256(
@@ -469,6 +477,7 @@ def train_fold(
         tcfg.batch_size,
         tcfg.seed,
         cfg.get("augment") or {},  # imaging.classify.augment (a sibling of train, not in it)
+        len(image_channels),
     )
     out = Path(outdir)
     result = fit(

@@ -12,6 +12,7 @@ import torch
 from voxseq import VoxseqError
 from voxseq.bundle import bundle_digest, load_bundle
 from voxseq.fit import resolve_device
+from voxseq.imaging.channels import check_bundle_channels
 from voxseq.imaging.ingest import label_counts
 from voxseq.imaging.resample import resample
 from voxseq.imaging.sliding import sliding_window_logits
@@ -91,11 +92,9 @@ def segment_subject(
     geo = st.meta
     model, meta = load_bundle(bundle, "imaging")
     pre = meta["preprocessing"]
-    if pre.get("in_channels", 1) != 1:
-        raise VoxseqError(
-            f"subject {subject}: bundle {bundle} expects {pre['in_channels']} "
-            "input channels; imaging stores have 1"
-        )
+    check_bundle_channels(
+        pre.get("channels"), st.channels, f"subject {subject}: store {store}, bundle {bundle}"
+    )
     if pre["normalisation"] != geo["normalisation"]:
         raise VoxseqError(
             f"subject {subject}: store {store} was normalised with "
@@ -104,7 +103,7 @@ def segment_subject(
         )
     dev = resolve_device(device)
     model.to(dev)
-    probs = predict_volume(model, np.asarray(st.image[...]), pre, dev)
+    probs = predict_volume(model, st.read_image(), pre, dev)
     if out_probabilities:
         with atomic_path(out_probabilities) as tmp, open(tmp, "wb") as fh:
             np.save(fh, probs[1:].astype(np.float16), allow_pickle=False)

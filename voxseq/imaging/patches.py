@@ -132,7 +132,8 @@ class PatchSampler:
 
 
 def read_patch(array, start: Sequence[int], patch: Sequence[int], fill: float = 0.0) -> np.ndarray:
-    """Read a (possibly zero-padded) patch from an array-like of shape (X, Y, Z).
+    """Read a (possibly zero-padded) patch from an array-like of shape (X, Y, Z), or
+    (C, X, Y, Z): then a (C, *patch) patch, every channel.
 
     zarr arrays go through :func:`voxseq.imaging.store.read_region` (memory-mapped raw chunks
     where the store has them); anything else is sliced.
@@ -140,9 +141,11 @@ def read_patch(array, start: Sequence[int], patch: Sequence[int], fill: float = 
     if isinstance(array, zarr.Array):
         block = read_region(array, start, [b + p for b, p in zip(start, patch, strict=True)])
     else:
-        block = np.asarray(array[tuple(slice(b, b + p) for b, p in zip(start, patch, strict=True))])
-    if block.shape == tuple(patch):
+        spatial = tuple(slice(b, b + p) for b, p in zip(start, patch, strict=True))
+        block = np.asarray(array[(Ellipsis, *spatial)])
+    want = (*block.shape[: block.ndim - len(patch)], *map(int, patch))
+    if block.shape == want:
         return block
-    out = np.full(tuple(patch), fill, dtype=block.dtype)
+    out = np.full(want, fill, dtype=block.dtype)
     out[tuple(slice(0, n) for n in block.shape)] = block
     return out

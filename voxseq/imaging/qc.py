@@ -28,8 +28,9 @@ from scipy.ndimage import gaussian_filter
 
 from voxseq import VoxseqError
 from voxseq.bundle import load_bundle, load_bundle_arrays, write_bundle
+from voxseq.imaging.channels import check_bundle_channels
 from voxseq.imaging.resample import resample
-from voxseq.imaging.store import open_store
+from voxseq.imaging.store import common_channels, open_store
 from voxseq.io.nifti import original_codes, save_nifti, to_original
 from voxseq.models import build_model
 from voxseq.qc.autoencoder import (
@@ -60,37 +61,43 @@ def voxel_error_scale(sq: np.ndarray) -> np.ndarray:
     return (v + SCALE_FLOOR * float(v.mean())).astype(np.float32)
 
 
+def squared_error(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Squared reconstruction error of (N, C, X, Y, Z) arrays, averaged over the channels:
+    (N, X, Y, Z) (one channel: exactly its squared error)."""
+    return ((recon - x) ** 2).mean(1)
+
+
 def scaled_errors(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
-    """Per-subject errors of (N, 1, X, Y, Z) inputs and reconstructions, scaled per voxel by
+    """Per-subject errors of (N, C, X, Y, Z) inputs and reconstructions, scaled per voxel by
     their own :func:`voxel_error_scale` (the reference set scored against itself)."""
-    scale = voxel_error_scale((recon - x)[:, 0] ** 2)
+    scale = voxel_error_scale(squared_error(x, recon))
     return subject_errors(x, recon, scale)
 
 
 def qc_input(store: str, input_size: Sequence[int]) -> np.ndarray:
-    """One subject's autoencoder input, float32 (1, X, Y, Z): the whole normalised volume,
-    Gaussian-smoothed (SD (f - 1) / 2 voxels for a down-sampling factor f per axis), then
-    resampled to ``input_size``."""
-    vol = np.asarray(open_store(store).image[...], dtype=np.float32)
-    factor = np.array(vol.shape, float) / np.array(input_size, float)
+    """One subject's autoencoder input, float32 (C, X, Y, Z), every channel of its store: the
+    whole normalised volume, Gaussian-smoothed (SD (f - 1) / 2 voxels for a down-sampling
+    factor f per axis), then resampled to ``input_size``."""
+    vol = open_store(store).read_image()
+    factor = np.array(vol.shape[1:], float) / np.array(input_size, float)
     sigma = np.maximum(factor - 1.0, 0.0) / 2.0
     if sigma.any():
-        vol = gaussian_filter(vol, sigma, mode="nearest")
-    return resample(vol, tuple(input_size), "linear", engine="torch")[None].astype(np.float32)
+        vol = gaussian_filter(vol, (0.0, *sigma), mode="nearest")
+    return resample(vol, tuple(input_size), "linear", engine="torch").astype(np.float32)
 
 
 def stack_qc_inputs(
     subjects: Sequence[str], stores: dict[str, str], input_size: Sequence[int]
 ) -> np.ndarray:
-    """:func:`qc_input` of each subject, stacked (N, 1, X, Y, Z)."""
+    """:func:`qc_input` of each subject, stacked (N, C, X, Y, Z)."""
     return np.stack([qc_input(stores[s], input_size) for s in subjects])
 
 
-def _architecture(cfg: dict) -> dict:
+def _architecture(cfg: dict, n_channels: int) -> dict:
     m = cfg["model"]
     return {
         "input_size": list(cfg["input_size"]),
-        "in_channels": 1,
+        "in_channels": n_channels,
         "base_channels": int(m["base_channels"]),
         "levels": int(m["levels"]),
         "latent": int(m["latent"]),
@@ -122,7 +129,7 @@ def train_imaging_qc(
     """
     subjects = list(train) + list(val)
     x = stack_qc_inputs(subjects, stores, cfg["input_size"])
-    arch = _architecture(cfg)
+    arch = _architecture(cfg, x.shape[1])
     model, dropped, kept, recon, oof = train_autoencoder(
         lambda: build_model("conv_autoencoder3d", **arch),
         x,
@@ -142,7 +149,7 @@ def train_imaging_qc(
     )
     if out_of_fold is not None:
         write_out_of_fold(out_of_fold, list(train), x[: len(train)], oof)
-    scale = voxel_error_scale((recon - x[kept])[:, 0] ** 2)
+    scale = voxel_error_scale(squared_error(x[kept], recon))
     errors = subject_errors(x[kept], recon, scale)
     meta = write_bundle(
         bundle_dir,
@@ -188,8 +195,9 @@ def score_imaging_qc(
     codes
         (N, latent) codes, for the cohort's latent map.
     arrays
-        ``input``, ``reconstruction`` and ``error`` (N, X, Y, Z) on the QC grid, for figures
-        (``error``: squared error over the per-voxel scale).
+        ``input``, ``reconstruction`` (the first channel) and ``error`` (N, X, Y, Z) on the QC
+        grid, for figures (``error``: squared error, mean over channels, over the per-voxel
+        scale).
     """
     model, meta = load_bundle(bundle, "imaging")
     if meta.get("task") != TASK:
@@ -197,6 +205,8 @@ def score_imaging_qc(
             f"bundle {bundle} is not an imaging QC bundle (task {meta.get('task')!r})"
         )
     size = meta["preprocessing"]["input_size"]
+    ours = common_channels({s: stores[s] for s in subjects})
+    check_bundle_channels(meta["preprocessing"].get("channels"), ours, f"QC bundle {bundle}")
     x = stack_qc_inputs(subjects, stores, size)
     recon, codes = reconstruct(model, x, "cpu")
     held = apply_out_of_fold(out_of_fold, subjects, x, recon)
@@ -209,7 +219,7 @@ def score_imaging_qc(
     rows = score_rows(
         subjects, errors, meta["reference"], threshold, {s: ["scored out of fold"] for s in held}
     )
-    sq = (recon - x)[:, 0] ** 2
+    sq = squared_error(x, recon)
     if scale is not None:
         sq = sq / scale
     error_dir = Path(error_dir)

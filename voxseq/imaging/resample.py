@@ -101,3 +101,39 @@ def resample(data: np.ndarray, out_shape: Sequence[int], order: int | str = 1,
 def resampled_spacing(shape: Sequence[int], spacing: Sequence[float], new_shape: Sequence[int]):
     """Effective voxel size of the resampled grid (mm)."""
     return np.array(shape, float) * np.array(spacing, float) / np.array(new_shape, float)
+
+
+def resample_to_grid(
+    data: np.ndarray,
+    affine: np.ndarray,
+    ref_affine: np.ndarray,
+    ref_shape: Sequence[int],
+    order: int = 1,
+) -> np.ndarray:
+    """Resample a volume onto another grid of the same space (world coordinates, mm).
+
+    Parameters
+    ----------
+    data
+        (X, Y, Z) volume whose voxel-to-world matrix is ``affine``.
+    ref_affine, ref_shape
+        The grid to resample onto (another channel's canonical affine and shape).
+    order
+        Spline order: 1 linear (images), 0 nearest.
+
+    Returns
+    -------
+    float32 (``ref_shape``) array. Points outside ``data``'s field of view take its minimum
+    (the background of an MRI sequence or a CT, not an invented 0 in Hounsfield units).
+    """
+    vox = np.linalg.inv(np.asarray(affine, np.float64)) @ np.asarray(ref_affine, np.float64)
+    return affine_transform(
+        np.asarray(data, np.float32),
+        vox[:3, :3],
+        offset=vox[:3, 3],
+        output_shape=tuple(int(s) for s in ref_shape),
+        order=order,
+        mode="constant",
+        cval=float(np.min(data)),
+        output=np.float32,
+    )

@@ -3,7 +3,9 @@
 Layout::
 
     <subject>.zarr/            group; attrs: "ome" (multiscales) + "voxseq" (geometry, scheme)
-      0/                       image, float32 (X, Y, Z), canonical RAS order, chunked
+      0/                       image, float32 (X, Y, Z) for one channel, (C, X, Y, Z) for
+                               several (axes c, x, y, z; names in attrs "voxseq" "channels"
+                               and "omero"), canonical RAS order, chunked
       labels/label/0/          label, uint8, same grid (when the subject has one)
 
 ``attrs["voxseq"]`` carries what inference needs to go back to the subject's original file:
@@ -34,26 +36,30 @@ from voxseq.io.digest import object_sha256
 
 CHUNK_BYTES = 64 * 2**20  # largest chunk; bigger volumes are split along X
 AXES = [{"name": n, "type": "space", "unit": "millimeter"} for n in ("x", "y", "z")]
+CHANNEL_AXIS = {"name": "c", "type": "channel"}
 
 
-def _multiscales(spacing, name: str) -> dict:
-    return {
+def _multiscales(spacing, name: str, channels: Sequence[str] | None = None) -> dict:
+    """OME-Zarr 0.5 attributes; with ``channels``, a leading channel axis (and ``omero``
+    channel labels)."""
+    axes, scale = AXES, list(map(float, spacing))
+    if channels:
+        axes, scale = [CHANNEL_AXIS, *AXES], [1.0, *scale]
+    out = {
         "version": "0.5",
         "multiscales": [
             {
                 "name": name,
-                "axes": AXES,
+                "axes": axes,
                 "datasets": [
-                    {
-                        "path": "0",
-                        "coordinateTransformations": [
-                            {"type": "scale", "scale": list(map(float, spacing))}
-                        ],
-                    }
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
                 ],
             }
         ],
     }
+    if channels:
+        out["omero"] = {"channels": [{"label": str(c), "active": True} for c in channels]}
+    return out
 
 
 def store_chunks(shape: Sequence[int], itemsize: int) -> tuple[int, int, int]:
@@ -66,16 +72,29 @@ def store_chunks(shape: Sequence[int], itemsize: int) -> tuple[int, int, int]:
 def write_store(
     path: str | Path, image: np.ndarray, label: np.ndarray | None, spacing, meta: dict
 ) -> None:
-    """Write a subject store atomically (temporary folder renamed onto ``path``)."""
+    """Write a subject store atomically (temporary folder renamed onto ``path``).
+
+    ``image`` is (X, Y, Z), or (C, X, Y, Z) for several channels (``meta["channels"]``, when
+    given, names them; each channel is chunked as one volume is).
+    """
+    multi = image.ndim == 4
+    names = list(meta.get("channels") or [])
+    if multi and names and len(names) != image.shape[0]:
+        raise VoxseqError(f"zarr store {path}: {image.shape[0]} channels, {len(names)} names")
     with atomic_path(path, is_dir=True) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         root.attrs.update(
             {
-                "ome": _multiscales(spacing, meta.get("subject", "")),
+                "ome": _multiscales(
+                    spacing,
+                    meta.get("subject", ""),
+                    (names or range(len(image))) if multi else None,
+                ),
                 "voxseq": {**meta, "spacing": list(map(float, spacing))},
             }
         )
-        chunks = store_chunks(image.shape, 4)
+        spatial = store_chunks(image.shape[-3:], 4)
+        chunks = (1, *spatial) if multi else spatial
         arr = root.create_array(
             "0", shape=image.shape, dtype="float32", chunks=chunks, compressors=None
         )
@@ -93,7 +112,7 @@ def write_store(
                 }
             )
             la = lab.create_array(
-                "0", shape=label.shape, dtype="uint8", chunks=chunks, compressors=None
+                "0", shape=label.shape, dtype="uint8", chunks=spatial, compressors=None
             )
             la[...] = label.astype(np.uint8)
 
@@ -109,7 +128,22 @@ class Store:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.image.shape)  # type: ignore[return-value]
+        """The spatial (X, Y, Z) shape."""
+        return tuple(self.image.shape[-3:])  # type: ignore[return-value]
+
+    @property
+    def n_channels(self) -> int:
+        return 1 if self.image.ndim == 3 else int(self.image.shape[0])
+
+    @property
+    def channels(self) -> list[str]:
+        """Channel names (stores written before channels were recorded: ``["image"]``)."""
+        return list(self.meta.get("channels") or ["image"])
+
+    def read_image(self) -> np.ndarray:
+        """The whole image as float32 (C, X, Y, Z), one channel or several."""
+        data = np.asarray(self.image[...], dtype=np.float32)
+        return data[None] if data.ndim == 3 else data
 
 
 def open_store(path: str | Path) -> Store:
@@ -121,6 +155,33 @@ def open_store(path: str | Path) -> Store:
         raise VoxseqError(f"zarr store {path}: cannot be opened ({exc})") from exc
     label = root["labels/label/0"] if "labels" in root else None
     return Store(str(path), image, label, dict(root.attrs["voxseq"]))
+
+
+def common_channels(stores: dict[str, str]) -> list[str]:
+    """The channel names every store has (subject -> store path); refuses a mix.
+
+    Raises
+    ------
+    VoxseqError
+        Naming a subject and store whose channels differ from the first subject's.
+    """
+    first, names = None, None
+    for subject in sorted(stores):
+        st = open_store(stores[subject])
+        theirs = st.channels
+        if len(theirs) != st.n_channels:
+            raise VoxseqError(
+                f"subject {subject}: store {stores[subject]} holds {st.n_channels} channels but "
+                f"names {theirs}"
+            )
+        if names is None:
+            first, names = subject, theirs
+        elif theirs != names:
+            raise VoxseqError(
+                f"subject {subject}: store {stores[subject]} has channels {theirs}, subject "
+                f"{first} has {names}: every subject needs the same channels in the same order"
+            )
+    return names or ["image"]
 
 
 def content_digest(path: str | Path) -> str:
@@ -154,8 +215,9 @@ def _raw_layout(array) -> tuple[str, tuple[int, ...], np.dtype] | None:
             and (codecs[0].endian is None or codecs[0].endian.value == "little")
             and isinstance(store, LocalStore)
             and getattr(meta.chunk_key_encoding, "separator", None) == "/"
-            and meta.chunk_key_encoding.encode_chunk_key((0, 0, 0)) == "c/0/0/0"
-            and array.ndim == 3
+            and array.ndim in (3, 4)
+            and meta.chunk_key_encoding.encode_chunk_key((0,) * array.ndim)
+            == "/".join(["c"] + ["0"] * array.ndim)
         )
         if not ok:
             return None
@@ -176,11 +238,16 @@ def _chunk_map(path: str, inode: int, mtime_ns: int, dtype: str, shape: tuple) -
 
 
 def read_region(array, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
-    """``array[start:stop]`` (clipped to the array) as a new array, the same values as zarr's.
+    """``array[..., start:stop]`` (clipped to the array) as a new array, the same values as
+    zarr's; ``start`` and ``stop`` cover the trailing (spatial) axes, leading ones (channels)
+    are read whole.
 
     Raw-chunked local stores (what :func:`write_store` writes) are read from memory-mapped chunk
     files, touching only the pages of the region; anything else goes through zarr.
     """
+    lead = array.ndim - len(start)
+    start = [0] * lead + [int(b) for b in start]
+    stop = [int(n) for n in array.shape[:lead]] + [int(e) for e in stop]
     stop = [min(int(e), int(n)) for e, n in zip(stop, array.shape, strict=True)]
     start = [min(max(int(b), 0), e) for b, e in zip(start, stop, strict=True)]
     layout = _raw_layout(array)

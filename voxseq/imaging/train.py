@@ -19,7 +19,7 @@ from voxseq.distributed import is_main
 from voxseq.fit import TrainConfig, fit, seed_everything
 from voxseq.imaging.patches import PatchSampler, PatchSpec, read_centres, read_patch
 from voxseq.imaging.sliding import sliding_window_logits
-from voxseq.imaging.store import content_digest, open_store
+from voxseq.imaging.store import common_channels, content_digest, open_store
 from voxseq.io.atomic import read_tsv
 from voxseq.io.digest import file_sha256, object_sha256
 from voxseq.metrics import dice_per_label
@@ -61,11 +61,13 @@ class PatchDataset(Dataset):
         st = self._open[sp.subject]
         x = read_patch(st.image, sp.start, self.patch).astype(np.float32)
         y = read_patch(st.label, sp.start, self.patch).astype(np.int64)
+        if x.ndim == 3:  # one channel
+            x = x[None]
         x = x * sp.scale + sp.shift
         for axis, flip in enumerate(sp.flips):
             if flip:
-                x, y = np.flip(x, axis), np.flip(y, axis)
-        return {"x": torch.from_numpy(x.copy())[None], "y": torch.from_numpy(y.copy())}
+                x, y = np.flip(x, axis + 1), np.flip(y, axis)
+        return {"x": torch.from_numpy(x.copy()), "y": torch.from_numpy(y.copy())}
 
 
 class SegmentationTask:
@@ -118,7 +120,7 @@ class SegmentationTask:
         for st in self.val:
             logits = sliding_window_logits(
                 model,
-                np.asarray(st.image[...]),
+                st.read_image(),
                 self.patch,
                 self.n_labels,
                 overlap=self.infer["overlap"],
@@ -243,8 +245,9 @@ def train_imaging(
         log.warning("no labelled validation subject: validating on the training subjects")
         val = train
     n_labels = len(cfg["labels"])
+    channels = common_channels({s: stores[s] for s in {*train, *val}})
     tcfg = TrainConfig.from_dict(cfg["train"], seed)
-    arch = {"in_channels": 1, "out_channels": n_labels, **cfg["model"]}
+    arch = {"in_channels": len(channels), "out_channels": n_labels, **cfg["model"]}
     seed_everything(seed, tcfg.deterministic)
     model = build_model("unet3d", **arch)
     stats = json.loads(Path(stats_json).read_text())
@@ -288,7 +291,9 @@ def train_imaging(
             "statistics": stats.get("statistics"),
             "patch_size": list(cfg["patch_size"]),
             "labels": list(cfg["labels"]),
-            "in_channels": 1,
+            "in_channels": len(channels),
+            "channels": channels,
+            "channel_grid": cfg.get("channel_grid", "check"),
             "infer": dict(cfg["infer"]),
         },
         metrics={
@@ -304,6 +309,6 @@ def train_imaging(
             "amp": result["amp"],
             "processes": result["processes"],
         },
-        example_input=torch.zeros((1, 1, *cfg["patch_size"])),
+        example_input=torch.zeros((1, len(channels), *cfg["patch_size"])),
     )
     return result

@@ -57,6 +57,7 @@ class Volume:
     affine_source : where ``original_affine`` came from: "sform", "qform" or "pixdim" (neither
         code set: voxel sizes only, orientation unknown)
     warnings : header problems worth telling the user (see :func:`load_nifti`); not logged here
+    shape : the canonical (X, Y, Z) shape (``data``'s, kept when ``data`` is let go)
     """
 
     data: np.ndarray
@@ -69,6 +70,7 @@ class Volume:
     sform_code: int = 1
     affine_source: str = "sform"
     warnings: list[str] = field(default_factory=list)
+    shape: tuple[int, int, int] | None = None
 
 
 def pair_companion(path: str | Path) -> Path | None:
@@ -124,10 +126,13 @@ def load_nifti(
     what: str = "image",
     max_voxels: int | None = None,
     dtype: type | None = np.float32,
+    volume: int | None = None,
 ) -> Volume:
     """Load a NIfTI file (or ``.hdr``/``.img`` pair), check it and reorient it to canonical RAS.
 
-    Trailing dimensions of length 1 are dropped ((X, Y, Z, 1, 1) is read as 3D). Raises
+    Trailing dimensions of length 1 are dropped ((X, Y, Z, 1, 1) is read as 3D). ``volume``
+    reads one volume of a file holding several (X, Y, Z, N), or (X, Y, Z, 1, N), as input
+    channels: 0-based, the only one loaded; without it such a file is refused. Raises
     :class:`VoxseqError` naming the subject, the file and the problem for: unreadable/truncated
     files, a pair missing its other file, Analyze (non-NIfTI) pairs, other dimensionalities
     (several volumes or channels in one file), a singular affine, non-finite voxels and volumes
@@ -166,10 +171,14 @@ def load_nifti(
     shape = full_shape
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
+    index = None
+    if volume is not None and (len(shape) > 3 or volume != 0):
+        index = _volume_index(full_shape, volume, where)
+        shape = shape[:3]
     if len(shape) != 3:
         extra = (
-            f": {int(np.prod(shape[3:]))} volumes or channels in one file are not supported; "
-            "give one 3D volume per file"
+            f": {int(np.prod(shape[3:]))} volumes in one file; to read them as input "
+            "channels, name them in imaging.channels (one name per volume, in file order)"
             if len(shape) > 3
             else ""
         )
@@ -188,10 +197,11 @@ def load_nifti(
         raise VoxseqError(f"{where}: singular or non-finite affine {affine[:3, :3].tolist()}")
     native = _native_integer_type(img, dtype)
     try:
+        src = img.dataobj if index is None else img.dataobj[index]
         if native is not None:  # unscaled integers: read as stored, cast once (below)
-            data = np.asanyarray(img.dataobj).reshape(shape)
+            data = np.asanyarray(src).reshape(shape)
         else:
-            data = np.asarray(img.dataobj, dtype=dtype or np.float32).reshape(shape)
+            data = np.asarray(src, dtype=dtype or np.float32).reshape(shape)
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
         raise VoxseqError(f"{where}: truncated or corrupt data ({exc})") from exc
     if data.dtype.kind == "f" and not np.isfinite(data).all():
@@ -218,7 +228,45 @@ def load_nifti(
         sform_code=sform_code,
         affine_source=source,
         warnings=warnings,
+        shape=tuple(int(n) for n in canon.shape),  # type: ignore[arg-type]
     )
+
+
+def nifti_volumes(path: str | Path, subject: str, what: str = "image") -> int:
+    """How many volumes a NIfTI file holds, from its header alone: 1 for a 3D file (trailing
+    dimensions of length 1 dropped), N for (X, Y, Z, N) or (X, Y, Z, 1, N).
+
+    Raises :class:`VoxseqError` (naming the subject and file) for an unreadable file or one
+    with several dimensions of length > 1 beyond the third ((X, Y, Z, 2, 3): which are the
+    channels is ambiguous)."""
+    where = f"subject {subject}: {what} {path}"
+    try:
+        shape = tuple(int(s) for s in nib.load(str(path)).shape)
+    except Exception as exc:
+        raise VoxseqError(f"{where}: not a readable NIfTI file ({exc})") from exc
+    if len(shape) < 3:
+        return 1  # load_nifti refuses it, saying why
+    extra = [s for s in shape[3:] if s != 1]
+    if len(extra) > 1:
+        raise VoxseqError(
+            f"{where}: shape {shape} has {len(extra)} dimensions of length > 1 beyond the third; "
+            "give one volume per channel along a single fourth dimension (X, Y, Z, N)"
+        )
+    return extra[0] if extra else 1
+
+
+def _volume_index(full_shape: tuple[int, ...], volume: int, where: str) -> tuple:
+    """The ``dataobj`` index of volume ``volume`` of a (X, Y, Z, ..., N, ...) file whose
+    dimensions beyond the third are all 1 but one (a 3D file: its only volume, 0)."""
+    extra = [i for i, s in enumerate(full_shape[3:], 3) if s != 1]
+    n = full_shape[extra[0]] if len(extra) == 1 else 1
+    if len(extra) > 1 or not 0 <= volume < n:
+        raise VoxseqError(
+            f"{where}: shape {full_shape}: no volume {volume} (it holds {n}; "
+            "one fourth dimension of volumes is supported)"
+        )
+    rest = tuple(volume if i in extra else 0 for i in range(3, len(full_shape)))
+    return (slice(None),) * 3 + rest
 
 
 def _native_integer_type(img: nib.Nifti1Pair, dtype: type | None) -> np.dtype | None:

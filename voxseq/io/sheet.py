@@ -1,7 +1,9 @@
 """The sample sheet: one row per subject, validated, paths resolved, splits assigned.
 
 Columns (all but ``subject`` may be empty): ``subject``, ``image``, ``label``, ``class``,
-``bam``, ``vcf``, ``split``. Relative paths are resolved against the sheet's own folder.
+``bam``, ``vcf``, ``split``, and any number of ``image_<name>`` columns: further images of the
+same subject (other MRI sequences: ``image_t1c``, ``image_flair``), read as channels after
+``image`` in the sheet's column order. Relative paths are resolved against the sheet's own folder.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ COLUMNS = ("subject", "image", "label", "class", "batch", "bam", "vcf", "split")
 PATH_COLUMNS = ("image", "label", "bam", "vcf")
 SPLITS = ("train", "val", "test")
 _SUBJECT_RE = re.compile(SUBJECT_PATTERN)
+# further images of a subject: image_<name>, <name> a channel name
+CHANNEL_COLUMN_RE = re.compile(r"^image_([a-z0-9][a-z0-9_]{0,31})$")
+
+
+def channel_columns(header: Sequence[str]) -> list[str]:
+    """The ``image_<name>`` columns of a sheet header (or of a row's keys), in their order."""
+    return [c for c in header if CHANNEL_COLUMN_RE.match(c)]
 
 
 def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str]]:
@@ -37,8 +46,8 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     Returns
     -------
     list of dict
-        One dict per subject with every column of ``COLUMNS`` (missing ones as ``""``) and
-        paths made absolute.
+        One dict per subject with every column of ``COLUMNS`` (missing ones as ``""``), then
+        the sheet's ``image_<name>`` columns in its order, paths made absolute.
 
     Raises
     ------
@@ -57,12 +66,20 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
         raise VoxseqError(f"sample sheet {path}: empty file (no header row, no subjects)")
     if "subject" not in header:
         raise VoxseqError(f"sample sheet {path}: missing required column 'subject' (has {header})")
-    unknown = [c for c in header if c not in COLUMNS]
+    extra = channel_columns(header)
+    unknown = [c for c in header if c not in COLUMNS and c not in extra]
     if unknown:
-        raise VoxseqError(f"sample sheet {path}: unknown column(s) {unknown}; allowed: {COLUMNS}")
+        raise VoxseqError(
+            f"sample sheet {path}: unknown column(s) {unknown}; allowed: {COLUMNS}, and "
+            "image_<name> for further images of a subject (<name>: lowercase letters, digits "
+            "and '_', starting with a letter or digit)"
+        )
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise VoxseqError(f"sample sheet {path}: column(s) {dupes} appear more than once")
     if not rows:
         raise VoxseqError(f"sample sheet {path}: no subjects (empty sheet)")
-    out = [_check_row(path, line, row, check_files) for line, row in rows]
+    out = [_check_row(path, line, row, check_files, extra) for line, row in rows]
     seen: dict[str, int] = {}
     for (line, _), row in zip(rows, out, strict=True):
         if row["subject"] in seen:
@@ -74,8 +91,10 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     return out
 
 
-def _check_row(sheet: Path, line: int, row: dict, check_files: bool) -> dict[str, str]:
-    clean = {c: (row.get(c) or "").strip() for c in COLUMNS}
+def _check_row(
+    sheet: Path, line: int, row: dict, check_files: bool, extra: Sequence[str] = ()
+) -> dict[str, str]:
+    clean = {c: (row.get(c) or "").strip() for c in (*COLUMNS, *extra)}
     sid = clean["subject"]
     if not sid:
         raise VoxseqError(f"sample sheet {sheet}, line {line}: empty subject id")
@@ -98,7 +117,21 @@ def _check_row(sheet: Path, line: int, row: dict, check_files: bool) -> dict[str
         raise VoxseqError(f"subject {sid} in sample sheet {sheet}: 'label' given without 'image'")
     if not any(clean[c] for c in ("image", "bam")):
         raise VoxseqError(f"subject {sid} in sample sheet {sheet}: neither 'image' nor 'bam' given")
-    for col in PATH_COLUMNS:
+    if clean["image"]:
+        missing = [c for c in extra if not clean[c]]
+        if missing:
+            raise VoxseqError(
+                f"subject {sid} in sample sheet {sheet}: 'image' given but {missing} empty; "
+                "every imaging subject needs every image column (each is a network input "
+                "channel)"
+            )
+    else:
+        given = [c for c in extra if clean[c]]
+        if given:
+            raise VoxseqError(
+                f"subject {sid} in sample sheet {sheet}: {given} given without 'image'"
+            )
+    for col in (*PATH_COLUMNS, *extra):
         if not clean[col]:
             continue
         p = Path(clean[col])
@@ -198,10 +231,10 @@ def assign_splits(
 
 
 def write_sheet(path: str | Path, rows: Sequence[dict[str, str]]) -> None:
-    """Write a resolved sheet (all columns) atomically."""
+    """Write a resolved sheet (all columns, ``image_<name>`` ones last) atomically."""
     from voxseq.io.atomic import write_tsv
 
-    write_tsv(path, rows, COLUMNS)
+    write_tsv(path, rows, [*COLUMNS, *channel_columns(rows[0] if rows else ())])
 
 
 def sheet_row(path: str | Path, subject: str) -> dict[str, str]:

@@ -115,15 +115,24 @@ def demo_rows(imaging, genomics):
     none."""
     from voxseq.demo.cohort import labelled_indices
 
+    from voxseq.demo.imaging import demo_channel_names
+
     regular, outliers = demo_ids()
     labelled = labelled_indices(
         config["seed"], len(regular), config["demo"]["label_fraction"]
+    )
+    extra = (
+        demo_channel_names(config["demo"]["imaging_channels"])[1:] if imaging else []
     )
     rows = {}
     for i, sid in enumerate(regular + outliers):
         rows[sid] = {
             "subject": sid,
             "image": f"{DEMO_DIR}/imaging/{sid}_image.nii.gz" if imaging else "",
+            **{
+                f"image_{name}": f"{DEMO_DIR}/imaging/{sid}_{name}.nii.gz"
+                for name in extra
+            },
             "label": (
                 f"{DEMO_DIR}/imaging/{sid}_label.nii.gz"
                 if imaging and i in labelled
@@ -160,6 +169,26 @@ def load_bundle_meta(modality):
         return read_bundle_meta(path, modality)
     except VoxseqError as exc:
         raise WorkflowError(f"models.{modality}: {exc}") from None
+
+
+def imaging_channels():
+    """The cohort's channel names (voxseq.imaging.channels.cohort_channels) and the sheet's
+    image_<name> columns; an applied segmentation bundle must have the same channels."""
+    from voxseq.imaging.channels import check_bundle_channels, cohort_channels
+    from voxseq.io.sheet import channel_columns
+
+    columns = channel_columns(next(iter(SUBJECTS.values()))) if SUBJECTS else []
+    try:
+        channels = cohort_channels(columns, config["imaging"]["channels"])
+        if IMAGING_BUNDLE_META:
+            check_bundle_channels(
+                IMAGING_BUNDLE_META["preprocessing"].get("channels"),
+                channels,
+                f"models.imaging {config['models']['imaging']}",
+            )
+    except VoxseqError as exc:
+        raise WorkflowError(str(exc)) from None
+    return columns, channels
 
 
 def check_bundle_labels():
@@ -224,6 +253,7 @@ if IMAGING_BUNDLE_META and IMAGING_BUNDLE_META.get("task") == "classify":
         "models.imaging_classify (models.imaging takes a segmentation bundle)"
     )
 check_bundle_labels()
+CHANNEL_COLUMNS, IMAGING_CHANNELS = imaging_channels() if IMAGING else ([], [])
 CLASSIFY = classify_enabled()
 TRAIN_CLASSIFY = CLASSIFY and not CLASSIFY_BUNDLE_META
 # every model comes from a bundle: subjects without a split in the sheet are all test subjects
@@ -488,7 +518,7 @@ def check_classify():
                 CLASSIFY_BUNDLE_META,
                 config["models"]["imaging_classify"],
                 set(classes.values()),
-                ["image"],
+                IMAGING_CHANNELS,
                 get_imaging_plan(),
                 config["samples"],
             )
@@ -535,7 +565,11 @@ def get_classify_channels():
     if CLASSIFY_BUNDLE_META:
         return CLASSIFY_BUNDLE_META["preprocessing"]["channels"]
     seg = [f"seg_{n}" for n in config["imaging"]["labels"][1:]]
-    return ["image", *seg] if CLASSIFY_CFG["with_segmentation"] else ["image"]
+    return (
+        [*IMAGING_CHANNELS, *seg]
+        if CLASSIFY_CFG["with_segmentation"]
+        else IMAGING_CHANNELS
+    )
 
 
 CLASSIFY_WITH_SEGMENTATION = CLASSIFY and len(get_classify_channels()) > 1
@@ -574,6 +608,16 @@ def _pair(subject, key):
 
 def get_image_pair(wildcards):
     return _pair(wildcards.subject, "image")
+
+
+def get_channel_images(wildcards):
+    """The subject's further images (image_<name> columns, in order)."""
+    return [_source("imaging", wildcards.subject, c) for c in CHANNEL_COLUMNS]  # all given
+
+
+def get_channel_pairs(wildcards):
+    """The other files of the further images' header/data pairs (those that are pairs)."""
+    return [p for c in CHANNEL_COLUMNS for p in [_pair(wildcards.subject, c)] if p]
 
 
 def get_label_pair(wildcards):
@@ -626,14 +670,21 @@ def get_imaging_plan():
             "statistics",
             "labels",
         )
-        return {k: pre.get(k) for k in keys}
-    c = config["imaging"]
+        plan = {k: pre.get(k) for k in keys}
+    else:
+        c = config["imaging"]
+        plan = {
+            "target_spacing": c["target_spacing"],
+            "interpolation": c["interpolation"],
+            "normalisation": c["normalisation"],
+            "statistics": None,
+            "labels": c["labels"],
+        }
+    # the channels are the cohort's (equal to an applied bundle's: imaging_channels)
     return {
-        "target_spacing": c["target_spacing"],
-        "interpolation": c["interpolation"],
-        "normalisation": c["normalisation"],
-        "statistics": None,
-        "labels": c["labels"],
+        **plan,
+        "channels": IMAGING_CHANNELS,
+        "channel_grid": config["imaging"]["channel_grid"],
     }
 
 
@@ -670,7 +721,9 @@ def get_demo_outputs():
     if config["demo"]["outliers"]:
         files.append(QC_TRUTH)
     for row in SUBJECTS.values():
-        files += [row[c] for c in ("image", "label", "bam", "vcf") if row[c]]
+        files += [
+            row[c] for c in ("image", *CHANNEL_COLUMNS, "label", "bam", "vcf") if row[c]
+        ]
         # indexes too: Snakemake touches declared outputs, which would leave them "older"
         files += [row["bam"] + ".bai"] if row["bam"] else []
         files += [row["vcf"] + ".tbi"] if row["vcf"] else []
@@ -760,6 +813,8 @@ for _func in (
     get_image,
     get_label,
     get_image_pair,
+    get_channel_images,
+    get_channel_pairs,
     get_label_pair,
     get_bam,
     get_vcf,

@@ -53,6 +53,8 @@ rule imaging_ingest:
         label=get_label,
         image_pair=get_image_pair,
         label_pair=get_label_pair,
+        channels=get_channel_images,
+        channel_pairs=get_channel_pairs,
     output:
         meta=f"{RES}/imaging/ingest/{{subject}}.json",
         sample=f"{RES}/imaging/ingest/{{subject}}.fg.npy",
@@ -72,6 +74,9 @@ rule imaging_ingest:
         n_labels=len(config["imaging"]["labels"]),
         seed=config["seed"],
         max_voxels=config["imaging"]["max_voxels"],
+        channel_columns=CHANNEL_COLUMNS,
+        channels=IMAGING_CHANNELS,
+        channel_grid=config["imaging"]["channel_grid"],
     script:
         "../../scripts/imaging_ingest.py"
 
