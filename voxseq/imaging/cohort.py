@@ -101,7 +101,8 @@ def classify_summary(metrics: dict) -> dict:
 
 
 def overlay_slices(image_path: str, seg_path: str, label_path: str | None, subject: str):
-    """Axial slice (canonical RAS) with the most foreground: image, prediction, truth.
+    """Axial slice (canonical RAS) with the most foreground: image (the first channel: the
+    first volume of a 4D image), prediction, truth.
 
     Returns float32 (Y, X) copies of the three slices (None for a missing label). The label
     and segmentation are read in their stored integer type and the image only once the slice
@@ -114,5 +115,5 @@ def overlay_slices(image_path: str, seg_path: str, label_path: str | None, subje
     seg_z = seg[:, :, z].T.astype(np.float32)
     lab_z = lab[:, :, z].T.astype(np.float32) if lab is not None else None
     del seg, lab, ref
-    img = load_nifti(image_path, subject, "image").data
+    img = load_nifti(image_path, subject, "image", volume=0).data
     return np.ascontiguousarray(img[:, :, z].T), seg_z, lab_z
