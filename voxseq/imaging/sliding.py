@@ -8,7 +8,9 @@ stitching device; the sum is divided by the accumulated weights. Memory: the buf
 
 from __future__ import annotations
 
+import functools
 import itertools
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -45,14 +47,21 @@ def gaussian_importance(patch: Sequence[int], sigma_scale: float = 0.125) -> np.
     return w.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _weight_map(patch: tuple[int, ...], sigma_scale: float) -> torch.Tensor:
+    """:func:`gaussian_importance` as a CPU tensor, built once per patch and sigma (read only)."""
+    return torch.from_numpy(gaussian_importance(patch, sigma_scale))
+
+
 def _weight_sum(
     starts: Sequence[Sequence[int]], patch: Sequence[int], shape, sigma_scale: float
 ) -> torch.Tensor:
     """Sum of the Gaussian weights of every window over the (padded) volume, (X, Y, Z) float32.
 
     The map (:func:`gaussian_importance`) is a product of 1D Gaussians and the windows are the
-    product of 1D start lists, so the sum is the outer product of the 1D sums (float64): one
-    pass over the volume instead of one add per window.
+    product of 1D start lists, so the sum is the outer product of the 1D sums (float64, cast to
+    float32 as it is written, by torch's threads): one pass over the volume instead of one add
+    per window.
     """
     sums = []
     for p, n, axis_starts in zip(patch, shape, starts, strict=True):
@@ -60,11 +69,29 @@ def _weight_sum(
         total = np.zeros(n)
         for b in axis_starts:
             total[b : b + p] += g / g.max()
-        sums.append(total)
-    wsum = np.empty(tuple(shape), np.float32)  # float64 products, cast as they are written
-    plane = sums[0][:, None] * sums[1][None, :]
-    np.multiply(plane[:, :, None], sums[2][None, None, :], out=wsum, casting="same_kind")
-    return torch.from_numpy(wsum)
+        sums.append(torch.from_numpy(total))
+    wsum = torch.empty(tuple(shape), dtype=torch.float32)
+    torch.mul((sums[0][:, None] * sums[1][None, :])[:, :, None], sums[2], out=wsum)
+    return wsum
+
+
+def _volume_tensor(volume: np.ndarray, patch: tuple[int, ...]) -> torch.Tensor:
+    """The volume as a (C_in, X, Y, Z) float32 CPU tensor, zero-padded up to ``patch``.
+
+    Shares memory with ``volume`` where it is float32 and needs no padding; it is only read.
+    """
+    vol = np.asarray(volume, np.float32)
+    if vol.ndim == 3:
+        vol = vol[None]
+    shape = vol.shape[1:]
+    padded = [max(s, p) for s, p in zip(shape, patch, strict=True)]
+    if padded != list(shape):
+        buf = np.zeros((vol.shape[0], *padded), np.float32)
+        buf[:, : shape[0], : shape[1], : shape[2]] = vol
+        vol = buf
+    with warnings.catch_warnings():  # a read-only array (np.load mmap) is never written here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(vol)
 
 
 def sliding_window_logits(
@@ -80,9 +107,9 @@ def sliding_window_logits(
 ) -> torch.Tensor:
     """Stitched logits for a whole volume.
 
-    Each batch of windows is copied into one reused buffer (numpy), predicted, and each window's
-    logits are added, Gaussian-weighted, into the preallocated sum in place (one fused
-    multiply-add, no temporary); the weight sum is computed once from 1D sums.
+    Each batch of windows is copied (torch, its threads) into one reused buffer, predicted, and
+    each window's logits are added, Gaussian-weighted, into the preallocated sum in place (one
+    fused multiply-add, no temporary); the weight sum is computed once from 1D sums.
 
     Parameters
     ----------
@@ -97,52 +124,50 @@ def sliding_window_logits(
     -------
     (n_out, X, Y, Z) float32 tensor on the CPU.
     """
-    vol = np.asarray(volume, np.float32)
-    if vol.ndim == 3:
-        vol = vol[None]
-    shape = vol.shape[1:]
     patch = tuple(int(p) for p in patch)
-    padded = [max(s, p) for s, p in zip(shape, patch, strict=True)]
-    if list(padded) != list(shape):
-        buf = np.zeros((vol.shape[0], *padded), np.float32)
-        buf[:, : shape[0], : shape[1], : shape[2]] = vol
-        vol = buf
+    shape = np.shape(volume)[-3:]
+    x = _volume_tensor(volume, patch)
+    padded = tuple(x.shape[1:])
     acc = torch.zeros((n_out, *padded), dtype=torch.float32)
-    weight = gaussian_importance(patch, sigma_scale)
     axis_starts = [window_starts(s, p, overlap) for s, p in zip(padded, patch, strict=True)]
-    wsum = _weight_sum(axis_starts, patch, padded, sigma_scale)
-    starts = list(itertools.product(*axis_starts))
+    views = [
+        (slice(None), *(slice(b, b + p) for b, p in zip(st, patch, strict=True)))
+        for st in itertools.product(*axis_starts)
+    ]
     flips = [()] + [
         c for r in range(1, len(mirror_axes) + 1) for c in itertools.combinations(mirror_axes, r)
     ]
-    w_dev = torch.from_numpy(weight).to(device)
-    gathered = np.empty((min(batch_size, len(starts)), vol.shape[0], *patch), np.float32)
-    for i in range(0, len(starts), batch_size):
-        chunk = starts[i : i + batch_size]
-        sl = [tuple(slice(b, b + p) for b, p in zip(st, patch, strict=True)) for st in chunk]
+    w = _weight_map(patch, float(sigma_scale))
+    w_dev = w.to(device)
+    gathered = torch.empty((min(batch_size, len(views)), x.shape[0], *patch))
+    for i in range(0, len(views), batch_size):
+        chunk = views[i : i + batch_size]
         batch = gathered[: len(chunk)]
-        for j, s in enumerate(sl):
-            batch[j] = vol[(slice(None), *s)]
-        batch = torch.from_numpy(batch).to(device)
-        out = None
-        for f in flips:
-            dims = [d + 2 for d in f]
-            yb = predict(torch.flip(batch, dims) if dims else batch).float()
-            yb = torch.flip(yb, dims) if dims else yb
-            out = yb if out is None else out + yb
-        if len(flips) > 1:
-            out = out / len(flips)
+        for j, v in enumerate(chunk):
+            batch[j].copy_(x[v])
+        out = _predict(predict, batch.to(device), flips)
         if out.device.type != "cpu":
             out = (out * w_dev).cpu()
-            for j, s in enumerate(sl):
-                acc[(slice(None), *s)].add_(out[j])
+            for j, v in enumerate(chunk):
+                acc[v].add_(out[j])
             continue
-        for j, s in enumerate(sl):  # acc += out * w in one fused pass, no temporary
-            acc[(slice(None), *s)].addcmul_(out[j].detach(), w_dev)
-    acc.div_(wsum)
+        for j, v in enumerate(chunk):  # acc += out * w in one fused pass, no temporary
+            acc[v].addcmul_(out[j].detach(), w)
+    acc.div_(_weight_sum(axis_starts, patch, padded, sigma_scale))
     lo, hi = torch.aminmax(acc)  # NaN propagates; no full-size boolean temporary
     if not (torch.isfinite(lo) and torch.isfinite(hi)):
         raise FloatingPointError("non-finite values in the stitched prediction")
-    if list(padded) == list(shape):
+    if padded == tuple(shape):
         return acc
     return acc[:, : shape[0], : shape[1], : shape[2]].contiguous()
+
+
+def _predict(predict, batch: torch.Tensor, flips: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Float logits of one batch, averaged over the mirrorings in ``flips`` (``()``: as is)."""
+    out = None
+    for f in flips:
+        dims = [d + 2 for d in f]
+        yb = predict(torch.flip(batch, dims) if dims else batch).float()
+        yb = torch.flip(yb, dims) if dims else yb
+        out = yb if out is None else out + yb
+    return out / len(flips) if len(flips) > 1 else out
