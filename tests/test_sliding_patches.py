@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -76,3 +78,49 @@ def test_patch_start_stays_inside():
     assert patch_start((0, 0, 0), (50, 50, 50), (16, 16, 16)) == (0, 0, 0)
     assert patch_start((49, 49, 49), (50, 50, 50), (16, 16, 16)) == (34, 34, 34)
     assert patch_start((3, 3, 3), (10, 10, 10), (16, 16, 16)) == (0, 0, 0)
+
+
+def _naive_stitch(predict, vol, patch, n_out, overlap=0.5):
+    """Per-window float64 reference: sum of Gaussian-weighted logits over sum of weights."""
+    import itertools
+
+    from voxseq.imaging.sliding import window_starts
+
+    w = gaussian_importance(patch).astype(np.float64)
+    acc = np.zeros((n_out, *vol.shape[1:]))
+    wsum = np.zeros(vol.shape[1:])
+    starts = [window_starts(s, p, overlap) for s, p in zip(vol.shape[1:], patch, strict=True)]
+    for st in itertools.product(*starts):
+        sl = tuple(slice(b, b + p) for b, p in zip(st, patch, strict=True))
+        x = torch.from_numpy(np.ascontiguousarray(vol[(slice(None), *sl)]))[None]
+        acc[(slice(None), *sl)] += predict(x)[0].double().numpy() * w
+        wsum[sl] += w
+    return acc / wsum
+
+
+@pytest.mark.parametrize(
+    "layout", ["contiguous", "read_only", "flipped", "transposed", "offset", "float64"]
+)
+def test_stitching_any_input_layout_matches_per_window_reference(layout):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(2, 3, 3, padding=1).eval()  # two input channels, not pointwise
+    rng = np.random.default_rng(8)
+    base = rng.normal(size=(2, 30, 26, 19)).astype(np.float32)
+    vol = {
+        "contiguous": base,
+        "read_only": base.copy(),
+        "flipped": base[:, ::-1].copy()[:, ::-1],  # same values, negative strides
+        "transposed": np.ascontiguousarray(base.transpose(0, 3, 2, 1)).transpose(0, 3, 2, 1),
+        "offset": np.pad(base, ((0, 0), (3, 0), (0, 0), (0, 0)))[:, 3:],  # starts mid-buffer
+        "float64": base.astype(np.float64),
+    }[layout]
+    if layout == "read_only":
+        vol.setflags(write=False)
+    assert np.array_equal(vol, base)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "not writable" warning from torch either
+        out = sliding_window_logits(conv, vol, (16, 12, 8), 3, overlap=0.5, batch_size=3)
+        ref = _naive_stitch(conv, base, (16, 12, 8), 3)
+    assert out.shape == (3, 30, 26, 19) and out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(vol, base)  # the input is left alone

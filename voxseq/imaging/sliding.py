@@ -78,7 +78,8 @@ def _weight_sum(
 def _volume_tensor(volume: np.ndarray, patch: tuple[int, ...]) -> torch.Tensor:
     """The volume as a (C_in, X, Y, Z) float32 CPU tensor, zero-padded up to ``patch``.
 
-    Shares memory with ``volume`` where it is float32 and needs no padding; it is only read.
+    Shares memory with ``volume`` where it is float32, needs no padding and has no negative
+    strides; it is only read (window views keep its strides and storage offset).
     """
     vol = np.asarray(volume, np.float32)
     if vol.ndim == 3:
@@ -89,6 +90,8 @@ def _volume_tensor(volume: np.ndarray, patch: tuple[int, ...]) -> torch.Tensor:
         buf = np.zeros((vol.shape[0], *padded), np.float32)
         buf[:, : shape[0], : shape[1], : shape[2]] = vol
         vol = buf
+    elif any(st < 0 for st in vol.strides):  # a flipped view: torch takes no negative strides
+        vol = np.ascontiguousarray(vol)
     with warnings.catch_warnings():  # a read-only array (np.load mmap) is never written here
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(vol)
@@ -130,29 +133,27 @@ def sliding_window_logits(
     padded = tuple(x.shape[1:])
     acc = torch.zeros((n_out, *padded), dtype=torch.float32)
     axis_starts = [window_starts(s, p, overlap) for s, p in zip(padded, patch, strict=True)]
-    views = [
-        (slice(None), *(slice(b, b + p) for b, p in zip(st, patch, strict=True)))
-        for st in itertools.product(*axis_starts)
-    ]
+    starts = list(itertools.product(*axis_starts))
+    x_win, acc_win = _window_views(x, starts, patch), _window_views(acc, starts, patch)
     flips = [()] + [
         c for r in range(1, len(mirror_axes) + 1) for c in itertools.combinations(mirror_axes, r)
     ]
     w = _weight_map(patch, float(sigma_scale))
     w_dev = w.to(device)
-    gathered = torch.empty((min(batch_size, len(views)), x.shape[0], *patch))
-    for i in range(0, len(views), batch_size):
-        chunk = views[i : i + batch_size]
-        batch = gathered[: len(chunk)]
-        for j, v in enumerate(chunk):
-            batch[j].copy_(x[v])
-        out = _predict(predict, batch.to(device), flips)
+    gathered = torch.empty((min(batch_size, len(starts)), x.shape[0], *patch))
+    for i in range(0, len(starts), batch_size):
+        n = min(batch_size, len(starts) - i)
+        batch = gathered[:n]
+        for j in range(n):
+            batch[j].copy_(x_win(i + j))
+        out = _predict(predict, batch.to(device), flips).detach()
         if out.device.type != "cpu":
             out = (out * w_dev).cpu()
-            for j, v in enumerate(chunk):
-                acc[v].add_(out[j])
+            for j in range(n):
+                acc_win(i + j).add_(out[j])
             continue
-        for j, v in enumerate(chunk):  # acc += out * w in one fused pass, no temporary
-            acc[v].addcmul_(out[j].detach(), w)
+        for j in range(n):  # acc += out * w in one fused pass, no temporary
+            acc_win(i + j).addcmul_(out[j], w)
     acc.div_(_weight_sum(axis_starts, patch, padded, sigma_scale))
     lo, hi = torch.aminmax(acc)  # NaN propagates; no full-size boolean temporary
     if not (torch.isfinite(lo) and torch.isfinite(hi)):
@@ -160,6 +161,19 @@ def sliding_window_logits(
     if padded == tuple(shape):
         return acc
     return acc[:, : shape[0], : shape[1], : shape[2]].contiguous()
+
+
+def _window_views(
+    t: torch.Tensor, starts: Sequence[Sequence[int]], patch: tuple[int, ...]
+) -> Callable[[int], torch.Tensor]:
+    """``k -> t[:, window k]``: the view of a (C, X, Y, Z) tensor at ``starts[k]``, made with
+    one ``as_strided`` call from a precomputed storage offset (not four slicing calls)."""
+    size, stride = (t.shape[0], *patch), t.stride()
+    offsets = [
+        t.storage_offset() + sum(b * st for b, st in zip(start, stride[1:], strict=True))
+        for start in starts
+    ]
+    return lambda k: t.as_strided(size, stride, offsets[k])
 
 
 def _predict(predict, batch: torch.Tensor, flips: Sequence[Sequence[int]]) -> torch.Tensor:
