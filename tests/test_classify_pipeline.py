@@ -87,13 +87,14 @@ def test_train_fold_uses_the_classify_augment_block(tmp_path, monkeypatch):
         classify, "stack_inputs", lambda ss, *a, **k: np.zeros((len(ss), 1, 8, 8, 8), np.float32)
     )
     monkeypatch.setattr(classify, "content_digest", lambda store: store)
+    monkeypatch.setattr(classify, "common_channels", lambda stores: ["image"])
     seen = {}
 
     class Stop(Exception):
         pass
 
     def task(*args):
-        seen["augment"] = args[-1]
+        seen["augment"] = args[7]  # (x, y, x_val, y_val, n_classes, batch, seed, augment, ...)
         raise Stop
 
     monkeypatch.setattr(classify, "ClassificationTask", task)
