@@ -185,7 +185,9 @@ def _fake_segmentation(monkeypatch, geo: dict, n_labels: int = 2):
     """segment_subject with the store and bundle replaced: the prediction is label 1 wherever
     the canonical image is above its mean, so the written file can be checked voxel by voxel."""
     image = np.asarray(geo.pop("_canonical"), np.float32)
-    store = SimpleNamespace(meta=geo, image=image)
+    store = SimpleNamespace(
+        meta=geo, image=image, channels=["image"], read_image=lambda: image[None]
+    )
     pre = {"in_channels": 1, "normalisation": "zscore", "labels": ["bg", "fg"][:n_labels]}
     monkeypatch.setattr(infer, "open_store", lambda path: store)
     monkeypatch.setattr(
@@ -194,6 +196,7 @@ def _fake_segmentation(monkeypatch, geo: dict, n_labels: int = 2):
     monkeypatch.setattr(infer, "bundle_digest", lambda path: "0" * 64)
 
     def predict(model, volume, pre, device):
+        volume = volume[0]  # (C, X, Y, Z): the one channel
         fg = (volume > volume.mean()).astype(np.float32)
         return np.stack([1.0 - fg, fg])
 

@@ -612,7 +612,8 @@ def get_image_pair(wildcards):
 
 def get_channel_images(wildcards):
     """The subject's further images (image_<name> columns, in order)."""
-    return [_source("imaging", wildcards.subject, c) for c in CHANNEL_COLUMNS]  # all given
+    # every imaging subject has every column (the sheet's check)
+    return [_source("imaging", wildcards.subject, c) for c in CHANNEL_COLUMNS]
 
 
 def get_channel_pairs(wildcards):
