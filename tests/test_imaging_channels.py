@@ -240,45 +240,48 @@ def test_multichannel_store_patches_and_regions(tmp_path):
     np.testing.assert_array_equal(item["y"].numpy(), label[4:12, 2:10, 3:11][::-1])
 
 
-# ---- end to end: a two-image demo trains and infers; a 4D cohort applies its bundle ----------
+# ---- end to end: a three-image demo trains and infers; a 4D cohort applies its bundle --------
 CHANNEL_RUN = [*TINY_RUN, str(REPO / "tests/config/tiny_channels.yaml")]
 
 
-def test_two_channel_cohort_end_to_end_and_4d_cohort_applies_its_bundle(tmp_path):
+def test_multichannel_cohort_end_to_end_and_4d_cohort_applies_its_bundle(tmp_path):
+    """Three images a subject (sheet columns) train and infer; a cohort of 4D files with 3
+    volumes, named by imaging.channels, applies the bundle; other names are refused."""
     run_snakemake(tmp_path, "--configfile", *CHANNEL_RUN, "--cores", "2")
     res = tmp_path / "results/tinych"
     meta = json.loads((tmp_path / "models/tinych/imaging/bundle.json").read_text())
-    assert meta["preprocessing"]["channels"] == ["image", "t2"]
-    assert meta["architecture"]["arguments"]["in_channels"] == 2
+    names = ["image", "t2", "flair"]
+    assert meta["preprocessing"]["channels"] == names
+    assert meta["architecture"]["arguments"]["in_channels"] == 3
     qc = json.loads((tmp_path / "models/tinych/imaging_qc/bundle.json").read_text())
-    assert qc["architecture"]["arguments"]["in_channels"] == 2
-    assert qc["preprocessing"]["channels"] == ["image", "t2"]
+    assert qc["architecture"]["arguments"]["in_channels"] == 3
+    assert qc["preprocessing"]["channels"] == names
     sheet = read_tsv(res / "demo_input/samples.tsv")
-    assert all(r["image_t2"] for r in sheet)
+    assert all(r["image_t2"] and r["image_flair"] for r in sheet)
     for r in sheet:
         st = open_store(res / f"imaging/normalise/{r['subject']}.zarr")
-        assert st.channels == ["image", "t2"] and st.image.ndim == 4
+        assert st.channels == names and st.image.shape[0] == 3
         seg = nib.load(res / f"imaging/infer/{r['subject']}_seg.nii.gz")
         img = nib.load(res / "demo_input" / r["image"])
         assert seg.shape == img.shape and np.allclose(seg.affine, img.affine)
     assert len(read_tsv(res / "imaging/cohort.tsv")) == 6
     assert len(read_tsv(res / "imaging/qc/qc.tsv")) == 6
 
-    # a new cohort of 4D files (image + t2 as volumes), named by imaging.channels: no training
+    # a new cohort of 4D files (the three images as volumes), named by imaging.channels
     new = tmp_path / "new4d"
     new.mkdir()
     rows = []
     for r in sheet[:3]:
-        a, b = (nib.load(res / "demo_input" / r[c]) for c in ("image", "image_t2"))
-        data = np.stack([a.get_fdata(dtype=np.float32), b.get_fdata(dtype=np.float32)], -1)
-        path = write_nifti(new / f"{r['subject']}.nii.gz", data, a.affine)
+        imgs = [nib.load(res / "demo_input" / r[c]) for c in ("image", "image_t2", "image_flair")]
+        data = np.stack([i.get_fdata(dtype=np.float32) for i in imgs], -1)
+        path = write_nifti(new / f"{r['subject']}.nii.gz", data, imgs[0].affine)
         rows.append(f"n{r['subject']}\t{path}\t{res / 'demo_input' / r['label']}")
     (new / "samples.tsv").write_text("subject\timage\tlabel\n" + "\n".join(rows) + "\n")
     cfg = {
         "cohort": "new4d",
         "demo": {"enabled": False},
         "samples": str(new / "samples.tsv"),
-        "imaging": {"channels": ["image", "t2"]},
+        "imaging": {"channels": names},
         "models": {"imaging": "models/tinych/imaging", "imaging_qc": "models/tinych/imaging_qc"},
     }
     (new / "cfg.yaml").write_text(yaml.safe_dump(cfg))
@@ -291,16 +294,16 @@ def test_two_channel_cohort_end_to_end_and_4d_cohort_applies_its_bundle(tmp_path
     assert all(r["labelled"] == "yes" and r["dice_organ"] for r in table)
     meta = json.loads(Path(tmp_path / f"results/new4d/imaging/ingest/{table[0]['subject']}.json")
                       .read_text())
-    assert [c["volume"] for c in meta["channels"]] == [0, 1]
+    assert [c["volume"] for c in meta["channels"]] == [0, 1, 2]
 
     # other channel names than the bundle's: refused before any job, naming both
-    cfg["imaging"]["channels"] = ["t1", "t2"]
+    cfg["imaging"]["channels"] = ["t1", "t2", "flair"]
     (new / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     bad = run_snakemake(tmp_path, *args, "-n", check=False)
     assert bad.returncode != 0
     out = bad.stdout + bad.stderr
     assert "models.imaging models/tinych/imaging: the bundle was trained on channels " in out
-    assert "['image', 't2'], this cohort has ['t1', 't2']" in out
+    assert "['image', 't2', 'flair'], this cohort has ['t1', 't2', 'flair']" in out
 
 
 def test_classifier_input_takes_every_image_channel_then_the_segmentation(tmp_path):
