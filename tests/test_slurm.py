@@ -386,6 +386,7 @@ def allocated_gpus(info: dict[str, str]) -> int:
     return int(m.group(1)) if m else 0
 
 
+@pytest.mark.slow  # 85 s; data-parallel training through the workflow is tests/test_ddp.py's
 def test_training_with_two_gpus_through_slurm(slurm_cluster, tmp_path, monkeypatch):
     """``imaging.train.gpus: 2``: one SLURM job with 2 GPUs, 2 x cpus_per_gpu CPUs and memory for
     as many threads, with ``--gpus=2`` (the profile) and with ``--gres=gpu:2`` (its SITE switch)."""
