@@ -277,18 +277,18 @@ def ingest_subject(
                 "intensity": _intensity(d, fg, lo, hi, mean, std),
             }
         )
-        samples.append(fg)
-        if k > 0:
-            image.data = None  # only the first channel's volume is kept (its grid is the ref)
-        del d
-    if first is not None:
-        first.data = None
+        # a random draw now (the foreground goes before the next channel comes); several
+        # channels keep the first n of each, n the smallest draw (a random draw still)
+        samples.append(
+            fg if fg.size <= FOREGROUND_SAMPLE else rng.choice(fg, FOREGROUND_SAMPLE, replace=False)
+        )
+        image.data = None  # one channel's volume at a time; the first's grid stays the ref
+        del d, fg
     del mask
     meta["intensity"] = per_channel[0]["intensity"]
     meta["channels"] = per_channel
-    n = min(FOREGROUND_SAMPLE, *(s.size for s in samples))
-    drawn = [s if s.size == n else rng.choice(s, n, replace=False) for s in samples]
-    sample = drawn[0] if len(drawn) == 1 else np.stack(drawn)
+    n = min(s.size for s in samples)
+    sample = samples[0] if len(samples) == 1 else np.stack([s[:n] for s in samples])
     with atomic_path(out_sample) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, sample.astype(np.float32), allow_pickle=False)
