@@ -20,9 +20,9 @@ The peak resident memory of each stage is the child's own ``VmHWM`` (``/proc/sel
 read by the child just before it exits), and GNU time's ``%M`` for the whole child when
 ``/usr/bin/time`` exists; not ``getrusage(RUSAGE_CHILDREN)``, whose ``ru_maxrss`` for a forked
 child starts from the parent's size. ``imaging.max_voxels`` is not applied (no limit), so
-a larger ``--shape`` than the default config's 150 M voxels can be measured too. Prints one line per stage (peak RSS, wall
-seconds of the stage call and of the whole child) and, last, ``peak_rss_gib=<x>``: the largest
-stage peak.
+a larger ``--shape`` than the default config's 150 M voxels can be measured too. Prints one
+line per stage (peak RSS, wall seconds of the stage call and of the whole child) and, last,
+``peak_rss_gib=<x>``: the largest stage peak.
 
     .venv/bin/python benchmarks/imaging_memory.py --workdir /tmp/imaging_memory
 """

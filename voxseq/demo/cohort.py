@@ -124,7 +124,7 @@ def make_demo_cohort(
         made = generate_imaging(
             outdir, everyone, seed, cfg.shifted(shift), kinds["imaging"], imaging_channels
         )
-        columns = [c for c in made[everyone[0]] if c.startswith("image_")]
+        columns = channel_columns(made[everyone[0]])
         labelled = labelled_indices(seed, len(subjects), label_fraction)
         n_lab = len(labelled)
         for i, s in enumerate(subjects):
@@ -162,6 +162,6 @@ def make_demo_cohort(
         log.info("quality-control outliers: %s", ", ".join(extra))
         write_tsv(outdir / "qc_truth.tsv", truth, QC_TRUTH_COLUMNS)
     sheet = outdir / "samples.tsv"
-    extra = channel_columns(next(iter(rows.values()))) if rows else []
-    write_tsv(sheet, list(rows.values()), [*(c for c in COLUMNS if c != "split"), *extra])
+    image_columns = channel_columns(next(iter(rows.values()))) if rows else []
+    write_tsv(sheet, list(rows.values()), [*(c for c in COLUMNS if c != "split"), *image_columns])
     return sheet

@@ -73,8 +73,6 @@ def _sources(files: list[tuple[str, str | None]]) -> dict:
     ``image_<name>``, ``label``); for a header/data pair, the other file as ``<column>_pair``."""
     sources = {}
     for key, path in files:
-        if key in sources:  # a 4D file read once per volume
-            continue
         sources[key] = source_record(path) if path else None
         other = pair_companion(path) if path else None
         if other is not None:

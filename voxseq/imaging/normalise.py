@@ -62,14 +62,12 @@ def intensity_statistics(samples: dict[str, str], scheme: str, out: str | Path) 
 
 def channel_statistics(statistics, n_channels: int, where: str) -> list:
     """``statistics`` (one channel's dict, a list of them, or None) as one entry a channel."""
-    if statistics is None or isinstance(statistics, dict):
-        per = [statistics] * n_channels if statistics is None or n_channels == 1 else None
-    else:
-        per = list(statistics) if len(statistics) == n_channels else None
-    if per is None:
-        n = 1 if isinstance(statistics, dict) else len(statistics)
+    if statistics is None:  # per-subject schemes (zscore, none)
+        return [None] * n_channels
+    per = [statistics] if isinstance(statistics, dict) else list(statistics)
+    if len(per) != n_channels:
         raise VoxseqError(
-            f"{where}: intensity statistics for {n} channel(s), the images have {n_channels}"
+            f"{where}: intensity statistics for {len(per)} channel(s), the images have {n_channels}"
         )
     return per
 

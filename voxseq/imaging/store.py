@@ -31,6 +31,7 @@ import numpy as np
 import zarr
 
 from voxseq import VoxseqError
+from voxseq.imaging.channels import DEFAULT_CHANNEL
 from voxseq.io.atomic import atomic_path
 from voxseq.io.digest import object_sha256
 
@@ -138,7 +139,7 @@ class Store:
     @property
     def channels(self) -> list[str]:
         """Channel names (stores written before channels were recorded: ``["image"]``)."""
-        return list(self.meta.get("channels") or ["image"])
+        return list(self.meta.get("channels") or [DEFAULT_CHANNEL])
 
     def read_image(self) -> np.ndarray:
         """The whole image as float32 (C, X, Y, Z), one channel or several."""
@@ -181,7 +182,7 @@ def common_channels(stores: dict[str, str]) -> list[str]:
                 f"subject {subject}: store {stores[subject]} has channels {theirs}, subject "
                 f"{first} has {names}: every subject needs the same channels in the same order"
             )
-    return names or ["image"]
+    return names or [DEFAULT_CHANNEL]
 
 
 def content_digest(path: str | Path) -> str:

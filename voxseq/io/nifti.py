@@ -246,26 +246,29 @@ def nifti_volumes(path: str | Path, subject: str, what: str = "image") -> int:
         raise VoxseqError(f"{where}: not a readable NIfTI file ({exc})") from exc
     if len(shape) < 3:
         return 1  # load_nifti refuses it, saying why
-    extra = [s for s in shape[3:] if s != 1]
+    axis = _volume_axis(shape, where)
+    return 1 if axis is None else shape[axis]
+
+
+def _volume_axis(shape: tuple[int, ...], where: str) -> int | None:
+    """The one dimension beyond the third of length > 1 (None: a 3D file); several refused."""
+    extra = [i for i, s in enumerate(shape[3:], 3) if s != 1]
     if len(extra) > 1:
         raise VoxseqError(
             f"{where}: shape {shape} has {len(extra)} dimensions of length > 1 beyond the third; "
             "give one volume per channel along a single fourth dimension (X, Y, Z, N)"
         )
-    return extra[0] if extra else 1
+    return extra[0] if extra else None
 
 
 def _volume_index(full_shape: tuple[int, ...], volume: int, where: str) -> tuple:
     """The ``dataobj`` index of volume ``volume`` of a (X, Y, Z, ..., N, ...) file whose
     dimensions beyond the third are all 1 but one (a 3D file: its only volume, 0)."""
-    extra = [i for i, s in enumerate(full_shape[3:], 3) if s != 1]
-    n = full_shape[extra[0]] if len(extra) == 1 else 1
-    if len(extra) > 1 or not 0 <= volume < n:
-        raise VoxseqError(
-            f"{where}: shape {full_shape}: no volume {volume} (it holds {n}; "
-            "one fourth dimension of volumes is supported)"
-        )
-    rest = tuple(volume if i in extra else 0 for i in range(3, len(full_shape)))
+    axis = _volume_axis(full_shape, where)
+    n = 1 if axis is None else full_shape[axis]
+    if not 0 <= volume < n:
+        raise VoxseqError(f"{where}: shape {full_shape}: no volume {volume} (it holds {n})")
+    rest = tuple(volume if i == axis else 0 for i in range(3, len(full_shape)))
     return (slice(None),) * 3 + rest
 
 
