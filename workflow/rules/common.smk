@@ -1,6 +1,7 @@
 # Shared tables and logic: config + sample-sheet validation (at DAG-building time), subject
 # tables, wildcard constraints and input functions. Rules stay free of lambdas.
 import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -587,10 +588,6 @@ def _source(modality, subject, key):
     return stable(path, f"{RES}/{modality}/ingest/{subject}.json", key)
 
 
-def get_image(wildcards):
-    return _source("imaging", wildcards.subject, "image")
-
-
 def get_label(wildcards):
     return _source("imaging", wildcards.subject, "label")
 
@@ -606,23 +603,23 @@ def _pair(subject, key):
     return stable(str(other), f"{RES}/imaging/ingest/{subject}.json", f"{key}_pair")
 
 
-def get_image_pair(wildcards):
-    return _pair(wildcards.subject, "image")
+def get_imaging_sources(wildcards):
+    """A subject's imaging source files, named as its ingest reads them (used with ``unpack``).
 
-
-def get_channel_images(wildcards):
-    """The subject's further images (image_<name> columns, in order)."""
-    # every imaging subject has every column (the sheet's check)
-    return [_source("imaging", wildcards.subject, c) for c in CHANNEL_COLUMNS]
-
-
-def get_channel_pairs(wildcards):
-    """The other files of the further images' header/data pairs (those that are pairs)."""
-    return [p for c in CHANNEL_COLUMNS for p in [_pair(wildcards.subject, c)] if p]
-
-
-def get_label_pair(wildcards):
-    return _pair(wildcards.subject, "label")
+    image, label; the other file of each header/data pair (x.hdr <-> x.img); the further images
+    (image_<name> columns, in order; every imaging subject has every column, the sheet's check)
+    and their pairs. One input function a job rather than six: Snakemake's cost per call, times
+    the subjects, is a visible part of a large cohort's DAG build (benchmarks/dag_scaling.py).
+    """
+    subject = wildcards.subject
+    return {
+        "image": _source("imaging", subject, "image"),
+        "label": _source("imaging", subject, "label"),
+        "image_pair": _pair(subject, "image"),
+        "label_pair": _pair(subject, "label"),
+        "channels": [_source("imaging", subject, c) for c in CHANNEL_COLUMNS],
+        "channel_pairs": [p for c in CHANNEL_COLUMNS for p in [_pair(subject, c)] if p],
+    }
 
 
 def get_bam(wildcards):
@@ -791,13 +788,14 @@ def per_attempt(value):
 
 
 def get_ingest_mem_mb(wildcards, input, attempt):
-    """Ingest holds the decompressed image and label: ~30x the .nii.gz size, 3 GB at least."""
-    return max(3000, int(30 * input.size_mb)) * 2 ** (attempt - 1)
+    """Ingest holds the decompressed image and label: ~30x the .nii.gz size, 3 GB at least.
 
-
-def get_input_scaled_mem_mb(wildcards, input, attempt):
-    """Cohort-wide steps reading every subject's file: 4x the inputs, 4 GB at least."""
-    return max(4000, int(4 * input.size_mb)) * 2 ** (attempt - 1)
+    The inputs are local source files, summed with a plain stat (``input.size_mb`` goes through
+    Snakemake's storage layer, file by file). One not there yet (the demo's, before it is written)
+    raises FileNotFoundError, which Snakemake takes as "evaluate when the job runs".
+    """
+    size_mb = sum(os.path.getsize(f) for f in input) / 2**20
+    return max(3000, int(30 * size_mb)) * 2 ** (attempt - 1)
 
 
 check_classify()
@@ -811,18 +809,13 @@ for _func in (
     get_classify_fit_seg_probs,
     get_imaging_cohort_classify,
     get_classify_oof,
-    get_image,
     get_label,
-    get_image_pair,
-    get_channel_images,
-    get_channel_pairs,
-    get_label_pair,
+    get_imaging_sources,
     get_bam,
     get_vcf,
     get_vcfs,
     get_imaging_stats,
     get_summary_inputs,
     get_ingest_mem_mb,
-    get_input_scaled_mem_mb,
 ):
     fixed_signature(_func)

@@ -49,12 +49,7 @@ rule cohort_sheet:
 
 rule imaging_ingest:
     input:
-        image=get_image,
-        label=get_label,
-        image_pair=get_image_pair,
-        label_pair=get_label_pair,
-        channels=get_channel_images,
-        channel_pairs=get_channel_pairs,
+        unpack(get_imaging_sources),
     output:
         meta=f"{RES}/imaging/ingest/{{subject}}.json",
         sample=f"{RES}/imaging/ingest/{{subject}}.fg.npy",
@@ -62,8 +57,6 @@ rule imaging_ingest:
         f"{LOGS}/imaging/ingest/{{subject}}.log",
     benchmark:
         f"{BENCH}/imaging/ingest/{{subject}}.tsv"
-    group:
-        "imaging_ingest"
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -112,8 +105,6 @@ if GENOMICS:
             f"{LOGS}/genomics/ingest/{{subject}}.log",
         benchmark:
             f"{BENCH}/genomics/ingest/{{subject}}.tsv"
-        group:
-            "genomics_prepare"
         conda:
             "../../envs/genomics.yaml"
         # a BAM: header, index and contigs only (its records are read by genomics_coverage);

@@ -61,8 +61,6 @@ if GENOMICS:
             f"{LOGS}/genomics/coverage/{{subject}}.log",
         benchmark:
             f"{BENCH}/genomics/coverage/{{subject}}.tsv"
-        group:
-            "genomics_prepare"
         conda:
             "../../envs/genomics.yaml"
         threads: 2
