@@ -308,9 +308,10 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
     monkeypatch.delenv("VOXSEQ_SLURM_ACCOUNT", raising=False)
     t0 = time.monotonic()
+    profile = read_profile()
     # --groups on the command line replaces the profile's groups: pass them on with the test's
-    rule_groups = {**(read_profile().get("groups") or {}), **TEST_GROUPS}
-    groups = [*(read_profile().get("group-components") or {}), *set(TEST_GROUPS.values())]
+    rule_groups = {**(profile.get("groups") or {}), **TEST_GROUPS}
+    groups = [*(profile.get("group-components") or {}), *set(TEST_GROUPS.values())]
     batch_args = ["--groups", *(f"{r}={g}" for r, g in rule_groups.items())]
     batch_args += ["--group-components", *(f"{g}={TEST_BATCH}" for g in groups)]
     run_snakemake(
