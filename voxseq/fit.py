@@ -5,9 +5,25 @@ optimizer and learning-rate schedule, AMP on CUDA, a checkpoint every epoch (``l
 the best validation score (``best.pt``), automatic resume from ``last.pt`` when the run is started
 again, early stopping and a per-epoch metrics TSV plus one log line per epoch.
 
-Resume is exact on CPU: an epoch's batches depend only on ``(seed, epoch)`` and the learning rate
-only on the global step, so a run killed after epoch ``k`` and resumed gives the weights an
-uninterrupted run would have given.
+Resume is exact on CPU: an epoch's batches depend only on ``(seed, epoch)``, the learning rate
+only on the global step, and ``last.pt`` holds every global random state the loop and the data
+pipelines draw from (torch CPU, CUDA on the training device, NumPy's global generator, Python's
+``random``; dropout draws from torch's), restored on resume, so a run killed after epoch ``k``
+and resumed gives the weights an uninterrupted run would have given.
+
+A task that keeps state of its own across epochs (a GAN's discriminator and its optimizer, a
+generator it draws from) exposes it as ``task.state_dict()`` / ``task.load_state_dict(d)``:
+:func:`fit` stores ``task.state_dict()`` in ``last.pt`` (key ``task``) after every epoch, on
+rank 0, with the model's weights, and calls ``task.load_state_dict(d)`` before the first resumed
+epoch. ``d`` must load with ``torch.load(weights_only=True)``: tensors, numbers, strings, and
+lists, tuples and dicts of them (an optimizer's ``state_dict()`` is fine). A ``last.pt`` without
+a ``task`` entry is not resumed from by a task that has state (it trains from scratch).
+
+Progress: every epoch's line goes to this module's logger (the rule's log) and
+``workdir/metrics.tsv``; the ``voxseq.progress`` logger (the terminal) gets a line only when at
+least 10 % of the epochs *and* 30 s have passed since its previous line (whichever is rarer),
+for the last epoch, and when training resumes or stops early. No best epoch is shown before one
+may be selected (``select_after`` warm-up epochs).
 
 Data-parallel (see :mod:`voxseq.distributed`): when the process group is up, the model is wrapped
 in ``DistributedDataParallel``, each rank trains on its own shard of every global batch
@@ -141,6 +157,40 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
 
 
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """Every global random state a training process draws from, in a form that
+    ``torch.load(weights_only=True)`` reads back: torch's CPU generator, the CUDA generator of
+    ``device`` (when it is a CUDA device), NumPy's global generator and Python's ``random``."""
+    np_state = np.random.get_state(legacy=False)
+    np_state["state"]["key"] = torch.from_numpy(np_state["state"]["key"].astype(np.int64))
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np_state,
+        "python": random.getstate(),
+    }
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Restore what :func:`rng_state` returned (the CUDA state only on a CUDA ``device``)."""
+    torch.set_rng_state(state["torch"])
+    saved = state["numpy"]
+    key = saved["state"]["key"].numpy().astype(np.uint32)
+    np.random.set_state({**saved, "state": {**saved["state"], "key": key}})
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if device is not None and device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _task_stateful(task: Task) -> bool:
+    return callable(getattr(task, "state_dict", None)) and callable(
+        getattr(task, "load_state_dict", None)
+    )
+
+
 def _save(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -218,10 +268,19 @@ def fit(
     last = workdir / "last.pt"
     if last.exists():
         ck = load_checkpoint(last)
-        if ck.get("digest") == digest and ck.get("config") == asdict(cfg):
+        stateful = _task_stateful(task)
+        if stateful and "task" not in ck:
+            log.info("ignoring %s: it holds no state of the task (training from scratch)", last)
+        elif ck.get("digest") == digest and ck.get("config") == asdict(cfg):
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             scaler.load_state_dict(ck["scaler"])
+            if stateful:
+                task.load_state_dict(ck["task"])
+            if "rng" in ck:
+                set_rng_state(ck["rng"], device)
+            else:
+                log.warning("%s holds no random state: the resumed run is not exact", last)
             start, history = ck["epoch"] + 1, ck["history"]
             best_score, best_epoch, stale = ck["best_score"], ck["best_epoch"], ck["stale"]
             log.info("resuming from %s after epoch %d", last, ck["epoch"])
@@ -302,6 +361,8 @@ def fit(
                 "stale": stale,
                 "digest": digest,
                 "config": asdict(cfg),
+                "rng": rng_state(device),
+                **({"task": task.state_dict()} if _task_stateful(task) else {}),
             },
         )
         log.info(
