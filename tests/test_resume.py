@@ -107,3 +107,43 @@ def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     got = (torch.rand(3), np.random.random(3), random.random())
     assert torch.equal(expect[0], got[0]) and np.array_equal(expect[1], got[1])
     assert expect[2] == got[2]
+
+
+def test_progress_pace_is_the_rarer_of_ten_percent_and_thirty_seconds():
+    # 100 epochs of 1 s: 10 % of the epochs (10 s) is rarer than 30 s -> every 30th epoch
+    pace = fitmod.ProgressPace(100, start=0.0)
+    shown = [e for e in range(100) if pace.due(e, now=e + 1.0)]
+    assert shown == [29, 59, 89, 99]
+    # 20 epochs of 60 s: 30 s would show each; 10 % (2 epochs) is rarer
+    pace = fitmod.ProgressPace(20, start=0.0)
+    assert [e for e in range(20) if pace.due(e, now=60.0 * (e + 1))] == list(range(1, 20, 2))
+    # a resumed run counts from its first epoch
+    pace = fitmod.ProgressPace(100, start=0.0)
+    assert [e for e in range(50, 100) if pace.due(e, now=60.0 * (e - 49))][:2] == [59, 69]
+
+
+def test_terminal_gets_a_bounded_number_of_lines_and_no_best_during_warm_up(tmp_path, caplog):
+    cfg = TrainConfig.from_dict({**CFG, "epochs": 40, "iters_per_epoch": 1, "select_after": 40},
+                                seed=3)
+    seed_everything(cfg.seed)
+    model = nn.Sequential(nn.Linear(6, 1))
+    with caplog.at_level(logging.INFO):
+        fit(DropoutTask(3), model, cfg, tmp_path, tmp_path / "metrics.tsv", name="toy")
+    lines = [r.getMessage() for r in caplog.records if r.name == "voxseq.progress"]
+    assert lines == [lines[-1]] and lines[-1].startswith("toy: epoch 40/40")
+    assert "best" not in lines[-1] and "-inf" not in lines[-1]
+    per_epoch = [r for r in caplog.records if r.name == "voxseq.fit" and "train_loss" in
+                 r.getMessage()]
+    assert len(per_epoch) == 40  # the job's log keeps every epoch
+    assert len((tmp_path / "metrics.tsv").read_text().splitlines()) == 41
+
+
+def test_early_stop_is_shown_with_the_best_epoch(tmp_path, caplog):
+    cfg = TrainConfig.from_dict({**CFG, "epochs": 30, "iters_per_epoch": 1, "patience": 1,
+                                 "lr": 0.0}, seed=3)
+    seed_everything(cfg.seed)
+    with caplog.at_level(logging.INFO):
+        fit(DropoutTask(3), nn.Linear(6, 1), cfg, tmp_path, tmp_path / "m.tsv", name="toy")
+    lines = [r.getMessage() for r in caplog.records if r.name == "voxseq.progress"]
+    assert len(lines) == 1 and "toy: early stop after epoch 2/30" in lines[0]
+    assert "(best " in lines[0] and "epoch 1)" in lines[0]

@@ -201,6 +201,41 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+#: The terminal's progress line: at most every this fraction of the epochs...
+PROGRESS_FRACTION = 0.1
+#: ... and at most every this many seconds (both must have passed), plus the last epoch.
+PROGRESS_SECONDS = 30.0
+
+
+class ProgressPace:
+    """When the terminal gets an epoch's progress line: once at least ``fraction`` of the
+    ``epochs`` *and* ``seconds`` have passed since the previous line (whichever is rarer), and
+    for the last epoch."""
+
+    def __init__(
+        self,
+        epochs: int,
+        start: float,
+        fraction: float = PROGRESS_FRACTION,
+        seconds: float = PROGRESS_SECONDS,
+    ) -> None:
+        self.epochs, self.every = epochs, max(math.ceil(fraction * epochs), 1)
+        self.seconds, self.shown_at = seconds, start
+        self.shown_epoch: int | None = None
+
+    def due(self, epoch: int, now: float) -> bool:
+        """Whether 0-based ``epoch`` (finished at ``now``) gets a line; records it if so."""
+        last = epoch == self.epochs - 1
+        if self.shown_epoch is None:  # count the epochs from the start of this run
+            self.shown_epoch = epoch - 1
+        if not last and (
+            epoch - self.shown_epoch < self.every or now - self.shown_at < self.seconds
+        ):
+            return False
+        self.shown_epoch, self.shown_at = epoch, now
+        return True
+
+
 def _duration(seconds: float) -> str:
     """``42 s``, ``3.5 min`` or ``1.2 h``."""
     if seconds < 90:
@@ -208,6 +243,11 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _best(score: float, epoch: int) -> str:
+    """`` (best 0.8123, epoch 7)``, or nothing before an epoch may be selected."""
+    return f" (best {score:.4f}, epoch {epoch + 1})" if epoch >= 0 else ""
 
 
 def fit(
@@ -300,9 +340,20 @@ def fit(
     elif start:
         progress.info("%s: resuming after epoch %d of %d", name, start, cfg.epochs)
     epoch_seconds: list[float] = []
+    pace = ProgressPace(cfg.epochs, time.monotonic())
     for epoch in range(start, cfg.epochs):
         if cfg.patience and stale >= cfg.patience:
             log.info("early stop: no improvement for %d epochs", stale)
+            if main:
+                progress.info(
+                    "%s: early stop after epoch %d/%d (no better validation score for %d "
+                    "epochs)%s",
+                    name,
+                    epoch,
+                    cfg.epochs,
+                    stale,
+                    _best(best_score, best_epoch),
+                )
             break
         t0 = time.time()
         net.train()
@@ -377,16 +428,17 @@ def fit(
         )
         write_tsv(workdir / "metrics.tsv", history, list(history[0].keys()))
         epoch_seconds.append(row["seconds"])
+        if not pace.due(epoch, time.monotonic()):
+            continue
         left = (cfg.epochs - epoch - 1) * float(np.mean(epoch_seconds))
         progress.info(
-            "%s: epoch %d/%d  loss %.4f  val %.4f (best %.4f, epoch %d)  %.0f s/epoch, %s left",
+            "%s: epoch %d/%d  loss %.4f  val %.4f%s  %.0f s/epoch, %s left",
             name,
             epoch + 1,
             cfg.epochs,
             row["train_loss"],
             row["score"],
-            best_score,
-            best_epoch + 1,
+            _best(best_score, best_epoch),
             epoch_seconds[-1],
             _duration(left),
         )
