@@ -1,15 +1,18 @@
-"""Image classifiers for 3D volumes or 2D slices: ResNet, VGG and a fold ensemble.
+"""Image classifiers for 3D volumes or 2D slices: ResNet, VGG, a slice RNN and a fold ensemble.
 
 Every classifier splits its forward pass in two, so Grad-CAM (``voxseq.models.gradcam``) needs
 no hooks::
 
     features = model.forward_features(x)   # last convolutional feature map, before pooling
     logits = model.classify(features)      # global pooling + head: (B, num_classes)
+    embedding = model.embed(features)      # the penultimate features: (B, embedding_dim)
 
-``forward(x)`` is ``classify(forward_features(x))``. Global average pooling makes the networks
-accept inputs of any size (non-cubic too); ``spatial_dims`` picks 3D (input (B, C, X, Y, Z)) or
-2D (input (B, C, H, W)) layers. Constructor arguments are plain JSON values, so a bundle can
-rebuild a model with ``build_model(name, **arguments)``.
+``forward(x)`` is ``classify(forward_features(x))``, and ``classify`` is the last linear layer
+(after dropout) applied to ``embed`` (:func:`penultimate_features` takes them from an input).
+Global average pooling makes the networks accept inputs of any size (non-cubic too);
+``spatial_dims`` picks 3D (input (B, C, X, Y, Z)) or 2D (input (B, C, H, W)) layers.
+Constructor arguments are plain JSON values, so a bundle can rebuild a model with
+``build_model(name, **arguments)``.
 """
 
 from __future__ import annotations
@@ -144,9 +147,13 @@ class ResNet(nn.Module):
         """(B, in_channels, *spatial) -> last stage's map (B, 8 * base_channels, *spatial / 32)."""
         return self.stages(self.stem(x))
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Global average pooling: features -> penultimate features (B, 8 * base_channels)."""
+        return _global_average(features)
+
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Global average pooling, dropout, linear head: features -> logits (B, num_classes)."""
-        return self.fc(self.dropout(_global_average(features)))
+        return self.fc(self.dropout(self.embed(features)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.forward_features(x))
@@ -220,9 +227,121 @@ class VGG(nn.Module):
         """(B, in_channels, *spatial) -> last convolution block's map, before the final pool."""
         return self.features(x)
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Final max pool, global average pooling, the head's hidden layer and its ReLU:
+        features -> penultimate features (B, hidden)."""
+        return self.head[1](self.head[0](_global_average(self.pool(features))))
+
     def classify(self, features: torch.Tensor) -> torch.Tensor:
         """Final max pool, global average pooling, head: features -> logits (B, num_classes)."""
-        return self.head(_global_average(self.pool(features)))
+        return self.head[3](self.head[2](self.embed(features)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.forward_features(x))
+
+
+POOLINGS = ("attention", "mean")
+"""How :class:`SliceRNN` pools the recurrent network's per-slice outputs."""
+
+
+class SliceRNN(nn.Module):
+    """A 2D CNN shared across the axial slices, a bidirectional GRU over them, pooling, a head.
+
+    Each axial slice (the last axis, Z) of the input goes through the same 2D ResNet trunk
+    (:class:`ResNet`'s stem and stages, ``encoder_layers`` blocks per stage) and is averaged
+    over its plane into one vector; a bidirectional GRU (or LSTM) reads the Z vectors in order;
+    attention pooling (a learned score per slice, softmax over the slices; Ilse et al. 2018) or
+    the mean over slices gives one vector (the penultimate features, ``embed``), and dropout and
+    a linear layer give the logits. The number of slices may differ between calls (within one
+    batch all inputs share it), as the CNNs accept any spatial size.
+
+    ``forward_features`` returns the trunk's maps of every slice as one 3D map
+    (B, 8 * base_channels, x, y, Z) (x, y the slice plane at stride 32; Z not downsampled), so
+    Grad-CAM gives a map per slice, upsampled to the input's grid like the 3D networks'.
+
+    Parameters
+    ----------
+    in_channels, num_classes, base_channels
+        As for :class:`ResNet`.
+    spatial_dims
+        3: inputs (B, C, X, Y, Z), slices along Z; 2: inputs (B, C, X, Y), one slice.
+    dropout
+        Dropout probability on the slice vectors (before the GRU) and before the linear head.
+    hidden
+        GRU hidden size per direction; the penultimate features have ``2 * hidden``.
+    pooling
+        ``attention`` or ``mean`` (:data:`POOLINGS`).
+    rnn
+        ``gru`` or ``lstm``.
+    encoder_layers
+        Basic blocks per stage of the 2D trunk ([1, 1, 1, 1], ResNet-10's, by default).
+
+    Input (B, in_channels, X, Y, Z) (or (B, in_channels, X, Y)) -> logits (B, num_classes).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        spatial_dims: int = 3,
+        base_channels: int = 16,
+        dropout: float = 0.0,
+        hidden: int = 64,
+        pooling: str = "attention",
+        rnn: str = "gru",
+        encoder_layers: list[int] | None = None,
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if rnn not in ("gru", "lstm"):
+            raise ValueError(f"rnn must be 'gru' or 'lstm', got {rnn!r}")
+        self.spatial_dims, self.pooling = spatial_dims, pooling
+        trunk = ResNet(list(encoder_layers or [1, 1, 1, 1]), in_channels, 2, 2, base_channels)
+        self.stem, self.stages = trunk.stem, trunk.stages  # trunk.fc is not used
+        width = 8 * base_channels
+        self.slice_dropout = nn.Dropout(dropout)
+        recurrent = nn.GRU if rnn == "gru" else nn.LSTM
+        self.rnn = recurrent(width, hidden, batch_first=True, bidirectional=True)
+        self.attention = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1)
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(2 * hidden, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, X, Y, Z) -> per-slice maps (B, F, x, y, Z); (B, C, X, Y) -> (B, F, x, y)."""
+        if self.spatial_dims == 2:
+            return self.stages(self.stem(x))
+        b, c, _, _, z = x.shape
+        slices = x.permute(0, 4, 1, 2, 3).reshape(b * z, c, *x.shape[2:4])
+        maps = self.stages(self.stem(slices))  # (B * Z, F, x, y)
+        return maps.reshape(b, z, *maps.shape[1:]).permute(0, 2, 3, 4, 1)
+
+    def slice_weights(self, features: torch.Tensor) -> torch.Tensor:
+        """Each slice's pooling weight (B, Z), summing to 1 over the slices."""
+        return self._pool(features)[1]
+
+    def _pool(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if features.ndim == 4:  # one slice
+            features = features[..., None]
+        vectors = features.mean(dim=(2, 3)).transpose(1, 2)  # (B, Z, F)
+        outputs, _ = self.rnn(self.slice_dropout(vectors))  # (B, Z, 2 * hidden)
+        if self.pooling == "mean":
+            weights = torch.full(outputs.shape[:2], 1.0 / outputs.shape[1], device=outputs.device)
+        else:
+            weights = self.attention(outputs)[..., 0].softmax(dim=1)
+        return torch.einsum("bz,bzh->bh", weights.to(outputs.dtype), outputs), weights
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """Slice vectors, GRU, pooling over slices: -> penultimate features (B, 2 * hidden)."""
+        return self._pool(features)[0]
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The GRU over the slices, pooling, dropout, linear head -> logits (B, num_classes)."""
+        return self.fc(self.dropout(self.embed(features)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.forward_features(x))
@@ -251,6 +370,39 @@ def vgg11(**kwargs) -> VGG:
 def vgg16(**kwargs) -> VGG:
     """VGG-16 with batch norm (configuration D)."""
     return VGG("D", **kwargs)
+
+
+def slice_rnn(**kwargs) -> SliceRNN:
+    """Slice RNN: a ResNet-10 2D trunk per axial slice, a bidirectional GRU, attention pooling;
+    keyword arguments as for :class:`SliceRNN`."""
+    return SliceRNN(**kwargs)
+
+
+def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+    """The penultimate features (``model.embed``) of each input, in eval mode, without grad.
+
+    Parameters
+    ----------
+    model
+        A classifier of this module (not an ensemble: its members' features are not comparable).
+    x
+        Inputs (N, C, *spatial) on the model's device.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, D) float32 on the model's device; D is 8 * base_channels (ResNet), hidden (VGG)
+        or 2 * hidden (SliceRNN).
+    """
+    if isinstance(model, ClassifierEnsemble) or not hasattr(model, "embed"):
+        raise ValueError(f"{type(model).__name__} has no single penultimate layer; pass one member")
+    model.eval()
+    with torch.no_grad():
+        out = [
+            model.embed(model.forward_features(x[i : i + batch_size])).float()
+            for i in range(0, len(x), batch_size)
+        ]
+    return torch.cat(out) if out else torch.zeros((0, 0))
 
 
 class ClassifierEnsemble(nn.Module):
