@@ -103,6 +103,7 @@ def test_two_series_refused_unless_one_is_chosen(tmp_path):
     assert not image.exists() and not record.exists()
     rec = convert_series("S02", study, image, record, column="image_flair", series="flair")
     assert rec["series"]["series_number"] == 5 and len(rec["series_found"]) == 2
+    assert any("2 volumes; 'flair' chose series 5" in w for w in rec["warnings"])
     with pytest.raises(VoxseqError, match="no volume matching 'dwi'.*t1_sag.*FLAIR"):
         convert_series("S02", study, image, record, series="dwi")
 

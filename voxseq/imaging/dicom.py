@@ -285,6 +285,12 @@ def convert_series(
             )
         chosen = select_series(found, series, subject, folder)
         warnings = _check_selected(chosen, subject, folder, min_slices)
+        if len(found) > 1:
+            warnings.append(
+                f"subject {subject}: DICOM folder {folder}: {len(found)} volumes; {series!r} "
+                f"chose {chosen.label()} (others: "
+                f"{'; '.join(s.label() for s in found if s is not chosen)})"
+            )
         tilted = [p for p in chosen.variants if "_Tilt_" in p.name]
         source = tilted[0] if tilted else chosen.nifti
         if tilted:
