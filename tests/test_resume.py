@@ -3,12 +3,18 @@ uninterrupted run, bit for bit, for the shared loop and every task that draws ra
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
+from conftest import REPO
 from torch import nn
 
 import voxseq.fit as fitmod
@@ -147,3 +153,257 @@ def test_early_stop_is_shown_with_the_best_epoch(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "voxseq.progress"]
     assert len(lines) == 1 and "toy: early stop after epoch 2/30" in lines[0]
     assert "(best " in lines[0] and "epoch 1)" in lines[0]
+
+
+# --- every task that draws random numbers: stop after epoch 1, resume, compare ------------
+
+WORKER = REPO / "tests/resume_worker.py"
+
+
+class _StopAfter:
+    """Within ``with``: the process stops hard (:class:`Stop`, or a real SIGKILL in the worker)
+    right after ``last.pt`` of ``epoch`` is written."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.save = epoch, fitmod._save
+
+    def _save(self, path: Path, state: dict) -> None:
+        self.save(path, state)
+        if path.name == "last.pt" and state["epoch"] == self.epoch:
+            raise Stop
+
+    def __enter__(self):
+        fitmod._save = self._save
+
+    def __exit__(self, *exc) -> bool:
+        fitmod._save = self.save
+        return exc[0] is Stop
+
+
+def _stopped_then_resumed_equals_whole(tmp: Path, train) -> None:
+    """``train(folder)`` trains into ``folder`` and returns the final weights (a state dict)."""
+    whole = train(tmp / "whole")
+    with _StopAfter(1):
+        train(tmp / "cut")
+    assert load_checkpoint(next((tmp / "cut").rglob("last.pt")))["epoch"] == 1
+    _same(whole, train(tmp / "cut"))
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _run_worker(tmp: Path, job: dict, kill_after: int) -> subprocess.CompletedProcess:
+    spec = tmp / f"job{kill_after}.json"
+    spec.write_text(json.dumps(job))
+    return subprocess.run([sys.executable, str(WORKER), str(spec), str(kill_after)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def _sigkilled_then_resumed_equals_whole(tmp: Path, job: dict, weights: Path) -> None:
+    """The worker's ``job`` (writing into ``tmp / "cut"``) killed with SIGKILL after epoch 1,
+    then run again, ends with the weights of an uninterrupted run in this process
+    (``weights``: the final weights file, under ``tmp / "cut"``)."""
+    cut = _run_worker(tmp, job, 1)
+    assert cut.returncode == -signal.SIGKILL, cut.stderr[-3000:]
+    assert not weights.exists()
+    again = _run_worker(tmp, job, -1)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming after epoch 2 of" in again.stderr
+    kind, args = job["kind"], json.loads(json.dumps(job))
+    del args["kind"]
+    whole = str(tmp / "whole")
+    args = json.loads(json.dumps(args).replace(str(tmp / "cut"), whole))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the worker
+    try:
+        ENTRY[kind](**args)
+    finally:
+        torch.set_num_threads(threads)
+    _same(_weights(Path(str(weights).replace(str(tmp / "cut"), whole))), _weights(weights))
+
+
+def _train_genomics(**kw):
+    from voxseq.genomics.train import train_genomics
+
+    return train_genomics(**kw)
+
+
+def _train_fold(**kw):
+    from voxseq.imaging.classify import train_fold
+
+    return train_fold(**kw)
+
+
+ENTRY = {"genomics": _train_genomics, "classify": _train_fold}
+
+
+@pytest.fixture(scope="module")
+def windows(tmp_path_factory) -> Path:
+    """A windows HDF5 of 3 tracks over a 4-contig random reference (chr3 val, chr4 test)."""
+    import pysam
+    from conftest import write_coverage_store, write_fasta
+
+    from voxseq.genomics.windows import tile_genome
+
+    root = tmp_path_factory.mktemp("resume_windows")
+    rng = np.random.default_rng(0)
+    bases = np.frombuffer(b"ACGT", np.uint8)
+    genome = {f"chr{i}": rng.choice(bases, 2048).tobytes() for i in range(1, 5)}
+    fasta = write_fasta(root / "ref.fa", genome)
+    pysam.faidx(str(fasta))
+    cov = {s: str(write_coverage_store(root / f"{s}.h5", {c: rng.gamma(2.0, 5.0, 64)
+                                                         for c in genome}, 32))
+           for s in ("g1", "g2", "g3")}
+    tile_genome(fasta, cov, root / "w.h5", root / "w.tsv", 256, 128, 0.1, ["chr3"], ["chr4"],
+                None)
+    return root / "w.h5"
+
+
+def _genomics_job(windows: Path, folder: Path) -> dict:
+    return {"kind": "genomics", "windows": str(windows), "bundle_dir": str(folder / "b"),
+            "metrics_path": str(folder / "m.tsv"), "workdir": str(folder / "ck"),
+            "model_args": {"arch": "dilated_cnn", "channels": 8, "dilated_layers": 2,
+                           "dropout": 0.3},
+            "train": {"epochs": 3, "iters_per_epoch": 2, "batch_size": 4, "device": "cpu",
+                      "num_workers": 0},
+            "seed": 1}
+
+
+def test_sequence_model_with_dropout_resumes_exactly(windows, tmp_path):
+    def train(folder: Path) -> dict:
+        job = _genomics_job(windows, folder)
+        del job["kind"]
+        _train_genomics(**job)
+        return _weights(folder / "b/weights.safetensors")
+
+    _stopped_then_resumed_equals_whole(tmp_path, train)
+
+
+@pytest.mark.slow
+def test_sequence_model_with_dropout_resumes_exactly_after_sigkill(windows, tmp_path):
+    _sigkilled_then_resumed_equals_whole(tmp_path, _genomics_job(windows, tmp_path / "cut"),
+                                         tmp_path / "cut/b/weights.safetensors")
+
+
+@pytest.fixture(scope="module")
+def classify_inputs(tmp_path_factory) -> dict:
+    """Twelve 16 x 16 x 8 subjects of two classes (train/val), as normalised stores, a sheet."""
+    from voxseq.imaging.store import write_store
+    from voxseq.io.atomic import write_tsv
+
+    root = tmp_path_factory.mktemp("resume_classify")
+    rng = np.random.default_rng(1)
+    stores, rows = {}, []
+    for i in range(12):
+        s, cls = f"s{i}", "ab"[i % 2]
+        meta = {"subject": s, "canonical_shape": [16, 16, 8], "original_axcodes": list("RAS"),
+                "original_affine": np.eye(4).tolist()}
+        image = rng.normal(size=(16, 16, 8)) + (i % 2)
+        write_store(root / f"{s}.zarr", image, None, (1.0, 1.0, 1.0), meta)
+        stores[s] = str(root / f"{s}.zarr")
+        rows.append({"subject": s, "split": "train" if i < 8 else "val", "class": cls})
+    write_tsv(root / "sheet.tsv", rows, ["subject", "split", "class"])
+    return {"sheet": str(root / "sheet.tsv"), "stores": stores}
+
+
+CLASSIFY = {"input_size": [16, 16, 8], "crop": "none", "with_segmentation": False, "folds": 3,
+            "model": {"arch": "resnet10", "base_channels": 2, "dropout": 0.2},
+            "train": {"epochs": 3, "batch_size": 2, "device": "cpu", "num_workers": 0,
+                      "lr": 0.01, "amp": False},
+            "augment": {"flip": [True, True, True], "rotate_deg": 10,
+                        "intensity_scale": [0.9, 1.1], "mixup": 0.2}}
+
+
+def _classify_job(inputs: dict, folder: Path) -> dict:
+    return {"kind": "classify", "fold": 0, "sheet": inputs["sheet"], "stores": inputs["stores"],
+            "seg_probs": None, "cfg": CLASSIFY, "labels": ["background", "lesion"], "seed": 2,
+            "outdir": str(folder)}
+
+
+def test_classifier_fold_with_dropout_resumes_exactly(classify_inputs, tmp_path):
+    def train(folder: Path) -> dict:
+        job = _classify_job(classify_inputs, folder)
+        del job["kind"]
+        _train_fold(**job)
+        return _weights(folder / "weights.safetensors")
+
+    _stopped_then_resumed_equals_whole(tmp_path, train)
+
+
+@pytest.mark.slow
+def test_classifier_fold_with_dropout_resumes_exactly_after_sigkill(classify_inputs, tmp_path):
+    _sigkilled_then_resumed_equals_whole(tmp_path, _classify_job(classify_inputs, tmp_path / "cut"),
+                                         tmp_path / "cut/weights.safetensors")
+
+
+def test_segmentation_resumes_exactly(tmp_path):
+    from voxseq.imaging.patches import foreground_centres
+    from voxseq.imaging.store import write_store
+    from voxseq.imaging.train import SegmentationTask
+    from voxseq.models import build_model
+
+    rng = np.random.default_rng(4)
+    stores, centres = [], []
+    for i in range(3):
+        label = np.zeros((12, 12, 8), np.uint8)
+        label[3:8, 4:9, 2:6] = 1
+        meta = {"subject": f"s{i}", "canonical_shape": [12, 12, 8],
+                "original_axcodes": list("RAS"), "original_affine": np.eye(4).tolist()}
+        path = tmp_path / f"s{i}.zarr"
+        write_store(path, rng.normal(size=label.shape) + label, label, (1.0, 1.0, 1.0), meta)
+        stores.append(str(path))
+        centres.append(foreground_centres(label, 2, 20, i))
+    augment = {"intensity_scale": [0.9, 1.1], "intensity_shift": [-0.1, 0.1],
+               "flip": [True, True, True]}
+    infer = {"overlap": 0.5, "batch_size": 2, "sigma_scale": 0.125}
+    cfg = TrainConfig.from_dict({"epochs": 3, "iters_per_epoch": 2, "batch_size": 2,
+                                 "device": "cpu", "num_workers": 0, "lr": 0.01}, seed=5)
+
+    def train(folder: Path) -> dict:
+        seed_everything(cfg.seed)
+        model = build_model("unet3d", in_channels=1, out_channels=2, depth=2, base_channels=4)
+        task = SegmentationTask(stores[:2], centres[:2], stores[2:], [8, 8, 8], 2,
+                                cfg.batch_size, 0.5, cfg.seed, augment, 0, infer)
+        fit(task, model, cfg, folder, folder / "m.tsv", "d")
+        return model.state_dict()
+
+    _stopped_then_resumed_equals_whole(tmp_path, train)
+
+
+QC_TRAIN = {"epochs": 3, "batch_size": 2, "lr": 0.01, "amp": False, "num_workers": 0,
+            "device": "cpu"}
+
+
+def _qc_resumes_exactly(tmp: Path, make_model, x: np.ndarray, flip_axes=()) -> None:
+    from voxseq.qc.autoencoder import train_autoencoder
+
+    def train(folder: Path) -> dict:
+        model = train_autoencoder(make_model, x, [0, 1, 2, 3], [4], QC_TRAIN, 6, 0.1, np.inf,
+                                  folder, folder / "m.tsv", "d", "qc", flip_axes)[0]
+        return model.state_dict()
+
+    _stopped_then_resumed_equals_whole(tmp, train)
+
+
+def test_imaging_qc_autoencoder_resumes_exactly(tmp_path):
+    from voxseq.models import build_model
+
+    x = np.random.default_rng(7).normal(size=(5, 1, 8, 8, 8)).astype(np.float32)
+    _qc_resumes_exactly(
+        tmp_path,
+        lambda: build_model("conv_autoencoder3d", input_size=[8, 8, 8], base_channels=2,
+                            levels=1, latent=4),
+        x, flip_axes=(1,))
+
+
+def test_genomics_qc_autoencoder_with_dropout_resumes_exactly(tmp_path):
+    from voxseq.models import build_model
+
+    x = np.random.default_rng(8).normal(size=(5, 40)).astype(np.float32)
+    _qc_resumes_exactly(
+        tmp_path,
+        lambda: build_model("profile_autoencoder", n_bins=40, hidden=16, latent=2, dropout=0.3),
+        x)
