@@ -40,15 +40,18 @@ def write_series(
     skip_slices: tuple[int, ...] = (),
     pixel_data: bool = True,
     series_uid: str | None = None,
+    gantry_tilt: float | None = None,
 ) -> list[Path]:
     """Write ``stored`` (X, Y, Z) int16 as one DICOM file per slice (k) into ``folder``.
 
     Column index = X, row index = Y, slice = Z; world values are ``stored * slope + intercept``.
     ``skip_slices`` leaves slices out (a series with a gap); ``pixel_data=False`` writes the
-    headers only. The patient module holds :data:`PATIENT_NAME` and friends.
+    headers only; ``gantry_tilt`` (degrees) writes a CT whose slices are sheared by that tilt
+    (``affine``'s slice axis is not normal to the slices). The patient module holds
+    :data:`PATIENT_NAME` and friends.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
     folder.mkdir(parents=True, exist_ok=True)
     lps = LPS @ affine[:3, :3]
@@ -82,6 +85,10 @@ def write_series(
         ds.SeriesNumber, ds.InstanceNumber, ds.AcquisitionNumber = series_number, k + 1, 1
         ds.SeriesDescription = ds.ProtocolName = description
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+        if gantry_tilt is not None:
+            ds.Modality, ds.ImageType = "CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
+            ds.SOPClassUID = meta.MediaStorageSOPClassUID = CTImageStorage
+            ds.GantryDetectorTilt = gantry_tilt
         ds.MagneticFieldStrength, ds.RepetitionTime, ds.EchoTime = 3, 2300, 2.98
         ds.ImageOrientationPatient = [*(col_step / dx), *(row_step / dy)]
         position = LPS @ (affine @ [0, 0, k, 1])[:3]
