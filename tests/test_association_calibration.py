@@ -1,0 +1,130 @@
+"""Association calibration on simulated cohorts: null inflation, planted effects, a confound;
+exactness against a per-variant least-squares fit with missing calls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voxseq.genetics.association import (
+    covariate_matrix,
+    genotype_pcs,
+    glm_linear,
+    lambda_gc,
+    use_pcs,
+    write_glm,
+)
+
+
+def _genotypes(rng, m: int, n: int, freq=None) -> np.ndarray:
+    freq = rng.uniform(0.05, 0.95, m) if freq is None else freq
+    return rng.binomial(2, freq[:, None], (m, n)).astype(np.float32)
+
+
+def test_null_lambda_gc():
+    rng = np.random.default_rng(1)
+    n, m = 1000, 10_000
+    g = _genotypes(rng, m, n)
+    g[rng.random(g.shape) < 0.01] = np.nan
+    y = rng.normal(size=(n, 3))
+    x = np.column_stack([rng.normal(size=n), rng.integers(0, 2, n)])
+    res = glm_linear(g, y, x)
+    for j in range(3):
+        assert 0.95 <= lambda_gc(res.p[:, j]) <= 1.05
+    assert (res.err == ".").all()
+
+
+def test_planted_effects_found():
+    rng = np.random.default_rng(2)
+    n, m = 2000, 3000
+    g = _genotypes(rng, m, n)
+    causal = np.array([10, 500, 1200, 2222, 2900])
+    effect = np.array([0.35, -0.3, 0.3, -0.35, 0.4])
+    age = rng.uniform(20, 80, n)
+    y = (np.nan_to_num(g[causal].T) @ effect + 0.02 * age + rng.normal(size=n))[:, None]
+    res = glm_linear(g, y, age[:, None])
+    p = res.p[:, 0]
+    assert (p[causal] < 5e-8).all()
+    assert np.array_equal(np.sign(res.beta[causal, 0]), np.sign(effect))
+    null = np.setdiff1d(np.arange(m), causal)
+    assert (p[null] >= 0.05 / m).all()
+
+
+def _confounded(rng, n=800, m=3000):
+    batch = rng.integers(0, 2, n)
+    base = rng.uniform(0.1, 0.9, m)
+    shift = rng.normal(0, 0.1, m)
+    freq = np.clip(np.where(batch[None, :] == 1, base[:, None] + shift[:, None],
+                            base[:, None] - shift[:, None]), 0.01, 0.99)
+    g = rng.binomial(2, freq).astype(np.float32)
+    y = (0.8 * batch + rng.normal(size=n))[:, None]
+    return g, y, batch
+
+
+def test_batch_confound_inflates_and_covariate_corrects():
+    g, y, batch = _confounded(np.random.default_rng(3))
+    unadjusted = lambda_gc(glm_linear(g, y).p[:, 0])
+    x, _ = covariate_matrix({"batch": [f"b{b}" for b in batch]}, categorical=["batch"])
+    adjusted = lambda_gc(glm_linear(g, y, x).p[:, 0])
+    assert unadjusted > 1.2
+    assert 0.95 <= adjusted <= 1.05
+    # the first genotype PC finds the batch and corrects as well
+    assert use_pcs(g.shape[1], g.shape[0], 1)
+    pcs = genotype_pcs(g, 1)
+    assert lambda_gc(glm_linear(g, y, pcs).p[:, 0]) <= 1.05
+
+
+def test_pcs_rule():
+    assert not use_pcs(150, 50_000, 10)
+    assert not use_pcs(5000, 500, 10)
+    assert not use_pcs(5000, 50_000, 0)
+    assert use_pcs(500, 50_000, 10) and not use_pcs(199, 50_000, 10)
+
+
+@pytest.mark.parametrize("miss_rate", [0.0, 0.05, 0.4])
+def test_equals_per_variant_least_squares(miss_rate):
+    rng = np.random.default_rng(4)
+    n, m = 120, 60
+    g = _genotypes(rng, m, n)
+    g[rng.random(g.shape) < miss_rate] = np.nan
+    y = rng.normal(size=(n, 2)) + 50
+    y[rng.random(n) < 0.1, 1] = np.nan
+    x, _ = covariate_matrix({"age": list(rng.uniform(20, 80, n)),
+                             "site": list(rng.choice(["a", "b", "c", ""], n))}, ["site"])
+    res = glm_linear(g, y, x, chunk=17)
+    for j in range(2):
+        for i in range(m):
+            use = ~np.isnan(g[i]) & ~np.isnan(y[:, j]) & ~np.isnan(x).any(1)
+            design = np.column_stack([np.ones(use.sum()), g[i, use], x[use]])
+            coef, rss, *_ = np.linalg.lstsq(design, y[use, j], rcond=None)
+            df = use.sum() - design.shape[1]
+            cov = rss[0] / df * np.linalg.inv(design.T @ design)
+            assert res.obs_ct[i, j] == use.sum() and res.err[i, j] == "."
+            np.testing.assert_allclose(res.beta[i, j], coef[1], rtol=1e-8)
+            np.testing.assert_allclose(res.se[i, j], np.sqrt(cov[1, 1]), rtol=1e-8)
+
+
+def test_write_glm_plink2_layout(tmp_path):
+    rng = np.random.default_rng(5)
+    g = _genotypes(rng, 3, 40)
+    g[1] = 0.0
+    res = glm_linear(g, rng.normal(size=(40, 1)), rng.normal(size=(40, 1)))
+    out = tmp_path / "x.glm.linear"
+    write_glm(out, ["1"] * 3, [10, 20, 30], ["a", "b", "c"], ["A"] * 3, ["G"] * 3, res, 0)
+    lines = [line.split("\t") for line in out.read_text().splitlines()]
+    assert lines[0][0] == "#CHROM" and lines[0][-1] == "ERRCODE"
+    assert lines[2][8:] == ["NA", "NA", "NA", "NA", "CONST_OMITTED_ALLELE"]
+    assert float(lines[1][8]) == pytest.approx(res.beta[0, 0], rel=1e-5)
+
+
+def test_association_plots(tmp_path):
+    from voxseq.genetics.plots import association_plots
+
+    rng = np.random.default_rng(6)
+    p = rng.uniform(size=400)
+    p[7], p[9] = 1e-12, np.nan
+    chrom = np.array(["1"] * 200 + ["2"] * 150 + ["10"] * 50)
+    lam = association_plots(chrom, np.arange(400) * 100, p, "lesion_mm3",
+                            tmp_path / "m.png", tmp_path / "q.png")
+    assert lam == pytest.approx(lambda_gc(p))
+    assert (tmp_path / "m.png").stat().st_size > 5000 and (tmp_path / "q.png").stat().st_size > 5000
