@@ -108,6 +108,8 @@ def test_two_series_refused_unless_one_is_chosen(tmp_path):
     assert any("2 volumes; 'flair' chose series 5" in w for w in rec["warnings"])
     with pytest.raises(VoxseqError, match="no volume matching 'dwi'.*t1_sag.*FLAIR"):
         convert_series("S02", study, image, record, series="dwi")
+    with pytest.raises(VoxseqError, match="series pattern 't1\\(' is not a regular expression"):
+        convert_series("S02", study, image, record, series="t1(")
 
 
 def test_missing_slice_refused(tmp_path):

@@ -185,7 +185,13 @@ def select_series(
     listed = "; ".join(s.label() for s in found) or "none"
     chosen = found
     if pattern:
-        rx = re.compile(pattern, re.IGNORECASE)
+        try:
+            rx = re.compile(pattern, re.IGNORECASE)
+        except re.error as exc:
+            raise VoxseqError(
+                f"subject {subject}: DICOM folder {folder}: series pattern {pattern!r} is not a "
+                f"regular expression ({exc})"
+            ) from exc
         chosen = [
             s
             for s in found
