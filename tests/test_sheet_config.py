@@ -142,6 +142,32 @@ def test_split_fractions_must_sum_to_more_than_zero(splits):
     assert "config splits" in str(err.value) and str(splits) in str(err.value)
 
 
+def test_a_merged_partial_splits_block_is_refused_and_explained():
+    cfg = _default_config()
+    cfg["splits"] = {**cfg["splits"], "train": 0.8, "val": 0.2}  # the default's test 0.25 kept
+    with pytest.raises(VoxseqError) as err:
+        check_config(cfg)
+    msg = str(err.value)
+    assert "'test': 0.25" in msg and "sum to 1.25" in msg and "write all three" in msg
+
+
+def test_user_splits_takes_the_last_block_whole(tmp_path):
+    from voxseq.config import user_splits
+
+    default = _default_config()
+    first = tmp_path / "a.yaml"
+    first.write_text("splits: {train: 0.5, val: 0.5}\n")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("seed: 3\nsplits: {train: 0.8, val: 0.2}\n")
+    other = tmp_path / "other.yaml"
+    other.write_text("seed: 4\n")
+    assert user_splits(default, [first, mine, other]) == {"train": 0.8, "val": 0.2}
+    assert user_splits(default, [other]) == default["splits"]
+    assert user_splits(default, [mine], {"splits": {"test": 1.0}}) == {"test": 1.0}
+    cfg = {**default, "splits": user_splits(default, [mine])}
+    check_config(cfg)  # a partial block as the user wrote it is valid
+
+
 @pytest.mark.parametrize("device", ["cuda", "cuda:0"])
 def test_cuda_device_without_cuda_is_refused(monkeypatch, device):
     import torch

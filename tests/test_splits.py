@@ -48,10 +48,33 @@ def test_counts_follow_the_fractions():
         assert abs(count - n * frac) <= tolerance, (split, count)
 
 
-def test_fractions_are_renormalised():
-    got = _splits(assign_splits(_rows(_ids(1000)), 5, {"train": 3, "val": 1, "test": 0}))
+def test_a_split_left_out_is_zero():
+    got = _splits(assign_splits(_rows(_ids(1000)), 5, {"train": 0.75, "val": 0.25}))
     assert "test" not in got.values()
     assert abs(sum(v == "val" for v in got.values()) - 250) <= 4 * math.sqrt(1000 * 0.25 * 0.75)
+
+
+def test_a_partial_block_on_fourteen_subjects_puts_nobody_in_test():
+    got = _splits(assign_splits(_rows(_ids(14)), 0, {"train": 0.8, "val": 0.2}))
+    counts = {s: sum(v == s for v in got.values()) for s in SPLITS}
+    assert counts["test"] == 0 and counts["val"] >= 1 and counts["train"] + counts["val"] == 14
+
+
+@pytest.mark.parametrize(
+    "fractions, problem",
+    [({"train": 0.8, "val": 0.2, "test": 0.25}, "they sum to 1.25"),
+     ({"train": 3, "val": 1}, "they sum to 4"),
+     ({"train": 0.8, "validation": 0.2}, "unknown split 'validation'")],
+)
+def test_fractions_not_summing_to_one_are_refused_naming_them(fractions, problem):
+    with pytest.raises(VoxseqError) as err:
+        assign_splits(_rows(_ids(5)), 0, fractions)
+    assert str(fractions) in str(err.value) and problem in str(err.value)
+    assert "a split left out is 0" in str(err.value)
+
+
+def test_fractions_summing_to_one_up_to_rounding_are_accepted():
+    assign_splits(_rows(_ids(5)), 0, {"train": 0.7, "val": 0.2, "test": 0.1})
 
 
 def test_same_seed_same_result_other_seed_differs():

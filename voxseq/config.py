@@ -4,12 +4,14 @@ schema cannot express (:func:`check_config`) and the requested devices (:func:`c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
 from voxseq import VoxseqError
+from voxseq.io.sheet import split_fractions
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -21,12 +23,15 @@ def check_config(config: dict) -> None:
     """Raise :class:`VoxseqError` naming the key and values for inconsistent settings."""
     img, gen = config.get("imaging", {}), config.get("genomics", {})
     splits = config.get("splits")
-    if splits is not None:
-        values = [v for v in splits.values() if isinstance(v, int | float)]
-        if any(v < 0 for v in values) or not sum(values) > 0:
+    if isinstance(splits, dict) and all(isinstance(v, int | float) for v in splits.values()):
+        try:
+            split_fractions(splits)
+        except VoxseqError as exc:
             raise VoxseqError(
-                f"config splits {splits}: the split fractions must be >= 0 and sum to more than 0"
-            )
+                f"{exc}. A split missing from a --configfile's splits block is taken from the "
+                "default config (config/config.yaml) when the configs are merged key by key: "
+                "write all three"
+            ) from None
     for m, block in (("imaging", img), ("genomics", gen)):
         train = block.get("train") or {}
         gpus, batch = train.get("gpus", 1), train.get("batch_size", 1)
@@ -70,6 +75,32 @@ def check_config(config: dict) -> None:
                 f"config genomics: contigs {sorted(overlap)} are in both val_contigs and "
                 "test_contigs"
             )
+
+
+def user_splits(
+    config: dict, configfiles: Sequence[str | Path] = (), overrides: dict | None = None
+) -> dict[str, float] | None:
+    """The ``splits`` block as the user wrote it, whole, never merged key by key with another.
+
+    Snakemake updates the default config with each ``--configfile`` (then ``--config``) one key
+    at a time, so ``splits: {train: 0.8, val: 0.2}`` would keep the default's ``test``. This
+    takes the block of the last source that has one: ``overrides`` (``--config``), else the
+    last of ``configfiles`` (the ``--configfile`` files, in order), else ``config`` (the
+    default). A split it leaves out is 0 (:func:`voxseq.io.sheet.split_fractions`).
+
+    Returns
+    -------
+    dict or None
+        The block (None when no source has one).
+    """
+    if overrides and isinstance(overrides.get("splits"), dict):
+        return dict(overrides["splits"])
+    for path in reversed([Path(p) for p in configfiles]):
+        loaded = yaml.safe_load(path.read_text()) if path.is_file() else None
+        if isinstance(loaded, dict) and isinstance(loaded.get("splits"), dict):
+            return dict(loaded["splits"])
+    block = config.get("splits")
+    return dict(block) if isinstance(block, dict) else None
 
 
 def check_devices(config: dict) -> None:

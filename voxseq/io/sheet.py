@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -152,20 +153,39 @@ def split_position(seed: int, subject: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_intervals(fractions: dict[str, float]) -> dict[str, tuple[float, float]]:
-    """Each split's interval of ``[0, 1)``, in ``SPLITS`` order, from renormalised fractions.
+def split_fractions(fractions: dict[str, float]) -> dict[str, float]:
+    """The ``splits:`` fractions with their one meaning: the share of the subjects without a
+    sheet ``split`` that goes to each split; a split left out is 0; they must sum to 1.
 
     Raises
     ------
     VoxseqError
-        When a fraction is negative or they do not sum to more than 0 (naming them).
+        Naming the values: an unknown split, a negative fraction or a sum other than 1.
     """
+    unknown = sorted(set(fractions) - set(SPLITS))
     values = {s: fractions.get(s, 0.0) for s in SPLITS}
     total = sum(values.values())
-    if any(v < 0 for v in values.values()) or not total > 0:
+    if unknown or any(v < 0 for v in values.values()) or not math.isclose(total, 1.0,
+                                                                          abs_tol=1e-6):
+        problem = (f"unknown split {unknown[0]!r}" if unknown else "a fraction is negative"
+                   if any(v < 0 for v in values.values()) else f"they sum to {total:.6g}")
         raise VoxseqError(
-            f"config splits {values}: split fractions must be >= 0 and sum to more than 0"
+            f"config splits {dict(fractions)}: {problem}. The fractions of {list(SPLITS)} must be "
+            ">= 0 and sum to 1; a split left out is 0 (e.g. train: 0.8, val: 0.2, test: 0)"
         )
+    return values
+
+
+def split_intervals(fractions: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """Each split's interval of ``[0, 1)``, in ``SPLITS`` order (see :func:`split_fractions`).
+
+    Raises
+    ------
+    VoxseqError
+        When the fractions are not valid (:func:`split_fractions`), naming them.
+    """
+    values = split_fractions(fractions)
+    total = sum(values.values())
     last = [s for s in SPLITS if values[s] > 0][-1]
     out, lo = {}, 0.0
     for s in SPLITS:
@@ -197,7 +217,7 @@ def assign_splits(
     seed
         The config's ``seed``.
     fractions
-        ``train``/``val``/``test`` fractions (missing = 0), renormalised to sum 1.
+        ``train``/``val``/``test`` fractions (missing = 0), summing to 1.
 
     Returns
     -------
@@ -207,7 +227,7 @@ def assign_splits(
     Raises
     ------
     VoxseqError
-        When the fractions are negative or sum to 0.
+        When the fractions are not valid (:func:`split_fractions`).
     """
     intervals = split_intervals(fractions)
     rows = [dict(r) for r in rows]
