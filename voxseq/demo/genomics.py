@@ -64,6 +64,7 @@ import numpy as np
 import pysam
 from scipy.ndimage import gaussian_filter1d
 
+from voxseq.demo.layout import genomics_files
 from voxseq.genomics.reference import ensure_fai
 from voxseq.genomics.variants import EFFECT_CLASSES  # noqa: F401 (the classes with an effect)
 from voxseq.io.atomic import remove_stale_temporaries, write_text, write_tsv
@@ -635,15 +636,16 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
             recs.sort(key=lambda r: r[0])
             lines.extend(r[1] for r in recs)
         n_unplaced = int(len(lines) * cfg.unmapped_rate / 2)
-        write_bam(gdir / f"{sid}.bam", sid, genome, lines, n_unplaced, rng)
+        files = genomics_files(sid)
+        write_bam(outdir / files["bam"], sid, genome, lines, n_unplaced, rng)
         rng_gt = np.random.default_rng([seed, 12, i])
         carried = rng_gt.random(len(variants)) < cfg.carrier_prob
         hom = rng_gt.random(len(variants)) < 0.2
         mine = [v for v, k in zip(variants, carried, strict=True) if k]
         gts = ["1/1" if h else "0/1" for h, k in zip(hom, carried, strict=True) if k]
-        write_vcf(gdir / f"{sid}.vcf.gz", sid, genome, mine, gts)
+        write_vcf(outdir / files["vcf"], sid, genome, mine, gts)
         log.info("demo subject %s: %d alignments, %d variants", sid, len(lines), len(mine))
-        out[sid] = {"bam": f"genomics/{sid}.bam", "vcf": f"genomics/{sid}.vcf.gz"}
+        out[sid] = dict(files)
         if anomaly == "duplication":
             out[sid].update(contig=dup[0], start=dup[1], end=dup[2])
     return out

@@ -30,6 +30,7 @@ import numpy as np
 from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, ornt_transform
 from scipy.ndimage import gaussian_filter
 
+from voxseq.demo.layout import imaging_files
 from voxseq.io.atomic import atomic_path
 
 LABEL_NAMES = ("background", "organ", "lesion")
@@ -340,9 +341,10 @@ def generate_imaging(
     out = {}
     for i, sid in enumerate(subjects):
         subj = make_subject(seed, i, cfg, corruptions.get(sid), extra)
-        image = Path("imaging") / f"{sid}_image.nii.gz"
-        label = None if sid in corruptions else Path("imaging") / f"{sid}_label.nii.gz"
-        others = {n: Path("imaging") / f"{sid}_{n}.nii.gz" for n in extra}
+        files = imaging_files(sid, extra)
+        image = Path(files["image"])
+        label = None if sid in corruptions else Path(files["label"])
+        others = {n: Path(files[f"image_{n}"]) for n in extra}
         write_subject(
             subj,
             outdir / image,

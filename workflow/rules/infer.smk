@@ -4,17 +4,17 @@
 
 rule imaging_infer:
     input:
-        store=f"{RES}/imaging/normalise/{{subject}}.zarr",
-        bundle=bundle_files(IMAGING_BUNDLE),
+        store=L("imaging_store"),
+        bundle=bundle_files(SEG.bundle),
         label=get_label,
     output:
         **get_infer_extra_outputs(),
-        seg=f"{RES}/imaging/infer/{{subject}}_seg.nii.gz",
-        result=f"{RES}/imaging/infer/{{subject}}.json",
+        seg=L("imaging_seg"),
+        result=L("imaging_result"),
     log:
-        f"{LOGS}/imaging/infer/{{subject}}.log",
+        L.log("imaging/infer/{subject}"),
     benchmark:
-        f"{BENCH}/imaging/infer/{{subject}}.tsv"
+        L.bench("imaging/infer/{subject}")
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -28,42 +28,40 @@ rule imaging_infer:
         "../../scripts/imaging_infer.py"
 
 
-if CLASSIFY:
+if CLS.enabled:
 
     rule imaging_classify:
         input:
-            sheet=SHEET,
-            bundle=bundle_files(CLASSIFY_BUNDLE),
-            stores=expand(
-                f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS
-            ),
+            sheet=L("sheet"),
+            bundle=bundle_files(CLS.bundle),
+            stores=L.each("imaging_store", PLAN.imaging_subjects),
             seg_probs=get_classify_seg_probs,
             oof=get_classify_oof,
         output:
-            predictions=f"{RES}/imaging/classify/predictions.tsv",
-            metrics=f"{RES}/imaging/classify/metrics.json",
+            predictions=L("classify_predictions"),
+            metrics=L("classify_metrics"),
             roc=report(
-                f"{RES}/imaging/report/classify_roc.png",
+                f"{L('imaging_report')}/classify_roc.png",
                 caption="../report/classify_roc.rst",
                 category="Imaging classification",
                 labels={"figure": "ROC curves"},
             ),
             confusion=report(
-                f"{RES}/imaging/report/classify_confusion.png",
+                f"{L('imaging_report')}/classify_confusion.png",
                 caption="../report/classify_confusion.rst",
                 category="Imaging classification",
                 labels={"figure": "confusion matrix"},
             ),
             grid=report(
-                f"{RES}/imaging/report/classify_grid.png",
+                f"{L('imaging_report')}/classify_grid.png",
                 caption="../report/classify_grid.rst",
                 category="Imaging classification",
                 labels={"figure": "test subjects and Grad-CAM"},
             ),
         log:
-            f"{LOGS}/imaging/classify/predict.log",
+            L.log("imaging/classify/predict"),
         benchmark:
-            f"{BENCH}/imaging/classify_predict.tsv"
+            L.bench("imaging/classify_predict")
         conda:
             "../../envs/torch.yaml"
         threads: 1
@@ -72,10 +70,10 @@ if CLASSIFY:
             runtime=per_attempt(30),
             gpu=1,
         params:
-            subjects=IMAGING_SUBJECTS,
-            device=CLASSIFY_CFG["train"]["device"],
-            bootstrap=CLASSIFY_CFG["bootstrap"],
-            report_subjects=CLASSIFY_CFG["report_subjects"],
+            subjects=list(PLAN.imaging_subjects),
+            device=config["imaging"]["classify"]["train"]["device"],
+            bootstrap=config["imaging"]["classify"]["bootstrap"],
+            report_subjects=config["imaging"]["classify"]["report_subjects"],
             seed=config["seed"],
         script:
             "../../scripts/imaging_classify.py"
@@ -84,15 +82,13 @@ if CLASSIFY:
 rule imaging_cohort:
     input:
         unpack(get_imaging_cohort_classify),
-        sheet=SHEET,
-        results=expand(
-            f"{RES}/imaging/infer/{{subject}}.json", subject=IMAGING_SUBJECTS
-        ),
+        sheet=L("sheet"),
+        results=L.each("imaging_result", PLAN.imaging_subjects),
     output:
-        table=f"{RES}/imaging/cohort.tsv",
-        metrics=f"{RES}/imaging/cohort.json",
+        table=L("imaging_table"),
+        metrics=L("imaging_cohort"),
     log:
-        f"{LOGS}/imaging/cohort.log",
+        L.log("imaging/cohort"),
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -100,42 +96,42 @@ rule imaging_cohort:
         mem_mb=per_attempt(1000),
         runtime=per_attempt(10),
     params:
-        subjects=IMAGING_SUBJECTS,
+        subjects=list(PLAN.imaging_subjects),
         labels=config["imaging"]["labels"],
     script:
         "../../scripts/imaging_cohort.py"
 
 
-if GENOMICS:
+if PLAN.genomics:
 
     rule genomics_infer:
         input:
-            bundle=bundle_files(GENOMICS_BUNDLE),
+            bundle=bundle_files(SEQ.bundle),
             fasta=get_reference,
-            windows=f"{RES}/genomics/tile/windows.h5",
+            windows=L("genomics_windows"),
             vcfs=get_vcfs,
-            truth=GENOMICS_TRUTH,
+            truth=PLAN.variant_truth or [],
         output:
-            bigwig=directory(f"{RES}/genomics/infer/bigwig"),
-            pearson=f"{RES}/genomics/infer/test_pearson.tsv",
-            variants=f"{RES}/genomics/infer/variant_scores.tsv",
+            bigwig=directory(L("genomics_bigwig")),
+            pearson=L("genomics_pearson"),
+            variants=L("genomics_variants"),
             track_plot=report(
-                f"{RES}/genomics/report/observed_vs_predicted.png",
+                f"{L('genomics_report')}/observed_vs_predicted.png",
                 caption="../report/observed_vs_predicted.rst",
                 category="Genomics",
                 labels={"figure": "observed vs predicted"},
             ),
             pearson_plot=report(
-                f"{RES}/genomics/report/pearson_per_track.png",
+                f"{L('genomics_report')}/pearson_per_track.png",
                 caption="../report/pearson_per_track.rst",
                 category="Genomics",
                 labels={"figure": "Pearson per track"},
             ),
-            cohort=f"{RES}/genomics/cohort.json",
+            cohort=L("genomics_cohort"),
         log:
-            f"{LOGS}/genomics/infer.log",
+            L.log("genomics/infer"),
         benchmark:
-            f"{BENCH}/genomics/infer.tsv"
+            L.bench("genomics/infer")
         conda:
             "../../envs/torch.yaml"
         threads: 2
@@ -144,8 +140,8 @@ if GENOMICS:
             runtime=per_attempt(120),
             gpu=1,
         params:
-            subjects=GENOMICS_SUBJECTS,
-            vcf_subjects=GENOMICS_VCF_SUBJECTS,
+            subjects=list(PLAN.genomics_subjects),
+            vcf_subjects=list(PLAN.vcf_subjects),
             genome_wide=config["genomics"]["infer"]["genome_wide"],
             variant_bins=config["genomics"]["infer"]["variant_bins"],
             batch_size=config["genomics"]["infer"]["batch_size"],
@@ -155,29 +151,29 @@ if GENOMICS:
 
     rule genomics_interpret:
         input:
-            bundle=bundle_files(GENOMICS_BUNDLE),
-            windows=f"{RES}/genomics/tile/windows.h5",
+            bundle=bundle_files(SEQ.bundle),
+            windows=L("genomics_windows"),
             fasta=get_reference,
         output:
-            attributions=f"{RES}/genomics/interpret/attributions.h5",
-            meme=f"{RES}/genomics/motifs/motifs.meme",
-            motifs=f"{RES}/genomics/motifs/motifs.json",
+            attributions=L("genomics_attributions"),
+            meme=L("genomics_meme"),
+            motifs=L("genomics_motifs"),
             motif_logos=report(
-                f"{RES}/genomics/report/motif_logos.png",
+                f"{L('genomics_report')}/motif_logos.png",
                 caption="../report/motif_logos.rst",
                 category="Genomics",
                 labels={"figure": "discovered motifs"},
             ),
             attribution_logos=report(
-                f"{RES}/genomics/report/attribution_logos.png",
+                f"{L('genomics_report')}/attribution_logos.png",
                 caption="../report/attribution_logos.rst",
                 category="Genomics",
                 labels={"figure": "attributions and ISM"},
             ),
         log:
-            f"{LOGS}/genomics/interpret.log",
+            L.log("genomics/interpret"),
         benchmark:
-            f"{BENCH}/genomics/interpret.tsv"
+            L.bench("genomics/interpret")
         conda:
             "../../envs/torch.yaml"
         threads: 2
@@ -186,7 +182,7 @@ if GENOMICS:
             runtime=per_attempt(30),
             gpu=1,
         params:
-            demo=DEMO and config["demo"]["genomics"],
+            demo=PLAN.demo and config["demo"]["genomics"],
             n_windows=config["genomics"]["interpret"]["n_windows"],
             center_bins=None,
             n_ism=config["genomics"]["interpret"]["ism_windows"],

@@ -2,16 +2,16 @@
 # (imaging: NIfTI; genomics: the reference, then each BAM/CRAM and VCF against it).
 
 
-if DEMO:
+if PLAN.demo:
 
     rule demo_cohort:
         output:
-            sheet=f"{DEMO_DIR}/samples.tsv",
-            files=get_demo_outputs()[1:],
+            sheet=L("demo_sheet"),
+            files=get_demo_outputs(),
         log:
-            f"{LOGS}/demo_cohort.log",
+            L.log("demo_cohort"),
         benchmark:
-            f"{BENCH}/demo_cohort.tsv"
+            L.bench("demo_cohort")
         conda:
             "../../envs/demo.yaml"
         threads: 1
@@ -19,21 +19,39 @@ if DEMO:
             mem_mb=per_attempt(4000),
             runtime=per_attempt(30),
         params:
-            subjects=demo_ids()[0],
+            subjects=list(PLAN.demo_subjects),
             seed=config["seed"],
             demo=config["demo"],
         script:
             "../../scripts/demo_cohort.py"
 
 
+# what this run will do, readable by a person (voxseq.plan.RunPlan.to_dict)
+rule run_plan:
+    output:
+        plan=L("plan"),
+    log:
+        L.log("run_plan"),
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(5),
+    params:
+        plan=PLAN.to_dict(),
+    script:
+        "../../scripts/run_plan.py"
+
+
 rule cohort_sheet:
     input:
         sheet=get_sample_sheet,
     output:
-        sheet=SHEET,
-        record=SHEET_RECORD,
+        sheet=L("sheet"),
+        record=L("sheet_record"),
     log:
-        f"{LOGS}/cohort_sheet.log",
+        L.log("cohort_sheet"),
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -42,7 +60,7 @@ rule cohort_sheet:
         runtime=per_attempt(10),
     params:
         seed=config["seed"],
-        fractions=get_split_fractions(),
+        fractions=PLAN.split_fractions,
     script:
         "../../scripts/cohort_sheet.py"
 
@@ -51,12 +69,12 @@ rule imaging_ingest:
     input:
         unpack(get_imaging_sources),
     output:
-        meta=f"{RES}/imaging/ingest/{{subject}}.json",
-        sample=f"{RES}/imaging/ingest/{{subject}}.fg.npy",
+        meta=L("imaging_ingest"),
+        sample=L("imaging_fg"),
     log:
-        f"{LOGS}/imaging/ingest/{{subject}}.log",
+        L.log("imaging/ingest/{subject}"),
     benchmark:
-        f"{BENCH}/imaging/ingest/{{subject}}.tsv"
+        L.bench("imaging/ingest/{subject}")
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -67,23 +85,23 @@ rule imaging_ingest:
         n_labels=len(config["imaging"]["labels"]),
         seed=config["seed"],
         max_voxels=config["imaging"]["max_voxels"],
-        channel_columns=CHANNEL_COLUMNS,
-        channels=IMAGING_CHANNELS,
+        channel_columns=list(PLAN.channel_columns),
+        channels=list(PLAN.channels),
         channel_grid=config["imaging"]["channel_grid"],
     script:
         "../../scripts/imaging_ingest.py"
 
 
-if GENOMICS:
+if PLAN.genomics:
 
     rule genomics_reference:
         input:
             fasta=get_reference,
         output:
-            contigs=f"{RES}/genomics/ingest/reference_contigs.tsv",
-            record=REFERENCE_RECORD,
+            contigs=L("reference_contigs"),
+            record=L("reference_record"),
         log:
-            f"{LOGS}/genomics/reference.log",
+            L.log("genomics/reference"),
         conda:
             "../../envs/genomics.yaml"
         threads: 1
@@ -98,13 +116,13 @@ if GENOMICS:
             bam=get_bam,
             vcf=get_vcf,
             fasta=get_reference,
-            contigs=f"{RES}/genomics/ingest/reference_contigs.tsv",
+            contigs=L("reference_contigs"),
         output:
-            report=f"{RES}/genomics/ingest/{{subject}}.json",
+            report=L("genomics_ingest"),
         log:
-            f"{LOGS}/genomics/ingest/{{subject}}.log",
+            L.log("genomics/ingest/{subject}"),
         benchmark:
-            f"{BENCH}/genomics/ingest/{{subject}}.tsv"
+            L.bench("genomics/ingest/{subject}")
         conda:
             "../../envs/genomics.yaml"
         # a BAM: header, index and contigs only (its records are read by genomics_coverage);

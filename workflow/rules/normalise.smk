@@ -4,13 +4,11 @@
 
 rule imaging_stats:
     input:
-        samples=expand(
-            f"{RES}/imaging/ingest/{{subject}}.fg.npy", subject=IMAGING_STATS_SUBJECTS
-        ),
+        samples=L.each("imaging_fg", PLAN.stats_subjects),
     output:
-        stats=f"{RES}/imaging/normalise/intensity_stats.json",
+        stats=L("imaging_stats"),
     log:
-        f"{LOGS}/imaging/normalise/intensity_stats.log",
+        L.log("imaging/normalise/intensity_stats"),
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -18,7 +16,7 @@ rule imaging_stats:
         mem_mb=per_attempt(4000),
         runtime=per_attempt(10),
     params:
-        subjects=IMAGING_STATS_SUBJECTS,
+        subjects=list(PLAN.stats_subjects),
         scheme=config["imaging"]["normalisation"],
     script:
         "../../scripts/imaging_stats.py"
@@ -26,14 +24,14 @@ rule imaging_stats:
 
 rule imaging_normalise:
     input:
-        meta=f"{RES}/imaging/ingest/{{subject}}.json",
+        meta=L("imaging_ingest"),
         stats=get_imaging_stats,
     output:
-        store=directory(f"{RES}/imaging/normalise/{{subject}}.zarr"),
+        store=directory(L("imaging_store")),
     log:
-        f"{LOGS}/imaging/normalise/{{subject}}.log",
+        L.log("imaging/normalise/{subject}"),
     benchmark:
-        f"{BENCH}/imaging/normalise/{{subject}}.tsv"
+        L.bench("imaging/normalise/{subject}")
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -41,33 +39,33 @@ rule imaging_normalise:
         mem_mb=per_attempt(4000),
         runtime=per_attempt(20),
     params:
-        plan=get_imaging_plan(),
+        plan=PLAN.imaging_preprocessing,
         max_voxels=config["imaging"]["max_voxels"],
     script:
         "../../scripts/imaging_normalise.py"
 
 
-if GENOMICS:
+if PLAN.genomics:
 
     rule genomics_coverage:
         input:
             bam=get_bam,
             fasta=get_reference,
-            report=f"{RES}/genomics/ingest/{{subject}}.json",
-            blacklist=GENOMICS_BLACKLIST,
+            report=L("genomics_ingest"),
+            blacklist=list(PLAN.blacklist),
         output:
-            coverage=f"{RES}/genomics/coverage/{{subject}}.h5",
+            coverage=L("genomics_coverage"),
         log:
-            f"{LOGS}/genomics/coverage/{{subject}}.log",
+            L.log("genomics/coverage/{subject}"),
         benchmark:
-            f"{BENCH}/genomics/coverage/{{subject}}.tsv"
+            L.bench("genomics/coverage/{subject}")
         conda:
             "../../envs/genomics.yaml"
         threads: 2
         resources:
             # 400 MB + ~40 bytes per bin of the genome, whatever the depth or contig length
-            # (a 3.1 Gb genome at bin_size 32: 4.3 GB); see coverage_mem_mb in common.smk
-            mem_mb=per_attempt(GENOMICS_COVERAGE_MEM_MB),
+            # (a 3.1 Gb genome at bin_size 32: 4.3 GB); see voxseq.plan.build.coverage_mem_mb
+            mem_mb=per_attempt(PLAN.coverage_mem_mb),
             runtime=per_attempt(120),
         params:
             bin_size=config["genomics"]["bin_size"],

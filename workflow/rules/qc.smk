@@ -4,21 +4,19 @@
 # models.genomics_qc score a new cohort without training.
 
 
-if TRAIN_IMAGING_QC:
+if IQC.train:
 
     rule imaging_qc_train:
         input:
-            stores=expand(
-                f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_QC_FIT
-            ),
+            stores=L.each("imaging_store", IQC.fit_subjects),
         output:
-            bundle=bundle_outputs(IMAGING_QC_BUNDLE),
-            metrics=f"{RES}/imaging/qc/train_metrics.tsv",
-            out_of_fold=f"{RES}/imaging/qc/out_of_fold.npz",
+            bundle=bundle_outputs(IQC.bundle),
+            metrics=L("qc_train_metrics", modality="imaging"),
+            out_of_fold=L("qc_out_of_fold", modality="imaging"),
         log:
-            f"{LOGS}/imaging/qc_train.log",
+            L.log("imaging/qc_train"),
         benchmark:
-            f"{BENCH}/imaging/qc_train.tsv"
+            L.bench("imaging/qc_train")
         conda:
             "../../envs/torch.yaml"
         threads: 2
@@ -26,54 +24,49 @@ if TRAIN_IMAGING_QC:
             mem_mb=per_attempt(4000),
             runtime=per_attempt(60),
         params:
-            subjects=IMAGING_QC_FIT,
-            train=qc_split(IMAGING_SUBJECTS, "train"),
-            val=qc_split(IMAGING_SUBJECTS, "val"),
+            subjects=list(IQC.fit_subjects),
+            train=list(PLAN.in_split(PLAN.imaging_subjects, "train")),
+            val=list(PLAN.in_split(PLAN.imaging_subjects, "val")),
             cfg=qc_cfg("imaging"),
-            plan=get_imaging_plan(),
+            plan=PLAN.imaging_preprocessing,
             seed=config["seed"],
-            workdir=f"{RES}/imaging/qc/checkpoints",
+            workdir=L("qc_checkpoints", modality="imaging"),
         script:
             "../../scripts/imaging_qc_train.py"
 
 
-if IMAGING_QC:
+if IQC.enabled:
 
     rule imaging_qc:
         input:
-            sheet=SHEET,
-            bundle=bundle_files(IMAGING_QC_BUNDLE),
+            sheet=L("sheet"),
+            bundle=bundle_files(IQC.bundle),
             out_of_fold=qc_out_of_fold("imaging"),
-            stores=expand(
-                f"{RES}/imaging/normalise/{{subject}}.zarr", subject=IMAGING_SUBJECTS
-            ),
+            stores=L.each("imaging_store", PLAN.imaging_subjects),
         output:
-            table=f"{RES}/imaging/qc/qc.tsv",
-            latent=f"{RES}/imaging/qc/latent.tsv",
-            json=f"{RES}/imaging/qc/qc.json",
-            errors=expand(
-                f"{RES}/imaging/qc/{{subject}}_qc_error.nii.gz",
-                subject=IMAGING_SUBJECTS,
-            ),
+            table=L("qc_table", modality="imaging"),
+            latent=L("qc_latent", modality="imaging"),
+            json=L("qc_json", modality="imaging"),
+            errors=L.each("qc_error_map", PLAN.imaging_subjects, modality="imaging"),
             scores_png=report(
-                f"{RES}/imaging/report/qc_scores.png",
+                f"{L('imaging_report')}/qc_scores.png",
                 caption="../report/qc_scores.rst",
                 category="Quality control",
             ),
             latent_png=report(
-                f"{RES}/imaging/report/qc_latent.png",
+                f"{L('imaging_report')}/qc_latent.png",
                 caption="../report/qc_latent.rst",
                 category="Quality control",
             ),
             grid_png=report(
-                f"{RES}/imaging/report/qc_reconstructions.png",
+                f"{L('imaging_report')}/qc_reconstructions.png",
                 caption="../report/qc_reconstructions.rst",
                 category="Quality control",
             ),
         log:
-            f"{LOGS}/imaging/qc.log",
+            L.log("imaging/qc"),
         benchmark:
-            f"{BENCH}/imaging/qc.tsv"
+            L.bench("imaging/qc")
         conda:
             "../../envs/torch.yaml"
         threads: 1
@@ -81,29 +74,27 @@ if IMAGING_QC:
             mem_mb=per_attempt(4000),
             runtime=per_attempt(30),
         params:
-            subjects=IMAGING_SUBJECTS,
+            subjects=list(PLAN.imaging_subjects),
             threshold=config["qc"]["threshold"],
             colour_by=config["qc"]["colour_by"],
-            truth=QC_TRUTH if DEMO and config["demo"]["outliers"] else None,
+            truth=PLAN.qc_truth,
         script:
             "../../scripts/imaging_qc.py"
 
 
-if TRAIN_GENOMICS_QC:
+if GQC.train:
 
     rule genomics_qc_train:
         input:
-            coverage=expand(
-                f"{RES}/genomics/coverage/{{subject}}.h5", subject=GENOMICS_QC_FIT
-            ),
+            coverage=L.each("genomics_coverage", GQC.fit_subjects),
         output:
-            bundle=bundle_outputs(GENOMICS_QC_BUNDLE),
-            metrics=f"{RES}/genomics/qc/train_metrics.tsv",
-            out_of_fold=f"{RES}/genomics/qc/out_of_fold.npz",
+            bundle=bundle_outputs(GQC.bundle),
+            metrics=L("qc_train_metrics", modality="genomics"),
+            out_of_fold=L("qc_out_of_fold", modality="genomics"),
         log:
-            f"{LOGS}/genomics/qc_train.log",
+            L.log("genomics/qc_train"),
         benchmark:
-            f"{BENCH}/genomics/qc_train.tsv"
+            L.bench("genomics/qc_train")
         conda:
             "../../envs/torch.yaml"
         threads: 1
@@ -111,50 +102,48 @@ if TRAIN_GENOMICS_QC:
             mem_mb=per_attempt(2000),
             runtime=per_attempt(30),
         params:
-            subjects=GENOMICS_QC_FIT,
-            train=qc_split(GENOMICS_SUBJECTS, "train"),
-            val=qc_split(GENOMICS_SUBJECTS, "val"),
+            subjects=list(GQC.fit_subjects),
+            train=list(PLAN.in_split(PLAN.genomics_subjects, "train")),
+            val=list(PLAN.in_split(PLAN.genomics_subjects, "val")),
             cfg=qc_cfg("genomics"),
             seed=config["seed"],
-            workdir=f"{RES}/genomics/qc/checkpoints",
+            workdir=L("qc_checkpoints", modality="genomics"),
         script:
             "../../scripts/genomics_qc_train.py"
 
 
-if GENOMICS_QC:
+if GQC.enabled:
 
     rule genomics_qc:
         input:
-            sheet=SHEET,
-            bundle=bundle_files(GENOMICS_QC_BUNDLE),
+            sheet=L("sheet"),
+            bundle=bundle_files(GQC.bundle),
             out_of_fold=qc_out_of_fold("genomics"),
-            coverage=expand(
-                f"{RES}/genomics/coverage/{{subject}}.h5", subject=GENOMICS_SUBJECTS
-            ),
+            coverage=L.each("genomics_coverage", PLAN.genomics_subjects),
         output:
-            table=f"{RES}/genomics/qc/qc.tsv",
-            regions=f"{RES}/genomics/qc/qc_regions.tsv",
-            latent=f"{RES}/genomics/qc/latent.tsv",
-            json=f"{RES}/genomics/qc/qc.json",
+            table=L("qc_table", modality="genomics"),
+            regions=L("qc_regions", modality="genomics"),
+            latent=L("qc_latent", modality="genomics"),
+            json=L("qc_json", modality="genomics"),
             scores_png=report(
-                f"{RES}/genomics/report/qc_scores.png",
+                f"{L('genomics_report')}/qc_scores.png",
                 caption="../report/qc_scores.rst",
                 category="Quality control",
             ),
             latent_png=report(
-                f"{RES}/genomics/report/qc_latent.png",
+                f"{L('genomics_report')}/qc_latent.png",
                 caption="../report/qc_latent.rst",
                 category="Quality control",
             ),
             grid_png=report(
-                f"{RES}/genomics/report/qc_profiles.png",
+                f"{L('genomics_report')}/qc_profiles.png",
                 caption="../report/qc_profiles.rst",
                 category="Quality control",
             ),
         log:
-            f"{LOGS}/genomics/qc.log",
+            L.log("genomics/qc"),
         benchmark:
-            f"{BENCH}/genomics/qc.tsv"
+            L.bench("genomics/qc")
         conda:
             "../../envs/torch.yaml"
         threads: 1
@@ -162,11 +151,11 @@ if GENOMICS_QC:
             mem_mb=per_attempt(2000),
             runtime=per_attempt(20),
         params:
-            subjects=GENOMICS_SUBJECTS,
+            subjects=list(PLAN.genomics_subjects),
             threshold=config["qc"]["threshold"],
             colour_by=config["qc"]["colour_by"],
             z_threshold=config["qc"]["genomics"]["z_threshold"],
             min_bins=config["qc"]["genomics"]["min_bins"],
-            truth=QC_TRUTH if DEMO and config["demo"]["outliers"] else None,
+            truth=PLAN.qc_truth,
         script:
             "../../scripts/genomics_qc.py"

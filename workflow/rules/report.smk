@@ -12,15 +12,15 @@ rule report_results:
     input:
         unpack(get_results_page_inputs),
     output:
-        landing=f"{RES}/report/landing.html",
+        landing=L("landing"),
         page=report(
-            f"{RES}/report/results.html",
+            L("results_page"),
             caption="../report/results.rst",
             category="Cohort summary",
             labels={"page": "results"},
         ),
     log:
-        f"{LOGS}/report/results.log",
+        L.log("report/results"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -34,20 +34,20 @@ rule report_results:
         "../../scripts/report_results.py"
 
 
-if TRAIN_IMAGING:
+if SEG.train:
 
     rule imaging_report_training:
         input:
-            metrics=f"{RES}/imaging/train/metrics.tsv",
+            metrics=L("imaging_train_metrics"),
         output:
             curves=report(
-                f"{RES}/imaging/report/training_curves.png",
+                f"{L('imaging_report')}/training_curves.png",
                 caption="../report/training_curves.rst",
                 category="Imaging",
                 labels={"figure": "training curves"},
             ),
         log:
-            f"{LOGS}/imaging/report_training.log",
+            L.log("imaging/report_training"),
         conda:
             "../../envs/report.yaml"
         threads: 1
@@ -62,27 +62,25 @@ if TRAIN_IMAGING:
 
 rule imaging_report:
     input:
-        sheet=SHEET,
-        table=f"{RES}/imaging/cohort.tsv",
-        segs=expand(
-            f"{RES}/imaging/infer/{{subject}}_seg.nii.gz", subject=IMAGING_SUBJECTS
-        ),
+        sheet=L("sheet"),
+        table=L("imaging_table"),
+        segs=L.each("imaging_seg", PLAN.imaging_subjects),
     output:
         dice=report(
-            f"{RES}/imaging/report/dice_boxplot.png",
+            f"{L('imaging_report')}/dice_boxplot.png",
             caption="../report/dice_boxplot.rst",
             category="Imaging",
             labels={"figure": "Dice box plot"},
         ),
         overlays=report(
-            directory(f"{RES}/imaging/report/overlays"),
+            directory(f"{L('imaging_report')}/overlays"),
             patterns=["{name}.png"],
             caption="../report/overlays.rst",
             category="Imaging",
             labels={"figure": "overlay {name}"},
         ),
     log:
-        f"{LOGS}/imaging/report.log",
+        L.log("imaging/report"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -90,27 +88,27 @@ rule imaging_report:
         mem_mb=per_attempt(2000),
         runtime=per_attempt(10),
     params:
-        subjects=IMAGING_SUBJECTS,
+        subjects=list(PLAN.imaging_subjects),
         labels=config["imaging"]["labels"],
         n=config["imaging"]["report_subjects"],
     script:
         "../../scripts/imaging_report.py"
 
 
-if TRAIN_GENOMICS:
+if SEQ.train:
 
     rule genomics_report_training:
         input:
-            metrics=f"{RES}/genomics/train/metrics.tsv",
+            metrics=L("genomics_train_metrics"),
         output:
             curves=report(
-                f"{RES}/genomics/report/genomics_training_curves.png",
+                f"{L('genomics_report')}/genomics_training_curves.png",
                 caption="../report/genomics_training_curves.rst",
                 category="Genomics",
                 labels={"figure": "training curves"},
             ),
         log:
-            f"{LOGS}/genomics/report_training.log",
+            L.log("genomics/report_training"),
         conda:
             "../../envs/report.yaml"
         threads: 1
@@ -121,20 +119,20 @@ if TRAIN_GENOMICS:
             "../../scripts/genomics_report_training.py"
 
 
-if GENOMICS_COMPARE:
+if len(SEQ.archs) > 1:
 
     rule genomics_report_compare:
         input:
-            compare=f"{RES}/genomics/train/compare.json",
+            compare=L("genomics_compare"),
         output:
             figure=report(
-                f"{RES}/genomics/report/genomics_arch_comparison.png",
+                f"{L('genomics_report')}/genomics_arch_comparison.png",
                 caption="../report/genomics_arch_comparison.rst",
                 category="Genomics",
                 labels={"figure": "architectures compared"},
             ),
         log:
-            f"{LOGS}/genomics/report_compare.log",
+            L.log("genomics/report_compare"),
         conda:
             "../../envs/report.yaml"
         threads: 1
@@ -145,21 +143,21 @@ if GENOMICS_COMPARE:
             "../../scripts/genomics_report_compare.py"
 
 
-if GENOMICS:
+if PLAN.genomics:
 
     rule genomics_report_variants:
         input:
-            variants=f"{RES}/genomics/infer/variant_scores.tsv",
-            truth=GENOMICS_TRUTH,
+            variants=L("genomics_variants"),
+            truth=PLAN.variant_truth or [],
         output:
             effects=report(
-                f"{RES}/genomics/report/variant_effects.png",
+                f"{L('genomics_report')}/variant_effects.png",
                 caption="../report/variant_effects.rst",
                 category="Genomics",
                 labels={"figure": "variant effects"},
             ),
         log:
-            f"{LOGS}/genomics/report_variants.log",
+            L.log("genomics/report_variants"),
         conda:
             "../../envs/report.yaml"
         threads: 1
@@ -174,9 +172,9 @@ rule summary:
     input:
         unpack(get_summary_inputs),
     output:
-        summary=f"{RES}/summary.json",
+        summary=L("summary"),
     log:
-        f"{LOGS}/summary.log",
+        L.log("summary"),
     conda:
         "../../envs/report.yaml"
     threads: 1
@@ -185,12 +183,13 @@ rule summary:
         runtime=per_attempt(5),
     params:
         cohort=COHORT,
-        benchmarks=BENCH,
+        benchmarks=L.benchmarks,
     script:
         "../../scripts/summary.py"
 
 
 localrules:
+    run_plan,
     cohort_sheet,
     imaging_stats,
     imaging_cohort,

@@ -16,41 +16,42 @@ GENOMICS_INTERPRET_FIGURES = {
 
 def get_report_figures():
     """Every report figure of this cohort (targets of `rule all`, so a plain run makes them)."""
-    out = [f"{RES}/report/landing.html", f"{RES}/report/results.html"]
-    if IMAGING:
-        out.append(f"{RES}/imaging/report/dice_boxplot.png")
-        if TRAIN_IMAGING:
-            out.append(f"{RES}/imaging/report/training_curves.png")
-    if CLASSIFY:
-        out += [f"{RES}/imaging/report/classify_{n}.png" for n in CLASSIFY_FIGURES]
-    if GENOMICS:
-        out.append(f"{RES}/genomics/report/variant_effects.png")
-        out += [f"{RES}/genomics/report/{n}.png" for n in GENOMICS_INTERPRET_FIGURES]
-        if TRAIN_GENOMICS:
-            out.append(f"{RES}/genomics/report/genomics_training_curves.png")
-        if GENOMICS_COMPARE:
-            out.append(f"{RES}/genomics/report/genomics_arch_comparison.png")
+    out = [L("landing"), L("results_page")]
+    img, gen = L("imaging_report"), L("genomics_report")
+    if PLAN.imaging:
+        out.append(f"{img}/dice_boxplot.png")
+        if SEG.train:
+            out.append(f"{img}/training_curves.png")
+    if CLS.enabled:
+        out += [f"{img}/classify_{n}.png" for n in CLASSIFY_FIGURES]
+    if PLAN.genomics:
+        out.append(f"{gen}/variant_effects.png")
+        out += [f"{gen}/{n}.png" for n in GENOMICS_INTERPRET_FIGURES]
+        if SEQ.train:
+            out.append(f"{gen}/genomics_training_curves.png")
+        if len(SEQ.archs) > 1:
+            out.append(f"{gen}/genomics_arch_comparison.png")
     return out
 
 
 def get_results_page_figures():
     """The results page's figures in page order: title, PNG (or folder of PNGs), caption."""
     figs = []
-    if IMAGING:
-        rep = f"{RES}/imaging/report"
+    if PLAN.imaging:
+        rep = L("imaging_report")
         figs.append(("Imaging: Dice per label and split", rep, "dice_boxplot"))
-        if TRAIN_IMAGING:
+        if SEG.train:
             figs.append(("Imaging: training curves", rep, "training_curves"))
         figs.append(("Imaging: overlays (first test subjects)", rep, "overlays"))
-    if CLASSIFY:
+    if CLS.enabled:
         for name, title in CLASSIFY_FIGURES.items():
             figs.append((f"Imaging classification: {title}", rep, f"classify_{name}"))
-    if GENOMICS:
-        rep = f"{RES}/genomics/report"
+    if PLAN.genomics:
+        rep = L("genomics_report")
         figs.append(("Genomics: variant effects", rep, "variant_effects"))
-        if TRAIN_GENOMICS:
+        if SEQ.train:
             figs.append(("Genomics: training curves", rep, "genomics_training_curves"))
-        if GENOMICS_COMPARE:
+        if len(SEQ.archs) > 1:
             figs.append(
                 ("Genomics: architectures compared", rep, "genomics_arch_comparison")
             )
@@ -71,16 +72,16 @@ def get_results_page_figures():
 def get_results_page_inputs(wildcards):
     figures = get_results_page_figures()
     out = {
-        "summary": f"{RES}/summary.json",
+        "summary": L("summary"),
         "figures": [f["path"] for f in figures],
         "captions": [f["caption"] for f in figures],
     }
-    if IMAGING:
-        out["imaging_table"] = f"{RES}/imaging/cohort.tsv"
-    if TRAIN_IMAGING:
-        out["imaging_metrics"] = f"{RES}/imaging/train/metrics.tsv"
-    if GENOMICS:
-        out["genomics_table"] = f"{RES}/genomics/infer/test_pearson.tsv"
-    if TRAIN_GENOMICS:
-        out["genomics_metrics"] = f"{RES}/genomics/train/metrics.tsv"
+    if PLAN.imaging:
+        out["imaging_table"] = L("imaging_table")
+    if SEG.train:
+        out["imaging_metrics"] = L("imaging_train_metrics")
+    if PLAN.genomics:
+        out["genomics_table"] = L("genomics_pearson")
+    if SEQ.train:
+        out["genomics_metrics"] = L("genomics_train_metrics")
     return out

@@ -5,13 +5,13 @@
 
 rule imaging_tile:
     input:
-        store=f"{RES}/imaging/normalise/{{subject}}.zarr",
+        store=L("imaging_store"),
     output:
-        centres=f"{RES}/imaging/tile/{{subject}}.tsv",
+        centres=L("imaging_tiles"),
     log:
-        f"{LOGS}/imaging/tile/{{subject}}.log",
+        L.log("imaging/tile/{subject}"),
     benchmark:
-        f"{BENCH}/imaging/tile/{{subject}}.tsv"
+        L.bench("imaging/tile/{subject}")
     conda:
         "../../envs/imaging.yaml"
     threads: 1
@@ -26,21 +26,19 @@ rule imaging_tile:
         "../../scripts/imaging_tile.py"
 
 
-if GENOMICS:
+if PLAN.genomics:
 
     rule genomics_tile:
         input:
             fasta=get_reference,
-            coverage=expand(
-                f"{RES}/genomics/coverage/{{subject}}.h5", subject=GENOMICS_SUBJECTS
-            ),
+            coverage=L.each("genomics_coverage", PLAN.genomics_subjects),
         output:
-            windows=f"{RES}/genomics/tile/windows.h5",
-            table=f"{RES}/genomics/tile/windows.tsv",
+            windows=L("genomics_windows"),
+            table=L("genomics_window_table"),
         log:
-            f"{LOGS}/genomics/tile.log",
+            L.log("genomics/tile"),
         benchmark:
-            f"{BENCH}/genomics/tile.tsv"
+            L.bench("genomics/tile")
         conda:
             "../../envs/genomics.yaml"
         threads: 1
@@ -49,7 +47,7 @@ if GENOMICS:
             mem_mb=per_attempt(4000),
             runtime=per_attempt(60),
         params:
-            subjects=GENOMICS_SUBJECTS,
+            subjects=list(PLAN.genomics_subjects),
             window=config["genomics"]["window"],
             stride=config["genomics"]["stride"],
             max_n_fraction=config["genomics"]["max_n_fraction"],

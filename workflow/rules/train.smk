@@ -3,75 +3,67 @@
 # Checkpoints live beside the metrics (not declared as outputs), so a rerun resumes.
 
 
-if TRAIN_IMAGING:
+if SEG.train:
 
     rule imaging_train:
         input:
-            sheet=SHEET,
+            sheet=L("sheet"),
             samples=get_sample_sheet,
             stats=get_imaging_stats,
-            stores=expand(
-                f"{RES}/imaging/normalise/{{subject}}.zarr",
-                subject=IMAGING_FIT_SUBJECTS,
-            ),
-            tiles=expand(
-                f"{RES}/imaging/tile/{{subject}}.tsv", subject=IMAGING_FIT_SUBJECTS
-            ),
+            stores=L.each("imaging_store", SEG.fit_subjects),
+            tiles=L.each("imaging_tiles", SEG.fit_subjects),
             qc=qc_exclusion("imaging"),
         output:
-            bundle=bundle_outputs(IMAGING_BUNDLE),
-            metrics=f"{RES}/imaging/train/metrics.tsv",
+            bundle=bundle_outputs(SEG.bundle),
+            metrics=L("imaging_train_metrics"),
         log:
-            f"{LOGS}/imaging/train.log",
+            L.log("imaging/train"),
         benchmark:
-            f"{BENCH}/imaging/train.tsv"
+            L.bench("imaging/train")
         conda:
             "../../envs/torch.yaml"
         threads: 2
         resources:
             mem_mb=per_attempt(8000),
             runtime=per_attempt(240),
-            gpu=config["imaging"]["train"]["gpus"],
+            gpu=SEG.gpus,
         params:
-            subjects=IMAGING_FIT_SUBJECTS,
+            subjects=list(SEG.fit_subjects),
             cfg=config["imaging"],
             seed=config["seed"],
             cohort=COHORT,
-            workdir=f"{RES}/imaging/train/checkpoints",
+            workdir=L("imaging_checkpoints"),
         script:
             "../../scripts/imaging_train.py"
 
 
-if TRAIN_CLASSIFY:
+if CLS.train:
 
     rule imaging_classify_train:
         input:
-            sheet=SHEET,
-            stores=expand(
-                f"{RES}/imaging/normalise/{{subject}}.zarr",
-                subject=CLASSIFY_FIT_SUBJECTS,
-            ),
+            sheet=L("sheet"),
+            stores=L.each("imaging_store", CLS.fit_subjects),
             seg_probs=get_classify_fit_seg_probs,
             qc=qc_exclusion("imaging"),
         output:
-            weights=f"{RES}/imaging/classify/fold{{fold}}/weights.safetensors",
-            fold=f"{RES}/imaging/classify/fold{{fold}}/fold.json",
-            oof=f"{RES}/imaging/classify/fold{{fold}}/oof.tsv",
-            metrics=f"{RES}/imaging/classify/fold{{fold}}/metrics.tsv",
+            weights=L("classify_weights"),
+            fold=L("classify_fold"),
+            oof=L("classify_oof"),
+            metrics=L("classify_fold_metrics"),
         log:
-            f"{LOGS}/imaging/classify/train_fold{{fold}}.log",
+            L.log("imaging/classify/train_fold{fold}"),
         benchmark:
-            f"{BENCH}/imaging/classify_train/fold{{fold}}.tsv"
+            L.bench("imaging/classify_train/fold{fold}")
         conda:
             "../../envs/torch.yaml"
         threads: 1
         resources:
             mem_mb=per_attempt(4000),
             runtime=per_attempt(120),
-            gpu=CLASSIFY_CFG["train"]["gpus"],
+            gpu=CLS.gpus,
         params:
-            subjects=CLASSIFY_FIT_SUBJECTS,
-            cfg=CLASSIFY_CFG,
+            subjects=list(CLS.fit_subjects),
+            cfg=config["imaging"]["classify"],
             labels=config["imaging"]["labels"],
             seed=config["seed"],
         script:
@@ -79,19 +71,14 @@ if TRAIN_CLASSIFY:
 
     rule imaging_classify_bundle:
         input:
-            folds=expand(
-                f"{RES}/imaging/classify/fold{{fold}}/fold.json", fold=CLASSIFY_FOLDS
-            ),
-            weights=expand(
-                f"{RES}/imaging/classify/fold{{fold}}/weights.safetensors",
-                fold=CLASSIFY_FOLDS,
-            ),
+            folds=[L("classify_fold", fold=k) for k in CLS.folds],
+            weights=[L("classify_weights", fold=k) for k in CLS.folds],
             stats=get_imaging_stats,
             samples=get_sample_sheet,
         output:
-            bundle=bundle_outputs(CLASSIFY_BUNDLE),
+            bundle=bundle_outputs(CLS.bundle),
         log:
-            f"{LOGS}/imaging/classify/bundle.log",
+            L.log("imaging/classify/bundle"),
         conda:
             "../../envs/torch.yaml"
         threads: 1
@@ -99,38 +86,40 @@ if TRAIN_CLASSIFY:
             mem_mb=per_attempt(2000),
             runtime=per_attempt(10),
         params:
-            cfg=CLASSIFY_CFG,
-            plan=get_imaging_plan(),
+            cfg=config["imaging"]["classify"],
+            plan=PLAN.imaging_preprocessing,
             seed=config["seed"],
             cohort=COHORT,
         script:
             "../../scripts/imaging_classify_bundle.py"
 
 
-if TRAIN_GENOMICS and not GENOMICS_COMPARE:
+if SEQ.train:
 
+    # one job into the cohort's bundle, or (genomics.model.compare) one per architecture into a
+    # candidate bundle, the best of which genomics_select copies to the cohort's bundle
     rule genomics_train:
         input:
-            windows=f"{RES}/genomics/tile/windows.h5",
-            sheet=SHEET,
+            windows=L("genomics_windows"),
+            sheet=L("sheet"),
             qc=qc_exclusion("genomics"),
         output:
-            bundle=bundle_files(GENOMICS_BUNDLE),
-            metrics=f"{RES}/genomics/train/metrics.tsv",
+            bundle=bundle_files(SEQ_TRAIN["bundle"]),
+            metrics=SEQ_TRAIN["metrics"],
         log:
-            f"{LOGS}/genomics/train.log",
+            L.log(SEQ_TRAIN["step"]),
         benchmark:
-            f"{BENCH}/genomics/train.tsv"
+            L.bench(SEQ_TRAIN["step"])
         conda:
             "../../envs/torch.yaml"
         threads: 2
         resources:
             mem_mb=per_attempt(8000),
             runtime=per_attempt(240),
-            gpu=config["genomics"]["train"]["gpus"],
+            gpu=SEQ.gpus,
         params:
-            arch=GENOMICS_ARCHS[0],
-            workdir=f"{RES}/genomics/train/checkpoints",
+            arch=SEQ_TRAIN["arch"],
+            workdir=SEQ_TRAIN["workdir"],
             model=config["genomics"]["model"],
             train=config["genomics"]["train"],
             augment_shift=config["genomics"]["augment_shift"],
@@ -141,61 +130,27 @@ if TRAIN_GENOMICS and not GENOMICS_COMPARE:
             "../../scripts/genomics_train.py"
 
 
-if TRAIN_GENOMICS and GENOMICS_COMPARE:
-
-    # genomics.model.compare: one job per architecture, each into its own candidate bundle
-    rule genomics_train:
-        input:
-            windows=f"{RES}/genomics/tile/windows.h5",
-            sheet=SHEET,
-            qc=qc_exclusion("genomics"),
-        output:
-            bundle=bundle_files(f"{GENOMICS_CANDIDATES}/{{arch}}/bundle"),
-            metrics=f"{GENOMICS_CANDIDATES}/{{arch}}/metrics.tsv",
-        log:
-            f"{LOGS}/genomics/train/{{arch}}.log",
-        benchmark:
-            f"{BENCH}/genomics/train/{{arch}}.tsv"
-        conda:
-            "../../envs/torch.yaml"
-        threads: 2
-        resources:
-            mem_mb=per_attempt(8000),
-            runtime=per_attempt(240),
-            gpu=config["genomics"]["train"]["gpus"],
-        params:
-            arch="{arch}",
-            workdir=f"{GENOMICS_CANDIDATES}/{{arch}}/checkpoints",
-            model=config["genomics"]["model"],
-            train=config["genomics"]["train"],
-            augment_shift=config["genomics"]["augment_shift"],
-            seed=config["seed"],
-            cohort=COHORT,
-            cfg=config["genomics"],
-        script:
-            "../../scripts/genomics_train.py"
+if SEQ.train and len(SEQ.archs) > 1:
 
     # the best candidate on validation becomes the cohort's bundle
     rule genomics_select:
         input:
-            bundles=expand(
-                f"{GENOMICS_CANDIDATES}/{{arch}}/bundle/bundle.json",
-                arch=GENOMICS_ARCHS,
-            ),
-            weights=expand(
-                f"{GENOMICS_CANDIDATES}/{{arch}}/bundle/weights.safetensors",
-                arch=GENOMICS_ARCHS,
-            ),
-            metrics=expand(
-                f"{GENOMICS_CANDIDATES}/{{arch}}/metrics.tsv", arch=GENOMICS_ARCHS
-            ),
+            bundles=[
+                f"{L('genomics_candidate_bundle', arch=a)}/bundle.json"
+                for a in SEQ.archs
+            ],
+            weights=[
+                f"{L('genomics_candidate_bundle', arch=a)}/weights.safetensors"
+                for a in SEQ.archs
+            ],
+            metrics=[L("genomics_candidate_metrics", arch=a) for a in SEQ.archs],
         output:
-            bundle=bundle_files(GENOMICS_BUNDLE),
-            metrics=f"{RES}/genomics/train/metrics.tsv",
-            compare=f"{RES}/genomics/train/compare.json",
-            table=f"{RES}/genomics/train/compare.tsv",
+            bundle=bundle_files(SEQ.bundle),
+            metrics=L("genomics_train_metrics"),
+            compare=L("genomics_compare"),
+            table=L("genomics_compare_table"),
         log:
-            f"{LOGS}/genomics/select.log",
+            L.log("genomics/select"),
         conda:
             "../../envs/torch.yaml"
         threads: 1
@@ -203,6 +158,6 @@ if TRAIN_GENOMICS and GENOMICS_COMPARE:
             mem_mb=per_attempt(1000),
             runtime=per_attempt(10),
         params:
-            archs=GENOMICS_ARCHS,
+            archs=list(SEQ.archs),
         script:
             "../../scripts/genomics_select.py"

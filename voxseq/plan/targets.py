@@ -1,0 +1,87 @@
+"""The files a run must make, read off the plan: final targets, the summary's inputs, the demo's
+outputs, and the sequence model's training jobs. The rules' input functions return these."""
+
+from __future__ import annotations
+
+from voxseq.plan.model import RunPlan
+
+QC_FIGURES = {"imaging": "qc_reconstructions.png", "genomics": "qc_profiles.png"}
+
+
+def qc_outputs(plan: RunPlan) -> list[str]:
+    """The QC tables and figures of every modality with QC on (final targets)."""
+    L = plan.layout
+    out = []
+    for modality in ("imaging", "genomics"):
+        if plan.task(f"{modality}_qc").enabled:
+            out.append(L("qc_json", modality=modality))
+            out.append(f"{L(f'{modality}_report')}/{QC_FIGURES[modality]}")
+    return out
+
+
+def final_outputs(plan: RunPlan) -> list[str]:
+    """What ``rule all`` asks for besides the report figures."""
+    L = plan.layout
+    out = [L("summary"), L("plan")]
+    if plan.imaging:
+        out.append(L("imaging_table"))
+    if plan.genomics:
+        out.append(L("genomics_cohort"))
+    return out + qc_outputs(plan)
+
+
+def summary_inputs(plan: RunPlan) -> dict[str, str]:
+    """The summary rule's inputs, by the name its script reads them under."""
+    L = plan.layout
+    out = {}
+    if plan.imaging:
+        out["imaging"] = L("imaging_cohort")
+        out["imaging_report"] = f"{L('imaging_report')}/dice_boxplot.png"
+        if plan.task("segmentation").train:
+            out["imaging_curves"] = f"{L('imaging_report')}/training_curves.png"
+    if plan.genomics:
+        out["genomics"] = L("genomics_cohort")
+        out["genomics_motifs"] = L("genomics_motifs")
+    if len(plan.task("sequence_model").archs) > 1:  # the architectures side by side
+        out["genomics_compare"] = L("genomics_compare")
+        out["genomics_compare_figure"] = f"{L('genomics_report')}/genomics_arch_comparison.png"
+    for modality in ("imaging", "genomics"):
+        if plan.task(f"{modality}_qc").enabled:
+            out[f"{modality}_qc"] = L("qc_json", modality=modality)
+    return out
+
+
+def demo_outputs(plan: RunPlan) -> list[str]:
+    """Every file the demo writes besides its sheet; indexes too, as Snakemake touches declared
+    outputs, which would leave them older than the files they index."""
+    L, demo = plan.layout, plan.config["demo"]
+    files = [L("demo_reference"), L("demo_variant_truth")] if demo["genomics"] else []
+    if plan.qc_truth:
+        files.append(plan.qc_truth)
+    for row in plan.subjects.values():
+        files += [row[c] for c in ("image", *plan.channel_columns, "label", "bam", "vcf") if row[c]]
+        files += [row["bam"] + ".bai"] if row["bam"] else []
+        files += [row["vcf"] + ".tbi"] if row["vcf"] else []
+    return files
+
+
+def sequence_training(plan: RunPlan) -> dict[str, str | None]:
+    """The sequence model's training job(s): one into the cohort's bundle, or (with several
+    architectures, ``genomics.model.compare``) one per architecture into a candidate bundle, the
+    best of which ``genomics_select`` copies to the cohort's bundle."""
+    L, seq = plan.layout, plan.task("sequence_model")
+    if len(seq.archs) > 1:
+        return {
+            "bundle": L("genomics_candidate_bundle"),
+            "metrics": L("genomics_candidate_metrics"),
+            "workdir": L("genomics_candidate_checkpoints"),
+            "step": "genomics/train/{arch}",
+            "arch": "{arch}",
+        }
+    return {
+        "bundle": seq.bundle,
+        "metrics": L("genomics_train_metrics"),
+        "workdir": L("genomics_checkpoints"),
+        "step": "genomics/train",
+        "arch": seq.archs[0] if seq.archs else None,
+    }
