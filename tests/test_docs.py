@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from voxseq import VoxseqError
 from voxseq.io import sheet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,6 +198,31 @@ def test_github_anchor():
     assert github_anchor("Reruns and `resume`") == "reruns-and-resume"
     assert github_anchor("Several GPUs (`gpu=N`)") == "several-gpus-gpun"
     assert github_anchor("imaging/qc/qc.tsv") == "imagingqcqctsv"
+
+
+def test_make_images_copies_every_stage_figure(tmp_path):
+    make = _load_script("make_images")
+    results, out = tmp_path / "results", tmp_path / "images"
+    for name, (pattern, _) in make.FIGURES.items():
+        src = results / pattern.replace("*", "s001")
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_bytes(name.encode())
+    written = make.copy_figures(results, out)
+    assert sorted(p.name for p in written) == sorted(make.FIGURES)
+    assert (out / "overlay.png").read_bytes() == b"overlay.png"
+    (results / "genomics/report/motif_logos.png").unlink()
+    (results / "imaging/report/overlays/s001.png").unlink()
+    with pytest.raises(VoxseqError, match="motif_logos.png: not found") as err:
+        make.copy_figures(results, tmp_path / "again")
+    assert "overlays/*.png" in str(err.value)
+    assert not (tmp_path / "again").exists() or not any((tmp_path / "again").iterdir())
+
+
+def test_docs_show_every_generated_image():
+    make = _load_script("make_images")
+    shown = "".join(p.read_text() for p in doc_files())
+    for name in [*make.FIGURES, make.RESULTS_PAGE, make.RULEGRAPH]:
+        assert f"images/{name})" in shown, name
 
 
 # ---------------------------------------------------------------------------------------------
