@@ -1,9 +1,10 @@
-"""Bad-input catalogue (issue 6): each failure names the subject (where there is one), the file
+"""Bad-input catalogue: each failure names the subject (where there is one), the file
 and the problem, and leaves no output of the failing step at its final path.
 
-* Sheet and config problems: a dry run (``snakemake -n``) fails while the DAG is built, before
-  any job, with nothing under ``results/``. The dry runs of every case are forked from one
-  helper process that has paid Snakemake's and voxseq's imports once, two at a time.
+* Sheet and config problems: the run plan (:func:`voxseq.plan.build_plan`, which the workflow
+  builds while it parses, before any job) refuses them, with nothing under ``results/``; a few
+  cases also run as ``snakemake -n`` (``END_TO_END``), forked from one helper process that has
+  paid Snakemake's and voxseq's imports once, two at a time.
   ``test_sheet_config.py`` checks the same sheet problems at the ``read_sheet`` level, a missing
   image and an unknown top-level key as dry runs; their neighbours here are a missing label and
   an unknown key inside ``imaging``. Snakemake's schema validation names the key, not the
@@ -34,7 +35,7 @@ import numpy as np
 import pysam
 import pytest
 import yaml
-from conftest import REPO, affine_for, run_snakemake, write_nifti
+from conftest import REPO, affine_for, load_config, run_snakemake, write_nifti
 from test_genomics_ingest import random_contigs, write_alignments, write_fasta, write_vcf
 
 from voxseq import VoxseqError
@@ -47,6 +48,7 @@ from voxseq.imaging.patches import write_centres
 from voxseq.imaging.store import write_store
 from voxseq.imaging.train import check_patch_fits, train_imaging
 from voxseq.io.sheet import read_sheet, write_sheet
+from voxseq.plan import build_plan
 
 TINY = REPO / "tests/config/tiny.yaml"
 
@@ -174,13 +176,64 @@ ACCEPTED_CASES = [
     DryCase("baseline", []),
     DryCase("sheet-with-byte-order-mark", [], "\ufeffsubject\timage\na\tIMG\n"),  # Excel
 ]
+# These also run through ``snakemake -n`` (the rest are checked on voxseq.plan.build_plan, which
+# the workflow calls once while it parses): one sheet problem, one schema problem, the shell
+# metacharacters in ids, and the accepted sheets.
+END_TO_END = {"sheet-duplicate-ids", "config-unknown-key-in-imaging", "sheet-id-shell-dollar",
+              "baseline", "sheet-with-byte-order-mark"}
 
-# Each case is run by forking this process (imports paid once); output goes to the case's log.
+
+def _tiny_config() -> dict:
+    return yaml.safe_load(TINY.read_text())
+
+
+def _case_files(root: Path, case: DryCase) -> tuple[Path, Path, dict, list[str]]:
+    """The case's folder, sheet and config (tiny.yaml over the default config, demo off)."""
+    d = root / case.id
+    (d / "sheets" / "data").mkdir(parents=True)
+    (d / "sheets" / "data" / "img.nii.gz").write_bytes(b"x")  # only its existence is read
+    sheet = d / "sheets" / "samples.tsv"
+    sheet.write_text(case.sheet.replace("IMG", "data/img.nii.gz"))
+    cfg = _tiny_config()
+    cfg["demo"]["enabled"] = False
+    cfg["samples"] = str(sheet)
+    if case.config:
+        case.config(cfg)
+    if case.extra:
+        case.extra(d)
+    (d / "run").mkdir()
+    return d, sheet, cfg, [e.format(sheet=sheet, d=d) for e in case.expected]
+
+
+@pytest.mark.parametrize("case", DRY_CASES, ids=[c.id for c in DRY_CASES])
+def test_sheet_and_config_problems_stop_the_plan(case, tmp_path):
+    """The plan (built while the workflow parses, before any job) refuses the case."""
+    d, _, cfg, expected = _case_files(tmp_path, case)
+    with pytest.raises(VoxseqError) as err:
+        build_plan(load_config(cfg), d / "run")
+    assert_names(str(err.value), *expected)
+    assert not (d / "run" / "results").exists()
+    if "shell" in case.tags:
+        assert not list(d.rglob("pwned"))
+
+
+@pytest.mark.parametrize("case", ACCEPTED_CASES, ids=[c.id for c in ACCEPTED_CASES])
+def test_accepted_sheets_give_a_plan(case, tmp_path):
+    """The image path is relative to the sheet's folder, not to the working directory."""
+    d, _, cfg, _ = _case_files(tmp_path, case)
+    plan = build_plan(load_config(cfg), d / "run")
+    assert plan.imaging_subjects == ("a",)
+    assert plan.subjects["a"]["image"] == str(d / "sheets" / "data" / "img.nii.gz")
+
+
+# Each end-to-end case is run by forking this process (imports paid once); output goes to the
+# case's log.
 _DRIVER = r"""
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
 import snakemake.cli
 import voxseq.bundle, voxseq.config, voxseq.demo.cohort, voxseq.io.sheet  # common.smk's imports
+import voxseq.plan
 import smart_open, snakemake.parser, snakemake.workflow  # imported lazily by every run
 snakemake.cli.get_argument_parser()  # loads the plugin registries
 
@@ -215,33 +268,17 @@ print(json.dumps(codes))
 """
 
 
-def _tiny_config() -> dict:
-    return yaml.safe_load(TINY.read_text())
-
-
 @pytest.fixture(scope="module")
 def dry_runs(tmp_path_factory) -> dict[str, tuple[int, str, Path, list[str]]]:
     """case id -> (exit status, Snakemake's output, working directory, expected parts)."""
     root = tmp_path_factory.mktemp("dry")
     argvs, info = {}, {}
-    for case in [*DRY_CASES, *ACCEPTED_CASES]:
-        d = root / case.id
-        (d / "sheets" / "data").mkdir(parents=True)
-        (d / "sheets" / "data" / "img.nii.gz").write_bytes(b"x")  # only its existence is read
-        sheet = d / "sheets" / "samples.tsv"
-        sheet.write_text(case.sheet.replace("IMG", "data/img.nii.gz"))
-        cfg = _tiny_config()
-        cfg["demo"]["enabled"] = False
-        cfg["samples"] = str(sheet)
-        if case.config:
-            case.config(cfg)
+    for case in [c for c in [*DRY_CASES, *ACCEPTED_CASES] if c.id in END_TO_END]:
+        d, _, cfg, expected = _case_files(root, case)
         (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-        if case.extra:
-            case.extra(d)
         work, log = d / "run", d / "snakemake.log"
         argvs[case.id] = (["-s", str(REPO / "Snakefile"), "--directory", str(work),
                            "--configfile", str(d / "config.yaml"), "-n"], str(log))
-        expected = [e.format(sheet=sheet, d=d) for e in case.expected]
         info[case.id] = (work, log, expected)
     res = subprocess.run([sys.executable, "-c", _DRIVER, str(REPO)], input=json.dumps(argvs),
                          capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -250,7 +287,8 @@ def dry_runs(tmp_path_factory) -> dict[str, tuple[int, str, Path, list[str]]]:
     return {k: (codes[k], log.read_text(), work, exp) for k, (work, log, exp) in info.items()}
 
 
-@pytest.mark.parametrize("case", DRY_CASES, ids=[c.id for c in DRY_CASES])
+@pytest.mark.parametrize("case", [c for c in DRY_CASES if c.id in END_TO_END],
+                         ids=[c.id for c in DRY_CASES if c.id in END_TO_END])
 def test_sheet_and_config_problems_stop_the_dry_run(case, dry_runs):
     code, out, work, expected = dry_runs[case.id]
     assert code == 1, out[-3000:]
@@ -328,6 +366,12 @@ def _non_finite(values):
     return build
 
 
+def _single_slice(tmp):
+    data = np.random.default_rng(0).normal(100.0, 10.0, (30, 32, 1)).astype(np.float32)
+    img = write_nifti(tmp / "img.nii.gz", data, np.diag([1.0, 1.0, 5.0, 1.0]))
+    return img, None, img, "shape (30, 32, 1) has 1 voxel(s) along axis 2"
+
+
 def _singular(tmp):
     affine = np.diag([2.0, 2.0, 3.0, 1.0])
     affine[2, :3] = affine[1, :3]  # two axes point the same way
@@ -375,6 +419,7 @@ NIFTI_CASES = {
     "nifti-5d": _dims((12, 10, 8, 1, 2), "holds 2 volume(s), but the cohort has 1 channels"),
     "nifti-two-extra-dimensions": _dims((12, 10, 8, 2, 3), "has 2 dimensions of length > 1 "
                                         "beyond the third"),
+    "nifti-single-slice": _single_slice,
     "nifti-nan-voxel": _non_finite([np.nan]),
     "nifti-inf-voxels": _non_finite([np.inf, -np.inf]),
     "nifti-singular-affine": _singular,

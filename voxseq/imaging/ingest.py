@@ -61,6 +61,32 @@ def check_label(image: Volume, label: Volume, subject: str, path: str, n_labels:
     return data.astype(np.uint8, copy=False)
 
 
+#: Voxels an image needs along every axis: a 3D volume, not a slice (a network's patch, the
+#: sliding window and the resampling all work in three dimensions).
+MIN_EXTENT = 2
+
+
+def check_extent(
+    subject: str, what: str, path: str, shape: tuple[int, ...], min_voxels: int = MIN_EXTENT
+) -> None:
+    """Refuse an image with fewer than ``min_voxels`` voxels along an axis (e.g. one slice).
+
+    Raises
+    ------
+    VoxseqError
+        Naming the subject, the file, its shape and the axes that are too short.
+    """
+    short = [i for i, n in enumerate(shape[:3]) if n < min_voxels]
+    if short:
+        raise VoxseqError(
+            f"subject {subject}: {what} {path}: shape {tuple(int(n) for n in shape)} has "
+            f"{', '.join(str(shape[i]) for i in short)} voxel(s) along axis "
+            f"{', '.join(map(str, short))}; an image must be a 3D volume with at least "
+            f"{min_voxels} voxels along every axis (a single slice cannot be tiled or segmented "
+            "with the cohort's 3D model). Give the full volume, or leave the subject out"
+        )
+
+
 def _warn(record: list[str], messages: list[str]) -> None:
     """Log each message as a warning (the rule's log) and keep it for the subject's JSON."""
     for message in messages:
@@ -205,7 +231,8 @@ def ingest_subject(
     ------
     VoxseqError
         Naming the subject, the file and the problem: an unreadable or invalid volume (see
-        :func:`voxseq.io.nifti.load_nifti`), a constant-intensity image (nothing to learn from;
+        :func:`voxseq.io.nifti.load_nifti`), an image with fewer than ``MIN_EXTENT`` voxels
+        along an axis (:func:`check_extent`), a constant-intensity image (nothing to learn from;
         z-score normalisation would divide by zero), a label that does not fit the image, or
         channels that do not match the cohort's (count, grid). Nothing is written then.
     """
@@ -223,6 +250,9 @@ def ingest_subject(
     meta: dict = {}
     for k, ch in enumerate(plan):
         image = load_channel(subject, ch, first, channel_grid, max_voxels)
+        if k == 0:
+            what = ch["column"] if ch["volume"] is None else f"{ch['column']} volume {ch['volume']}"
+            check_extent(subject, what, ch["path"], image.original_shape)
         _warn(warnings, image.warnings)
         d = image.data
         lo, hi = float(d.min()), float(d.max())
