@@ -128,3 +128,39 @@ def test_association_plots(tmp_path):
                             tmp_path / "m.png", tmp_path / "q.png")
     assert lam == pytest.approx(lambda_gc(p))
     assert (tmp_path / "m.png").stat().st_size > 5000 and (tmp_path / "q.png").stat().st_size > 5000
+
+
+def test_association_cohort_end_to_end(tmp_path):
+    from voxseq.genetics.cohort import association_cohort
+    from voxseq.genetics.genotypes import Genotypes
+    from voxseq.genetics.plink import write_bed
+    from voxseq.io.atomic import read_tsv, write_tsv
+
+    rng = np.random.default_rng(7)
+    n, m = 300, 400
+    g = _genotypes(rng, m, n)
+    samples = [f"s{i}" for i in range(n)]
+    geno = Genotypes(samples, np.array(["1"] * m, dtype=object), np.arange(m) * 10 + 1,
+                     np.array(["A"] * m, dtype=object), np.array(["G"] * m, dtype=object), g)
+    write_bed(tmp_path / "g", geno)
+    sex = rng.choice(["M", "F"], n)
+    lesion = 50 + 30 * g[42] + 5 * (sex == "M") + rng.normal(0, 5, n)
+    rows = [{"subject": s, "sex": sex[i], "age": f"{rng.uniform(20, 80):.1f}",
+             "lesion_burden_mm3": f"{lesion[i]:.3f}" if i % 10 else ""}
+            for i, s in enumerate(samples[:-5])]  # 5 genotyped subjects without a row
+    write_tsv(tmp_path / "subjects.tsv", rows, ["subject", "sex", "age", "lesion_burden_mm3"])
+    out = tmp_path / "assoc"
+    summary = association_cohort(str(tmp_path / "g"), str(tmp_path / "subjects.tsv"),
+                                 ["lesion_burden_mm3"], ["age", "sex"], str(out), n_pcs=2,
+                                 pcs_min_samples=200, pcs_min_variants=100)
+    assert summary["association_subjects"] == n - 5 and summary["association_pcs"] == 2
+    assert summary["association_covariates"] == ["age", "sex=M", "PC1", "PC2"]
+    top = summary["association_phenotypes"]["lesion_burden_mm3"]
+    assert top["top_variant"] == "1:421:A:G" and top["hits"] >= 1 and top["top_beta"] > 0
+    table = read_tsv(out / "lesion_burden_mm3.glm.linear")
+    assert len(table) == m and table[42]["OBS_CT"] == str(len([r for r in rows
+                                                               if r["lesion_burden_mm3"]]))
+    assert (out / "lesion_burden_mm3_qq.png").is_file()
+    assert association_cohort(str(tmp_path / "g"), str(tmp_path / "subjects.tsv"),
+                              ["lesion_burden_mm3"], ["age"], str(out), n_pcs=2,
+                              pcs_min_samples=1000)["association_pcs"] == 0

@@ -139,3 +139,19 @@ def test_bed_rejects_wrong_size(tmp_path):
                                     "e e 0 0 0 -9\n")
     with pytest.raises(VoxseqError, match="not a variant-major .bed for 1 variants x 5"):
         read_bed(tmp_path / "x")
+
+
+def test_genotype_cohort_writes_passing_variants(tmp_path, subject_vcfs):
+    from voxseq.genetics.cohort import genotype_cohort
+
+    summary = genotype_cohort(str(tmp_path / "g"), str(tmp_path / "qc.tsv"), vcfs=subject_vcfs,
+                              absent_as_ref=True,
+                              qc={"min_mac": 1, "min_maf": 0.0, "min_call_rate": 0.5,
+                                  "min_sample_call_rate": 0.0})
+    # chr1:250 is REF in a (absent) and missing in b: monomorphic, MAC 0
+    assert summary["genotype_variants"] == 3 and summary["genotype_variants_pass"] == 2
+    assert summary["genotype_skipped"]["not_snv"] == 1
+    back = read_bed(tmp_path / "g")
+    assert back.samples == ["a", "b"] and list(back.pos) == [100, 200]
+    with pytest.raises(VoxseqError, match="neither per-subject VCFs nor a cohort VCF"):
+        genotype_cohort(str(tmp_path / "h"), str(tmp_path / "qc2.tsv"))

@@ -29,6 +29,7 @@ from scipy.linalg import blas
 
 log = logging.getLogger(__name__)
 
+GENOME_WIDE = 5e-8  # the conventional genome-wide significance level
 ERR_SAMPLE_CT = "SAMPLE_CT<=PREDICTOR_CT"
 ERR_CONST = "CONST_OMITTED_ALLELE"  # biallelic: either allele fixed
 ERR_CORR = "CORR_TOO_HIGH"

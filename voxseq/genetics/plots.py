@@ -7,9 +7,8 @@ import os
 import numpy as np
 
 from voxseq.figures import pyplot, save_figure
-from voxseq.genetics.association import lambda_gc
+from voxseq.genetics.association import GENOME_WIDE, lambda_gc
 
-GENOME_WIDE = 5e-8
 CHROM_COLOURS = ("#1f4e79", "#6b9bd1")
 
 

@@ -1,0 +1,118 @@
+"""Cohort entry points for the rules: genotypes + QC -> PLINK 1 files; subject table +
+genotypes -> association tables, figures and a summary."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from voxseq import VoxseqError
+from voxseq.genetics.association import (
+    GENOME_WIDE,
+    covariate_matrix,
+    genotype_pcs,
+    glm_linear,
+    use_pcs,
+    write_glm,
+)
+from voxseq.genetics.genotypes import (
+    read_cohort_vcf,
+    read_subject_vcfs,
+    variant_qc,
+    write_qc_report,
+)
+from voxseq.genetics.plink import read_bed, write_bed
+from voxseq.genetics.subjects import phenotype_matrix
+from voxseq.io.atomic import read_tsv, write_json
+
+log = logging.getLogger(__name__)
+
+
+def genotype_cohort(out_prefix: str, out_qc: str, vcfs: Mapping[str, str] | None = None,
+                    cohort_vcf: str | None = None, samples: Sequence[str] | None = None,
+                    absent_as_ref: bool = False, qc: Mapping[str, float] | None = None) -> dict:
+    """Read the cohort's genotypes, run variant and sample QC, write the passing variants and
+    samples as ``<out_prefix>.bed/.bim/.fam`` and the QC report ``out_qc`` (+ ``.samples.tsv``).
+
+    ``qc``: keyword arguments of :func:`voxseq.genetics.genotypes.variant_qc`. Returns counts.
+    """
+    if vcfs:
+        geno = read_subject_vcfs(vcfs, absent_as_ref)
+    elif cohort_vcf:
+        geno = read_cohort_vcf(cohort_vcf, samples)
+    else:
+        raise VoxseqError("genotypes: neither per-subject VCFs nor a cohort VCF given")
+    keep_v, keep_s, rows, srows = variant_qc(geno, **(qc or {}))
+    write_qc_report(out_qc, rows, srows, geno.skipped)
+    write_bed(out_prefix, geno.subset(keep_v, keep_s))
+    return {"genotype_variants": len(rows), "genotype_variants_pass": int(keep_v.sum()),
+            "genotype_samples": len(srows), "genotype_samples_pass": int(keep_s.sum()),
+            "genotype_skipped": dict(geno.skipped)}
+
+
+def association_cohort(bfile: str, subjects_tsv: str, phenotypes: Sequence[str],
+                       covariates: Sequence[str], out_dir: str, n_pcs: int = 0,
+                       pcs_min_samples: int = 200, pcs_min_variants: int = 1000,
+                       seed: int = 0) -> dict:
+    """Every phenotype column of ``subjects.tsv`` against every variant of ``bfile``.
+
+    Writes ``<out_dir>/<phenotype>.glm.linear`` (plink2's layout), ``<phenotype>_manhattan.png``,
+    ``<phenotype>_qq.png`` and ``association.json``. Covariates: the named subject-table columns
+    (numeric when every present value is a number, else categorical as k-1 dummies), plus the
+    first ``n_pcs`` genotype PCs when :func:`voxseq.genetics.association.use_pcs` allows it.
+    Subjects: those both genotyped and in the table.
+    """
+    from voxseq.genetics.plots import association_plots
+
+    geno = read_bed(bfile)
+    table = {r["subject"]: r for r in read_tsv(subjects_tsv)}
+    missing = [c for c in (*phenotypes, *covariates) if c not in next(iter(table.values()), {})]
+    if missing:
+        raise VoxseqError(f"subject table {subjects_tsv}: no column(s) {missing}")
+    sel = np.array([s in table for s in geno.samples])
+    if sel.sum() < 3:
+        raise VoxseqError(f"association: {int(sel.sum())} subject(s) both genotyped ({bfile}) "
+                          f"and in {subjects_tsv}")
+    geno = geno.subset(samples=sel)
+    rows = [table[s] for s in geno.samples]
+    cols = {c: [r[c] for r in rows] for c in covariates}
+    categorical = [c for c, v in cols.items() if not _numeric(v)]
+    x, names = covariate_matrix(cols, categorical)
+    pcs = use_pcs(len(rows), len(geno.pos), n_pcs, pcs_min_samples, pcs_min_variants)
+    if pcs:
+        x = np.column_stack([x, genotype_pcs(geno.dosage, n_pcs, seed)])
+        names += [f"PC{i + 1}" for i in range(n_pcs)]
+    y = phenotype_matrix(rows, phenotypes)
+    res = glm_linear(geno.dosage, y, x, names=list(phenotypes))
+    out = Path(out_dir)
+    summary = {"association_subjects": len(rows), "association_variants": len(geno.pos),
+               "association_covariates": names, "association_pcs": n_pcs if pcs else 0,
+               "association_phenotypes": {}}
+    for j, name in enumerate(phenotypes):
+        write_glm(out / f"{name}.glm.linear", geno.chrom, geno.pos, geno.ids, geno.ref,
+                  geno.alt, res, j)
+        lam = association_plots(geno.chrom, geno.pos, res.p[:, j], name,
+                                out / f"{name}_manhattan.png", out / f"{name}_qq.png")
+        p = res.p[:, j]
+        best = int(np.nanargmin(p)) if np.isfinite(p).any() else None
+        summary["association_phenotypes"][name] = {
+            "lambda_gc": lam, "tested": int(np.isfinite(p).sum()),
+            "hits": int((p < GENOME_WIDE).sum()),
+            "top_variant": None if best is None else str(geno.ids[best]),
+            "top_p": None if best is None else float(p[best]),
+            "top_beta": None if best is None else float(res.beta[best, j]),
+            "obs_ct_max": int(res.obs_ct[:, j].max()) if len(p) else 0}
+    write_json(out / "association.json", summary)
+    return summary
+
+
+def _numeric(values: Sequence[str]) -> bool:
+    present = [v for v in values if v not in ("", None)]
+    try:
+        [float(v) for v in present]
+    except ValueError:
+        return False
+    return True
