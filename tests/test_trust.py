@@ -45,7 +45,8 @@ def trained(tmp_path_factory):
 def test_terminal_shows_epochs_and_ends_with_results(trained):
     work, res = trained
     out = res.stdout + res.stderr
-    assert "imaging segmentation: epoch 1/2" in out and "left" in out
+    # a progress line every 10 % of the epochs and 30 s (whichever is rarer), and the last
+    assert "imaging segmentation: epoch 2/2" in out and "left" in out
     assert "voxseq: cohort tiny: results in results/tiny/" in out
     assert "test Dice" in out
     assert "Select jobs to execute" not in out and "Shell command" not in out
@@ -260,3 +261,24 @@ def test_cuda_on_a_machine_without_it_stops_before_any_job(tmp_path):
     assert res.returncode != 0
     assert "config imaging.train.device: 'cuda' requested" in res.stdout + res.stderr
     assert not (tmp_path / "run" / "results").exists()
+
+
+def test_qc_with_too_few_training_subjects_says_nothing_is_excluded(tmp_path, caplog):
+    """qc.exclude_flagged with fewer than 5 QC training subjects: the terminal (voxseq.progress)
+    and the log say QC could not score, so nothing was excluded."""
+    from voxseq.models import build_model
+    from voxseq.qc.autoencoder import train_autoencoder
+
+    x = np.random.default_rng(0).normal(size=(6, 20)).astype(np.float32)
+    train = {"epochs": 1, "batch_size": 2, "device": "cpu", "num_workers": 0, "amp": False}
+    with caplog.at_level(logging.INFO):
+        dropped = train_autoencoder(
+            lambda: build_model("profile_autoencoder", n_bins=20, hidden=8, latent=2),
+            x, [0, 1, 2, 3], [4, 5], train, 0, 0.1, 3.5, tmp_path, tmp_path / "m.tsv", "d",
+            "genomics QC")[1]
+    assert dropped == []
+    said = [r for r in caplog.records if r.name == "voxseq.progress"
+            and "QC could not score" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    assert "4 training subject(s), at least 5" in said[0].getMessage()
+    assert "nothing is excluded" in said[0].getMessage()

@@ -27,9 +27,11 @@ from torch import nn
 
 from voxseq import VoxseqError
 from voxseq.fit import TrainConfig, fit, seed_everything
-from voxseq.qc.scores import error_scores
+from voxseq.qc.scores import MIN_REFERENCE, enough_reference, error_scores
 
 log = logging.getLogger(__name__)
+#: What the person at the terminal must know (rule scripts send it to stderr; the log keeps it).
+progress = logging.getLogger("voxseq.progress")
 
 
 class ReconstructionTask:
@@ -182,10 +184,18 @@ def train_autoencoder(
         recon = reconstruct(model, x[rows], "cpu")[0]
     err = error_fn(x[rows], recon)
     dropped: list[int] = []
-    if len(rows) >= 5 and np.isfinite(threshold):
+    if not enough_reference(len(rows)):
+        progress.warning(
+            "%s: QC could not score: %d training subject(s), at least %d are needed; no subject "
+            "is scored or flagged, so nothing is excluded from training (qc.exclude_flagged)",
+            name,
+            len(rows),
+            MIN_REFERENCE,
+        )
+    elif np.isfinite(threshold):
         scores = error_scores(err, np.arange(len(rows)))
         dropped = [r for r, z in zip(rows, scores, strict=True) if z > threshold]
-        if len(rows) - len(dropped) < 5:
+        if not enough_reference(len(rows) - len(dropped)):
             dropped = []
     if dropped:
         log.info("%s: training subjects %s above %.1f left out", name, dropped, threshold)
