@@ -66,6 +66,19 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 900, check: bool = T
     return res
 
 
+def load_config(*changes: dict | str | Path) -> dict:
+    """``config/config.yaml`` updated with each change (a dict or a YAML file) the way Snakemake
+    applies ``--configfile`` (nested keys merged), as :func:`voxseq.plan.build_plan` gets it."""
+    import yaml
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for change in changes:
+        update_config(cfg, change if isinstance(change, dict) else yaml.safe_load(
+            Path(change).read_text()))
+    return cfg
+
+
 def write_fasta(path: Path, genome: dict[str, bytes]) -> Path:
     """A FASTA of ``genome`` (contig -> bases), 60 bases per line."""
     with open(path, "w") as fh:

@@ -161,7 +161,7 @@ DRY_CASES = [
             config=_changes(_set("imaging.patch_size", [16, 16, 18]),
                             _set("imaging.model.depth", 3))),
     DryCase("config-split-fractions-all-zero",
-            ["config splits", "'val': 0", "sum to more than 0"],
+            ["config splits", "'val': 0", "sum to 0", "must be >= 0 and sum to 1"],
             config=_set("splits", {"train": 0, "val": 0, "test": 0})),
     DryCase("config-bin-size-does-not-divide-window",
             ["genomics.bin_size 48 does not divide genomics.window 1024"],
@@ -201,7 +201,7 @@ def _case_files(root: Path, case: DryCase) -> tuple[Path, Path, dict, list[str]]
         case.config(cfg)
     if case.extra:
         case.extra(d)
-    (d / "run").mkdir()
+    (d / "run").mkdir(exist_ok=True)
     return d, sheet, cfg, [e.format(sheet=sheet, d=d) for e in case.expected]
 
 
