@@ -261,7 +261,6 @@ def test_gan_interrupted_after_an_epoch_resumes_to_the_uninterrupted_weights(tmp
     from voxseq.models import build_model
     from voxseq.synthesis.gan import SynthesisTask
 
-    torch.set_num_threads(1)
     stores = [make_store(tmp_path / f"s{i}.zarr", i) for i in range(4)]
     cfg = tiny_cfg(epochs=3, iters=2)
     tcfg = TrainConfig.from_dict(cfg["train"], 0)

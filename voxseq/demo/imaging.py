@@ -22,6 +22,7 @@ exactly the anatomy, bias field and noise of the same index without corruption:
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -121,7 +122,11 @@ class ImagingDemoConfig:
 
 
 def phantom(
-    rng: np.random.Generator, coords: np.ndarray, cfg: ImagingDemoConfig, heavy: bool = False
+    rng: np.random.Generator,
+    coords: np.ndarray,
+    cfg: ImagingDemoConfig,
+    heavy: bool = False,
+    lesions: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free intensity and label maps at world coordinates.
 
@@ -133,6 +138,9 @@ def phantom(
         (3, X, Y, Z) RAS world coordinates in mm of the voxel centres.
     heavy
         Draw the lesions from ``heavy_lesions`` / ``heavy_lesion_radius_mm``.
+    lesions
+        False: a lesion-free subject; its lesions are drawn (the random stream, hence the rest
+        of the subject, is unchanged) but not painted.
 
     Returns
     -------
@@ -167,7 +175,7 @@ def phantom(
         u /= np.linalg.norm(u)
         c = centre + u * radii * rng.uniform(0.0, 0.55)
         d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
-        les = (d <= rad) & organ
+        les = (d <= rad) & organ & lesions
         label[les] = 2
         image[les] = 1.0 + cfg.organ_contrast + cfg.lesion_contrast
         total += 4.0 / 3.0 * np.pi * rad**3
@@ -210,6 +218,7 @@ def make_subject(
     cfg: ImagingDemoConfig,
     corruption: str | None = None,
     extra_channels: tuple[str, ...] = (),
+    lesions: bool = True,
 ) -> dict:
     """Draw one subject: arrays in storage orientation plus its affine and metadata.
 
@@ -222,6 +231,8 @@ def make_subject(
         (``extra``), with the same bias field and scanner scaling and their own noise, drawn
         from ``[seed, 11, index, k]`` (the first image does not change with them). A
         corruption applies to the first image only (one bad series).
+    lesions
+        False: no lesion (label 2) anywhere; everything else as with lesions.
     """
     if corruption is not None and corruption not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {corruption!r}; one of {CORRUPTIONS}")
@@ -242,7 +253,7 @@ def make_subject(
     idx = np.indices(shape, dtype=np.float32)
     coords = idx * spacing[:, None, None, None].astype(np.float32) + origin[:, None, None, None]
     heavy = bool(np.random.default_rng([seed, 5, index]).random() < cfg.heavy_fraction)
-    image, label = phantom(rng, coords, cfg, heavy)
+    image, label = phantom(rng, coords, cfg, heavy, lesions)
     body = image > 0
     if corruption == "inverted_contrast":
         image = invert_contrast(image)
@@ -313,6 +324,8 @@ def generate_imaging(
     cfg: ImagingDemoConfig | None = None,
     corruptions: dict[str, str] | None = None,
     channels: int = 1,
+    missing: Mapping[str, Sequence[str]] | None = None,
+    lesion_free: Collection[str] = (),
 ) -> dict[str, dict[str, str]]:
     """Write image + label NIfTI for each subject id into ``outdir/imaging``.
 
@@ -326,6 +339,12 @@ def generate_imaging(
     channels
         Images per subject (:func:`demo_channel_names`): the further ones are written as
         ``<subject>_<name>.nii.gz`` and returned as ``image_<name>``.
+    missing
+        subject -> further channel names (e.g. ``["t2"]``) that subject lacks: their files are
+        not written and their ``image_<name>`` entries are empty (a missing sequence, for
+        synthesis). Off by default.
+    lesion_free
+        Subjects drawn without lesions (:func:`make_subject` ``lesions=False``). Off by default.
 
     Returns
     -------
@@ -339,12 +358,16 @@ def generate_imaging(
     corruptions = corruptions or {}
     (outdir / "imaging").mkdir(parents=True, exist_ok=True)
     out = {}
+    missing = missing or {}
+    unknown = {s: list(c) for s, c in missing.items() if set(c) - set(extra)}
+    if unknown:
+        raise ValueError(f"demo missing channels {unknown}: not among the further ones {extra}")
     for i, sid in enumerate(subjects):
-        subj = make_subject(seed, i, cfg, corruptions.get(sid), extra)
+        subj = make_subject(seed, i, cfg, corruptions.get(sid), extra, sid not in lesion_free)
         files = imaging_files(sid, extra)
         image = Path(files["image"])
         label = None if sid in corruptions else Path(files["label"])
-        others = {n: Path(files[f"image_{n}"]) for n in extra}
+        others = {n: Path(files[f"image_{n}"]) for n in extra if n not in missing.get(sid, ())}
         write_subject(
             subj,
             outdir / image,
@@ -353,7 +376,7 @@ def generate_imaging(
         )
         out[sid] = {
             "image": str(image),
-            **{f"image_{n}": str(p) for n, p in others.items()},
+            **{f"image_{n}": str(others[n]) if n in others else "" for n in extra},
             "label": str(label or ""),
             "class": subj["class"],
             "batch": subj["scanner"].name,
