@@ -607,6 +607,13 @@ def _bam_queryname_sorted(tmp, contigs, fasta):
     return {"bam": bam}, bam, "is not coordinate-sorted (header @HD SO:queryname)"
 
 
+def _bam_queryname_sorted_without_index(tmp, contigs, fasta):
+    # samtools index fails on it: the message must say to sort first
+    bam = _reads(tmp / "s01.bam", contigs, [100, 400], so="queryname")
+    return {"bam": bam}, bam, "(header @HD SO:queryname), so it cannot be indexed; sort first: " \
+                              "`samtools sort -o sorted.bam"
+
+
 def _bam_other_contig_names(tmp, contigs, fasta):
     bam = write_alignments(tmp / "s01.bam", contigs, sq={"1": 2000, "2": 1500})
     return {"bam": bam}, bam, "1: not in the reference; 2: not in the reference; chr1: missing"
@@ -678,6 +685,14 @@ def _vcf_contig_not_in_reference(tmp, contigs, fasta):
             "does not match reference")
 
 
+def _vcf_contig_names_without_chr(tmp, contigs, fasta):
+    vcf = write_vcf(tmp / "s01.vcf.gz", [("1", 10, contigs["chr1"][9], "T")], {"1": 2000})
+    return ({"bam": write_alignments(tmp / "s01.bam", contigs), "vcf": vcf}, vcf,
+            "1: not in the reference; contig names differ from the reference's by their naming "
+            "style; rename them in the VCF (header and records) (e.g. with `bcftools annotate "
+            "--rename-chrs`, a file of old new names): 1 -> chr1")
+
+
 def _vcf_ref_differs(tmp, contigs, fasta):
     base = contigs["chr1"][99]
     wrong = next(b for b in "ACGT" if b != base)
@@ -692,12 +707,14 @@ GENOMICS_CASES = {
     "cram-without-index": _bam_no_index_cram,
     "bam-rewritten-after-indexing": _bam_stale_index,
     "bam-queryname-sorted": _bam_queryname_sorted,
+    "bam-queryname-sorted-without-index": _bam_queryname_sorted_without_index,
     "bam-header-contigs-differ-from-fasta": _bam_other_contig_names,
     "bam-truncated-bgzf": _bam_truncated,
     "vcf-plain-text-unindexed": _vcf_plain_text,
     "vcf-bgzipped-without-index": _vcf_without_index,
     "vcf-rewritten-after-indexing": _vcf_stale_index,
     "vcf-contig-not-in-reference": _vcf_contig_not_in_reference,
+    "vcf-contig-names-without-chr": _vcf_contig_names_without_chr,
     "vcf-ref-differs-from-fasta": _vcf_ref_differs,
 }
 

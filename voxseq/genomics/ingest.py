@@ -170,6 +170,19 @@ def _alias(name: str, expected: dict[str, int]) -> str | None:
     return None
 
 
+def rename_hint(found: Iterable[str], expected: dict[str, int], where: str, tool: str
+                ) -> list[str]:
+    """The suggested renames (``1 -> chr1``) of contig names in ``found`` that the reference
+    (``expected``) knows under another naming style, as one problem line (none: ``[]``)."""
+    renames = {c: _alias(c, expected) for c in found if c not in expected}
+    renames = {c: a for c, a in renames.items() if a is not None}
+    if not renames:
+        return []
+    pairs = ", ".join(f"{c} -> {a}" for c, a in list(renames.items())[:10])
+    return [f"contig names differ from the reference's by their naming style; rename them in "
+            f"{where} (e.g. with {tool}): {pairs}"]
+
+
 def bam_contigs(subject: str, aln: pysam.AlignmentFile, path: str | Path,
                 reference: str | Path, expected: dict[str, int]) -> set[str]:
     """Check an alignment header's contigs against the reference; return their names.
@@ -185,14 +198,8 @@ def bam_contigs(subject: str, aln: pysam.AlignmentFile, path: str | Path,
     fatal = [p for p in problems if not p.endswith(": missing here")]
     fmt = "CRAM" if aln.is_cram else "BAM"
     if fatal:
-        renames = {c: _alias(c, expected) for c in found if c not in expected}
-        renames = {c: a for c, a in renames.items() if a is not None}
-        if renames:
-            pairs = ", ".join(f"{c} -> {a}" for c, a in list(renames.items())[:10])
-            problems.append(f"contig names differ from the reference's by their naming style; "
-                            f"rename them in the {fmt} header (e.g. with `samtools reheader`): "
-                            f"{pairs}")
-        raise _mismatch_error(subject, fmt, path, reference, problems)
+        hint = rename_hint(found, expected, f"the {fmt} header", "`samtools reheader`")
+        raise _mismatch_error(subject, fmt, path, reference, problems + hint)
     missing = [c for c in expected if c not in found]
     if missing:
         shown = ", ".join(missing[:20]) + (f", ... ({len(missing)} in all)"
@@ -400,6 +407,9 @@ def check_vcf(subject: str, vcf: str | Path, ref_contigs: dict[str, int],
     problems += [f"{c}: length {n} in the VCF header, {ref_contigs[c]} in the reference"
                  for c, n in header.items() if c in ref_contigs and n and n != ref_contigs[c]]
     if problems:
+        problems += rename_hint(sorted(set(header) | set(with_records)), ref_contigs,
+                                "the VCF (header and records)",
+                                "`bcftools annotate --rename-chrs`, a file of old new names")
         raise _mismatch_error(subject, "VCF", vcf, reference, problems)
     n_checked = check_vcf_refs(subject, vcf, reference)
     return {"path": str(vcf), "index": str(index), "contigs_with_records": with_records,
@@ -418,9 +428,6 @@ def open_alignments(subject: str, bam: str | Path, reference: str | Path, thread
     bam = Path(bam)
     if not bam.is_file():
         raise VoxseqError(f"subject {subject}: alignment file {bam} not found")
-    if find_index(bam) is None:
-        raise VoxseqError(f"subject {subject}: alignment file {bam} has no index; create it with "
-                          f"`samtools index {bam}`")
     try:  # pysam refuses a BGZF file without its EOF marker (a truncated download or copy)
         aln = pysam.AlignmentFile(str(bam), reference_filename=str(reference), threads=threads)
     except (OSError, ValueError) as exc:
@@ -431,10 +438,15 @@ def open_alignments(subject: str, bam: str | Path, reference: str | Path, thread
             raise VoxseqError(f"subject {subject}: alignment file {bam} is SAM text; convert it "
                               "to an indexed BAM or CRAM")
         order = aln.header.to_dict().get("HD", {}).get("SO")
-        if order in ("unsorted", "queryname"):
+        if order in ("unsorted", "queryname"):  # before the index: it cannot be indexed
             raise VoxseqError(f"subject {subject}: alignment file {bam} is not "
-                              f"coordinate-sorted (header @HD SO:{order}); sort it with "
-                              "`samtools sort` and index it")
+                              f"coordinate-sorted (header @HD SO:{order}), so it cannot be "
+                              "indexed; sort first: `samtools sort -o sorted.bam "
+                              f"{bam}`, then `samtools index sorted.bam`, and give sorted.bam "
+                              "in the sample sheet")
+        if find_index(bam) is None:
+            raise VoxseqError(f"subject {subject}: alignment file {bam} has no index; create it "
+                              f"with `samtools index {bam}`")
         index = checked_index(subject, "alignment file", bam, f"`samtools index {bam}`",
                               lambda: alignment_index_problems(subject, bam, reference))
         yield aln, index
