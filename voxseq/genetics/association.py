@@ -272,14 +272,15 @@ def genotype_pcs(dosage: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
     -------
     (N, k) float64 sample scores (left singular vectors scaled by their singular values)
     """
-    from sklearn.utils.extmath import randomized_svd
+    from scipy.sparse.linalg import svds
 
     mean = np.nanmean(dosage, axis=1, keepdims=True)
     sd = np.nanstd(dosage, axis=1, keepdims=True)
     keep = (sd > 0).ravel()
     z = np.nan_to_num((dosage[keep] - mean[keep]) / sd[keep]).T
-    u, s, _ = randomized_svd(z, k, random_state=seed)
-    return u * s
+    u, s, _ = svds(z, k=k, random_state=seed)  # ARPACK: k largest, ascending
+    order = np.argsort(s)[::-1]
+    return u[:, order] * s[order]
 
 
 def use_pcs(n_samples: int, n_variants: int, k: int, min_samples: int = 200,
