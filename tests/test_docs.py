@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from voxseq import VoxseqError
+from voxseq.genetics import subjects
 from voxseq.io import sheet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,9 +82,12 @@ def test_sample_sheet_schema_agrees_with_the_reader():
     assert props["split"]["enum"] == ["", *sheet.SPLITS]
     channel_pattern = sheet.CHANNEL_COLUMN_RE.pattern.replace("(", "").replace(")", "")
     assert channel_pattern in schema["patternProperties"]
-    for column in ("age", "sex"):
-        assert column in props
-    assert any(p.startswith("^covar_") for p in schema["patternProperties"])
+    covariates = subjects.COVARIATE_RE.pattern  # ^(age|sex|covar_<name>)$
+    assert {"age", "sex"} <= set(props) and "age|sex|" in covariates
+    assert "^" + covariates.split("|", 2)[2].removesuffix(")$") + "$" in schema["patternProperties"]
+    sex = re.compile(props["sex"]["pattern"])
+    assert all(sex.match(v) for v in ["", *subjects.SEX_VALUES, "MALE", "F"])
+    assert not sex.match("x")
 
 
 def _load_script(name: str):
