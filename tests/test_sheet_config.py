@@ -151,6 +151,33 @@ def test_a_merged_partial_splits_block_is_refused_and_explained():
     assert "'test': 0.25" in msg and "sum to 1.25" in msg and "write all three" in msg
 
 
+@pytest.mark.parametrize(
+    "key, yaml_value, hint",
+    [("imaging.train.lr", "3e-4", "YAML reads 3e-4 as a string: write the number as 3.0e-4"),
+     ("genomics.train.lr", "1E5", "write the number as 1.0e+5"),
+     ("imaging.train.epochs", "'12'", "a quoted number is a string: write 12 without quotes")],
+)
+def test_a_number_read_as_a_string_gets_the_way_to_write_it(key, yaml_value, hint):
+    cfg = _default_config()
+    cfg["genomics"]["enabled"] = True
+    block = cfg
+    *parents, leaf = key.split(".")
+    for k in parents:
+        block = block[k]
+    block[leaf] = yaml.safe_load(f"v: {yaml_value}")["v"]
+    with pytest.raises(VoxseqError) as err:
+        validate_config(cfg, REPO / "workflow/schemas")
+    assert f"config {key}: " in str(err.value) and hint in str(err.value)
+
+
+def test_a_relative_sheet_not_found_names_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(VoxseqError) as err:
+        read_sheet("cohort/samples.tsv")
+    msg = str(err.value)
+    assert f"working directory {tmp_path}" in msg and str(tmp_path / "cohort/samples.tsv") in msg
+
+
 def test_user_splits_takes_the_last_block_whole(tmp_path):
     from voxseq.config import user_splits
 

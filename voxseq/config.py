@@ -162,7 +162,28 @@ def _error_message(prefix: str, error: ValidationError) -> str:
         also = f"; also {', '.join(keys[1:])}" if len(keys) > 1 else ""
         return f"config {'.'.join(p for p in [*path, keys[0]] if p)}: {problem}{also}"
     where = ".".join(p for p in path if p)
-    return f"config {where or '(top level)'}: {error.message}"
+    return f"config {where or '(top level)'}: {error.message}{_number_hint(error)}"
+
+
+def _number_hint(error: ValidationError) -> str:
+    """For a number given as a string that reads as one (YAML 1.1 reads ``3e-4`` as a string):
+    how to write it so that YAML reads a number."""
+    wanted = error.validator_value if error.validator == "type" else None
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted or [])
+    if not ({"number", "integer"} & set(wanted)) or not isinstance(error.instance, str):
+        return ""
+    text = error.instance.strip()
+    try:
+        float(text)
+    except ValueError:
+        return ""
+    mantissa, _, exponent = text.lower().partition("e")
+    if not exponent:
+        return f" (a quoted number is a string: write {text} without quotes)"
+    sign = "" if exponent[0] in "+-" else "+"
+    fixed = f"{mantissa if '.' in mantissa else mantissa + '.0'}e{sign}{exponent}"
+    return (f" (YAML reads {text} as a string: write the number as {fixed}, with a dot in the "
+            "mantissa and a signed exponent, and without quotes)")
 
 
 def validate_config(config: dict, schema_dir: str | Path) -> None:

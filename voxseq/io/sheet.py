@@ -58,7 +58,12 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     """
     path = Path(path)
     if not path.is_file():
-        raise VoxseqError(f"sample sheet {path}: file not found")
+        where = ""
+        if not path.is_absolute():  # relative to the working directory, not the config file
+            where = (f" (a relative path is read from the working directory {Path.cwd()}: "
+                     f"tried {path.absolute()}; give an absolute path, or run from the folder "
+                     "it is relative to)")
+        raise VoxseqError(f"sample sheet {path}: file not found{where}")
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
         header = reader.fieldnames or []
