@@ -299,13 +299,13 @@ def write_glm(path: str, chrom, pos, ids, ref, alt, res: GlmResult, j: int) -> N
     """Phenotype ``j``'s results as plink2's ``.glm.linear`` (6 significant digits, NA)."""
     from voxseq.io.atomic import write_text
 
-    def num(v: float) -> str:
-        return "NA" if not np.isfinite(v) else f"{v:.6g}"
+    def num(col: np.ndarray) -> list[str]:
+        return ["NA" if not np.isfinite(v) else f"{v:.6g}" for v in col.tolist()]
 
-    lines = ["\t".join(GLM_COLUMNS)]
-    for i in range(len(pos)):
-        lines.append("\t".join([str(chrom[i]), str(pos[i]), str(ids[i]), str(ref[i]),
-                                str(alt[i]), str(alt[i]), "ADD", str(res.obs_ct[i, j]),
-                                num(res.beta[i, j]), num(res.se[i, j]), num(res.t[i, j]),
-                                num(res.p[i, j]), str(res.err[i, j])]))
-    write_text(path, "\n".join(lines) + "\n")
+    m = len(pos)
+    cols = [list(map(str, chrom)), list(map(str, pos)), list(map(str, ids)),
+            list(map(str, ref)), list(map(str, alt)), list(map(str, alt)), ["ADD"] * m,
+            list(map(str, res.obs_ct[:, j].tolist())), num(res.beta[:, j]), num(res.se[:, j]),
+            num(res.t[:, j]), num(res.p[:, j]), list(map(str, res.err[:, j]))]
+    body = "".join("\t".join(row) + "\n" for row in zip(*cols, strict=True))
+    write_text(path, "\t".join(GLM_COLUMNS) + "\n" + body)
