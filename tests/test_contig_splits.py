@@ -3,10 +3,7 @@ from its lengths when not given."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import REPO, run_snakemake
 
 from voxseq import VoxseqError
 from voxseq.genomics.windows import choose_contigs, n_windows, plan_splits
@@ -63,13 +60,3 @@ def test_unknown_or_empty_splits_name_the_contig_and_reference():
         plan_splits(lengths, ["chr1", "chr2"], ["chr3"], 4096, 1024)
 
 
-def test_wrong_val_contig_stops_the_dry_run(tmp_path: Path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("genomics:\n  val_contigs: [chr9]\n")
-    res = run_snakemake(tmp_path, "--configfile", str(REPO / "tests/config/tiny_genomics.yaml"),
-                        str(bad), "-n", check=False)
-    out = res.stdout + res.stderr
-    assert res.returncode != 0
-    assert ("genomics.val_contigs: contig(s) ['chr9'] are not in the reference "
-            "results/tinyg/demo_input/reference.fa (its contigs: chr1, chr2, chr3, chr4)") in out
-    assert not (tmp_path / "results").exists()  # stopped before any job

@@ -1,0 +1,129 @@
+"""The run plan (voxseq.plan): the workflow's decisions, checked without Snakemake."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import REPO, load_config
+
+from voxseq import VoxseqError
+from voxseq.bundle import FORMAT_VERSION
+from voxseq.plan import Layout, build_plan
+from voxseq.plan.layout import RESULTS, fill
+from voxseq.plan.targets import final_outputs, sequence_training, summary_inputs
+
+TINY = REPO / "tests/config"
+
+
+def test_layout_fills_only_the_given_wildcards():
+    L = Layout("c")
+    assert L("imaging_store") == "results/c/imaging/normalise/{subject}.zarr"
+    assert L("imaging_store", subject="s1") == "results/c/imaging/normalise/s1.zarr"
+    assert L("qc_error_map", modality="imaging") == "results/c/imaging/qc/{subject}_qc_error.nii.gz"
+    assert L.each("imaging_tiles", ["a", "b"]) == [
+        "results/c/imaging/tile/a.tsv", "results/c/imaging/tile/b.tsv"]
+    assert L.log("imaging/ingest/{subject}") == "results/c/logs/imaging/ingest/{subject}.log"
+    assert L.bench("genomics/tile") == "results/c/benchmarks/genomics/tile.tsv"
+    assert L.bundle("classifier") == "models/c/imaging_classify"
+    assert fill("{a}/{b}", b=2) == "{a}/2"
+    assert len(set(RESULTS.values())) == len(RESULTS)  # one name per path
+
+
+def test_the_demo_plan(tmp_path):
+    plan = build_plan(load_config(), tmp_path)
+    assert plan.demo and plan.imaging and plan.genomics
+    assert plan.samples == "results/demo/demo_input/samples.tsv"
+    assert plan.config["genomics"]["reference"] == "results/demo/demo_input/reference.fa"
+    assert len(plan.subjects) == 26 and len(plan.demo_subjects) == 24
+    assert set(plan.split.values()) == {"train", "val", "test"}
+    seg, cls, seq = (plan.task(n) for n in ("segmentation", "classifier", "sequence_model"))
+    assert seg.train and cls.train and seq.train and plan.trains
+    assert seg.bundle == "models/demo/imaging" and seg.applied is None
+    assert all(plan.split[s] in ("train", "val") for s in seg.fit_subjects)
+    assert set(cls.fit_subjects) <= set(seg.fit_subjects)
+    assert cls.folds == tuple(range(5)) and cls.channels == ("image", "seg_organ", "seg_lesion")
+    assert seq.archs == ("dilated_cnn", "cnn_bilstm")
+    qc = plan.task("imaging_qc")
+    n_train = sum(plan.split[s] == "train" for s in plan.imaging_subjects)
+    assert [plan.split[s] for s in qc.fit_subjects] == ["train"] * n_train + ["val"] * (
+        len(qc.fit_subjects) - n_train)  # the training split first, then validation
+    assert plan.qc_truth == "results/demo/demo_input/qc_truth.tsv"
+    assert plan.contig_lengths and plan.coverage_mem_mb > 0
+    # what the rules are given
+    assert "results/demo/plan.json" in final_outputs(plan)
+    assert summary_inputs(plan)["genomics_compare"] == "results/demo/genomics/train/compare.json"
+    assert sequence_training(plan)["arch"] == "{arch}"
+    text = json.dumps(plan.to_dict())  # plan.json: plain JSON, readable by a person
+    written = json.loads(text)
+    assert written["tasks"]["segmentation"]["action"] == "train"
+    assert written["split_counts"]["imaging"] == {
+        s: sum(plan.split[x] == s for x in plan.imaging_subjects) for s in ("train", "val", "test")}
+
+
+def test_the_plan_leaves_the_config_it_was_given_alone(tmp_path):
+    cfg = load_config()
+    before = json.dumps(cfg, sort_keys=True)
+    build_plan(cfg, tmp_path)
+    assert json.dumps(cfg, sort_keys=True) == before
+
+
+def test_one_architecture_trains_straight_into_the_bundle(tmp_path):
+    cfg = load_config(TINY / "tiny_genomics.yaml", {"genomics": {"model": {"compare": []}}})
+    plan = build_plan(cfg, tmp_path)
+    seq = plan.task("sequence_model")
+    assert len(seq.archs) == 1
+    jobs = sequence_training(plan)
+    assert jobs["bundle"] == seq.bundle and jobs["arch"] == seq.archs[0]
+    assert "genomics_compare" not in summary_inputs(plan)
+
+
+def _bundle(folder, modality, **pre):
+    folder.mkdir(parents=True)
+    (folder / "bundle.json").write_text(json.dumps({
+        "format_version": FORMAT_VERSION, "modality": modality, "task": "segmentation",
+        "cohort": "old", "preprocessing": pre}))
+    return str(folder)
+
+
+def test_applied_bundles_make_an_inference_only_plan(tmp_path):
+    seg = _bundle(tmp_path / "seg", "imaging", labels=["background", "organ", "lesion"],
+                  channels=["image"], target_spacing=[1.0, 1.0, 1.0], normalisation="zscore",
+                  interpolation="linear", statistics=None)
+    cfg = load_config(TINY / "tiny.yaml", {"models": {"imaging": seg}})
+    plan = build_plan(cfg, tmp_path)
+    task = plan.task("segmentation")
+    assert task.apply and not task.train and task.bundle == seg and not plan.trains
+    assert set(plan.split.values()) == {"test"}  # nothing trains: every subject is tested
+    # the bundle's preprocessing, not the config's, said once
+    assert plan.imaging_preprocessing["target_spacing"] == [1.0, 1.0, 1.0]
+    assert any("imaging.target_spacing" in n and "[1.0, 1.0, 1.0]" in n for n in plan.notes)
+    assert plan.to_dict()["tasks"]["segmentation"]["bundle_trained_on"] == "old"
+
+
+def test_a_classifier_bundle_given_as_segmentation_is_refused(tmp_path):
+    seg = tmp_path / "cls"
+    _bundle(seg, "imaging", labels=["background", "organ", "lesion"])
+    meta = json.loads((seg / "bundle.json").read_text())
+    (seg / "bundle.json").write_text(json.dumps({**meta, "task": "classify"}))
+    with pytest.raises(VoxseqError, match="a classifier bundle; set it as models.imaging_classify"):
+        build_plan(load_config(TINY / "tiny.yaml", {"models": {"imaging": str(seg)}}), tmp_path)
+
+
+def test_a_wrong_validation_contig_stops_the_plan(tmp_path):
+    cfg = load_config(TINY / "tiny_genomics.yaml", {"genomics": {"val_contigs": ["chr9"]}})
+    with pytest.raises(VoxseqError) as err:
+        build_plan(cfg, tmp_path)
+    assert ("genomics.val_contigs: contig(s) ['chr9'] are not in the reference "
+            "results/tinyg/demo_input/reference.fa (its contigs: chr1, chr2, chr3, chr4)"
+            ) in str(err.value)
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_missing_sample_sheet_names_the_working_directory(tmp_path):
+    cfg = load_config(TINY / "tiny.yaml", {"demo": {"enabled": False}, "samples": "my.tsv"})
+    with pytest.raises(VoxseqError) as err:
+        build_plan(cfg, tmp_path)
+    assert "sample sheet my.tsv: file not found" in str(err.value)
+    assert str(tmp_path.resolve()) in str(err.value)
+    assert str((tmp_path / "my.tsv").resolve()) in str(err.value)
