@@ -182,19 +182,17 @@ def test_relative_links_and_anchors_resolve(path):
     assert not bad, f"{path.relative_to(REPO)}: broken links: {bad}"
 
 
-def test_link_checker_finds_broken_links(tmp_path, monkeypatch):
-    doc = REPO / "docs" / "usage.md"
-    if not doc.is_file():
-        pytest.skip("docs/usage.md not written")
-    probe = doc.parent / "_probe_links.md"
-    probe.write_text("# Top\n\n[ok](#top) [bad](#nowhere) [gone](nope.md) [u](usage.md#x-y)\n")
-    try:
-        bad = broken_links(probe)
-    finally:
-        probe.unlink()
-    assert bad == ["#nowhere (no heading #nowhere in _probe_links.md)",
-                   "nope.md (no file docs/nope.md)",
-                   "usage.md#x-y (no heading #x-y in usage.md)"]
+def test_link_checker_finds_broken_links(tmp_path):
+    (tmp_path / "usage.md").write_text("# Usage\n\n## X and `y`\n\n```\n# not a heading\n```\n")
+    probe = tmp_path / "probe.md"
+    probe.write_text("# Top\n\n[ok](#top) [bad](#nowhere) [gone](nope.md) [u](usage.md#x-and-y)"
+                     " [f](usage.md#not-a-heading) ![i](images/rulegraph.png)"
+                     " [web](https://example.org/x.md)\n")
+    bad = broken_links(probe)
+    assert bad == ["#nowhere (no heading #nowhere in probe.md)",
+                   f"nope.md (no file {tmp_path / 'nope.md'})",
+                   "usage.md#not-a-heading (no heading #not-a-heading in usage.md)",
+                   f"images/rulegraph.png (no file {tmp_path / 'images/rulegraph.png'})"]
 
 
 def test_github_anchor():
