@@ -36,13 +36,16 @@ METHODS = ("gan", "l1", "copy", "zero")
 
 
 def _subjects(stores: dict[str, str], splits: dict[str, str], target: str):
-    """(train, val, test) subjects holding ``target``; refuses an empty training set."""
-    have = {s for s in stores if target in open_store(stores[s]).channels}
+    """(train, val, test) complete subjects (every channel of the cohort, ``target`` among
+    them); refuses an empty training set."""
+    names = {s: set(open_store(stores[s]).channels) for s in stores}
+    every = set().union(*names.values())
+    have = {s for s in stores if names[s] == every and target in every}
     train, val, test = (sorted(s for s in have if splits.get(s) == k) for k in SPLITS)
     if not train:
         raise VoxseqError(
-            f"synthesis of {target}: no training-split subject has the channel (stores "
-            f"{sorted(stores)[:10]}); nothing to learn from"
+            f"synthesis of {target}: no complete training-split subject (every channel of "
+            f"{sorted(every)}; stores {sorted(stores)[:10]}); nothing to learn from"
         )
     if not val:
         log.warning("synthesis of %s: no validation subject with it; validating on train", target)
