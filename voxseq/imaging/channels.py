@@ -70,18 +70,44 @@ def subject_images(row: Mapping[str, str], columns: Sequence[str]) -> list[tuple
     return [("image", row["image"]), *((c, row[c]) for c in columns)]
 
 
-def check_bundle_channels(theirs: Sequence[str] | None, ours: Sequence[str], where: str) -> None:
-    """Refuse to apply a bundle trained on other channels (names and order must be equal).
+def check_bundle_channels(
+    theirs: Sequence[str] | None,
+    ours: Sequence[str],
+    where: str,
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Refuse to apply a bundle trained on other channels (names and order must be equal),
+    suggesting only a change that :func:`cohort_channels` and ingest then accept.
 
     ``theirs`` is the bundle's ``preprocessing.channels`` (None: a bundle from before channels
-    were recorded, trained on one image).
+    were recorded, trained on one image). ``columns``: the sheet's ``image_<name>`` columns
+    (None: not known, then both ways of giving channels are described).
     """
     theirs = list(theirs or [DEFAULT_CHANNEL])
     if theirs != list(ours):
         raise VoxseqError(
             f"{where}: the bundle was trained on channels {theirs}, this cohort has "
-            f"{list(ours)}. A model reads its channels by position: give the sheet the same "
-            "image columns in the same order (image, then image_<name>), or set "
-            f"imaging.channels: {theirs} when the names differ but the images are the same "
-            "sequences"
+            f"{list(ours)}. A model reads its channels by position: "
+            f"{_channel_fix(theirs, list(ours), columns)}"
         )
+
+
+def _channel_fix(theirs: list[str], ours: list[str], columns: Sequence[str] | None) -> str:
+    """What makes a cohort with channels ``ours`` give the bundle its ``theirs``."""
+    wanted = ", ".join(["image", *(f"image_{n}" for n in theirs[1:])])
+    sheet = (f"give every subject the bundle's {len(theirs)} image(s) as sheet columns {wanted} "
+             "(one 3D file each, in that order)")
+    four_d = (f"or one 4D 'image' file of {len(theirs)} volumes per subject with "
+              f"imaging.channels: {theirs}")
+    if len(theirs) != len(ours):
+        return f"{sheet}, {four_d}; a channel the cohort lacks cannot be renamed into it"
+    if theirs[1:] == ours[1:]:  # only the first image's name differs
+        return f"set imaging.channels: {theirs} if the images are the same sequences"
+    if columns:  # names from the sheet's columns: rename the columns, not the config
+        return (f"if the images are the same sequences, rename the sheet's columns "
+                f"{list(columns)} to {wanted.split(', ')[1:]} (imaging.channels cannot rename "
+                "sheet columns)")
+    if columns is not None:  # 4D volumes named by imaging.channels
+        return f"set imaging.channels: {theirs} if the volumes are the same sequences"
+    return (f"if the images are the same sequences, name them as the bundle does: sheet columns "
+            f"{wanted}, or (4D images) imaging.channels: {theirs}")
