@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from voxseq import VoxseqError
 from voxseq.io.atomic import write_json
+
+log = logging.getLogger(__name__)
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -109,3 +113,109 @@ def recorded_sources(record_file: str | Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     return sources if isinstance(sources, dict) else {}
+
+
+# ---- the same file content under two subjects (train/test leakage) ------------------------------
+
+
+def shared_content(records: Mapping[str, Mapping | str | Path]) -> list[dict[str, Any]]:
+    """Files whose bytes are identical across subjects, from the subjects' ingest records.
+
+    Parameters
+    ----------
+    records
+        Subject -> its ingest record (``results/<cohort>/<modality>/ingest/<subject>.json``,
+        or its loaded content): ``sources`` maps a sheet column (``image``, ``image_<name>``,
+        ``label``, ``bam``, ``vcf``; ``<column>_pair`` for the other file of a header/data
+        pair) to :func:`source_record` (or None).
+
+    Returns
+    -------
+    list of dict
+        One entry per digest held by two or more subjects: ``sha256`` and ``files``, a list of
+        ``{"subject", "column", "path"}`` sorted by subject then column; entries sorted by their
+        first file. A file repeated within one subject (e.g. the same image in two columns) is
+        not listed unless another subject has it too.
+    """
+    by_digest: dict[str, list[dict[str, str]]] = {}
+    for subject in sorted(records):
+        record = records[subject]
+        if not isinstance(record, Mapping):
+            try:
+                record = json.loads(Path(record).read_text())
+            except (OSError, ValueError) as exc:
+                raise VoxseqError(
+                    f"subject {subject}: ingest record {record} cannot be read ({exc})"
+                ) from exc
+        for column, source in sorted((record.get("sources") or {}).items()):
+            if source and source.get("sha256"):
+                by_digest.setdefault(source["sha256"], []).append(
+                    {"subject": subject, "column": column, "path": str(source.get("path", ""))}
+                )
+    groups = [
+        {"sha256": digest, "files": files}
+        for digest, files in by_digest.items()
+        if len({f["subject"] for f in files}) > 1
+    ]
+    return sorted(groups, key=lambda g: (g["files"][0]["subject"], g["files"][0]["column"]))
+
+
+def check_shared_content(
+    records: Mapping[str, Mapping | str | Path],
+    allowed: Iterable[Iterable[str]] = (),
+    allow_all: bool = False,
+    split: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Refuse identical files under different subjects (a subject entered twice, or a test
+    subject's image also a training subject's: leakage), unless declared intended.
+
+    Parameters
+    ----------
+    records
+        As for :func:`shared_content`.
+    allowed
+        Groups of subjects that may share files (e.g. ``[["s01", "s01_rescan"]]``): a shared
+        digest whose subjects all lie in one group is allowed.
+    allow_all
+        Allow every shared file (a config flag for cohorts where sharing is by design).
+    split
+        Subject -> split, to say which splits the subjects are in.
+
+    Returns
+    -------
+    list of dict
+        The allowed groups (:func:`shared_content` entries), each also logged as a warning.
+
+    Raises
+    ------
+    VoxseqError
+        Naming, for each shared file not allowed (the first 10), both subjects (with their
+        splits), the columns and the files.
+    """
+    groups = [set(g) for g in allowed]
+    refused, kept = [], []
+    for group in shared_content(records):
+        subjects = {f["subject"] for f in group["files"]}
+        if allow_all or any(subjects <= g for g in groups):
+            kept.append(group)
+            log.warning("identical content under subjects %s (allowed): %s",
+                        ", ".join(sorted(subjects)), _describe(group, split))
+        else:
+            refused.append(group)
+    if refused:
+        shown = "; ".join(_describe(g, split) for g in refused[:10])
+        more = f"; ... ({len(refused)} in all)" if len(refused) > 10 else ""
+        raise VoxseqError(
+            f"identical files under different subjects (the same data entered twice, or "
+            f"train/test leakage): {shown}{more}. Fix the sample sheet, or declare the subjects "
+            "that may share files if this is intended"
+        )
+    return kept
+
+
+def _describe(group: dict, split: Mapping[str, str] | None) -> str:
+    def one(f: dict) -> str:
+        where = f" ({split[f['subject']]})" if split and f["subject"] in split else ""
+        return f"subject {f['subject']}{where} {f['column']} {f['path']}"
+
+    return f"{' = '.join(one(f) for f in group['files'])} (SHA-256 {group['sha256'][:12]})"
