@@ -147,6 +147,12 @@ DRY_CASES = [
     DryCase("sheet-empty-file", ["{sheet}", "empty file"], ""),
     DryCase("sheet-unknown-split", ["subject a", "{sheet}", "split 'training' is not one of"],
             "subject\timage\tsplit\na\tIMG\ttraining\n"),
+    DryCase("sheet-class-only-in-the-test-split",
+            ["{sheet}", "class(es) ['medium']", "subject(s) ['t1']", "train or val split"],
+            "subject\timage\tclass\tsplit\n"
+            + "".join(f"a{i}\tIMG\t{c}\ttrain\n" for i, c in enumerate("lhlhlhlh"))
+            + "t1\tIMG\tmedium\ttest\n",
+            config=_set("imaging.classify", {"enabled": True, "folds": 3})),
     DryCase("config-unknown-key-in-imaging",
             ["config imaging.colour: unknown key"],
             config=_set("imaging.colour", "red")),

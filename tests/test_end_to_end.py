@@ -40,6 +40,16 @@ def test_every_subject_segmented_on_its_original_grid(tiny_run):
     assert len(orientations) >= 2  # the demo mixes orientations
 
 
+def test_the_run_plan_is_written(tiny_run):
+    """plan.json says what the run did: the tasks, and the splits cohort_sheet wrote."""
+    res = tiny_run / "results/tiny"
+    plan = json.loads((res / "plan.json").read_text())
+    assert plan["cohort"] == "tiny" and plan["modalities"] == ["imaging"]
+    assert plan["tasks"]["segmentation"]["action"] == "train"
+    assert plan["tasks"]["sequence_model"]["action"] == "off"
+    assert plan["splits"] == {r["subject"]: r["split"] for r in read_tsv(res / "sheet.tsv")}
+
+
 def test_cohort_table_summary_and_report_figures(tiny_run):
     res = tiny_run / "results/tiny"
     table = read_tsv(res / "imaging/cohort.tsv")

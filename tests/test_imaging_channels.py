@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, TINY_RUN, affine_for, run_snakemake, write_nifti
+from conftest import REPO, TINY_RUN, affine_for, load_config, run_snakemake, write_nifti
 
 from voxseq import VoxseqError
 from voxseq.imaging.channels import check_bundle_channels, cohort_channels, subject_images
@@ -21,6 +21,7 @@ from voxseq.imaging.store import open_store, read_region, write_store
 from voxseq.imaging.train import PatchDataset
 from voxseq.io.atomic import read_tsv
 from voxseq.io.sheet import channel_columns, read_sheet, write_sheet
+from voxseq.plan import build_plan
 
 SHAPE = (20, 18, 12)
 LABELS = ["background", "organ", "lesion"]
@@ -296,12 +297,11 @@ def test_multichannel_cohort_end_to_end_and_4d_cohort_applies_its_bundle(tmp_pat
                       .read_text())
     assert [c["volume"] for c in meta["channels"]] == [0, 1, 2]
 
-    # other channel names than the bundle's: refused before any job, naming both
+    # other channel names than the bundle's: refused by the plan (before any job), naming both
     cfg["imaging"]["channels"] = ["t1", "t2", "flair"]
-    (new / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    bad = run_snakemake(tmp_path, *args, "-n", check=False)
-    assert bad.returncode != 0
-    out = bad.stdout + bad.stderr
+    with pytest.raises(VoxseqError) as err:
+        build_plan(load_config(*TINY_RUN, cfg), tmp_path)
+    out = str(err.value)
     assert "models.imaging models/tinych/imaging: the bundle was trained on channels " in out
     assert "['image', 't2', 'flair'], this cohort has ['t1', 't2', 'flair']" in out
 

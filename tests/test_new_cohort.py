@@ -35,6 +35,10 @@ def test_new_cohort_uses_the_bundle_without_training(tiny_run):
     assert summary["imaging"]["n_test_labelled"] == 2
     digest = bundle_digest(tiny_run / "models/tiny/imaging")
     assert summary["imaging"]["bundle_digests"] == [digest]
+    plan = json.loads((res / "plan.json").read_text())  # what the run said it would do
+    assert plan["tasks"]["segmentation"]["action"] == "apply"
+    assert plan["tasks"]["segmentation"]["bundle"] == "models/tiny/imaging"
+    assert not [t for t, p in plan["tasks"].items() if p["action"] == "train"]
     # the QC bundle scores the new cohort's subjects too, without training
     assert len(read_tsv(res / "imaging/qc/qc.tsv")) == 4
     # the training cohort's results are untouched

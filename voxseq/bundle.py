@@ -30,6 +30,7 @@ import voxseq
 from voxseq import VoxseqError
 from voxseq.io.atomic import atomic_path, write_json
 from voxseq.io.digest import file_sha256, object_sha256
+from voxseq.model_card import write_model_card
 from voxseq.models import build_model
 
 FORMAT_VERSION = 1
@@ -91,6 +92,7 @@ def write_bundle(
             **(extra or {}),
         }
         write_json(tmp / "bundle.json", meta)
+        write_model_card(tmp, meta)  # README.md: data, preprocessing, metrics, limitations
     return meta
 
 

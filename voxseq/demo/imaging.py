@@ -66,7 +66,7 @@ class Scanner:
 
 @dataclass(frozen=True)
 class ImagingDemoConfig:
-    """Size and difficulty of the demo imaging cohort (see README, "The demo cohort")."""
+    """Size and difficulty of the demo imaging cohort (see docs/demo.md)."""
 
     fov_mm: tuple[float, float, float] = (96.0, 96.0, 140.0)
     inplane_spacing: tuple[float, float] = (0.9, 1.2)

@@ -17,6 +17,7 @@ from pathlib import Path
 from voxseq import VoxseqError
 from voxseq.bundle import read_bundle_meta
 from voxseq.io.atomic import atomic_path, write_json, write_tsv
+from voxseq.model_card import write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def copy_bundle(src: str | Path, dst: str | Path, selection: dict) -> None:
             if f.is_file() and f.name != "bundle.json":
                 shutil.copy2(f, tmp / f.name)
         write_json(tmp / "bundle.json", {**meta, "selection": selection})
+        write_model_card(tmp, {**meta, "selection": selection})
 
 
 def select_architecture(candidates: dict[str, str | Path], bundle_dir: str | Path,

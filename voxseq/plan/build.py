@@ -487,6 +487,15 @@ def check_classifier(
     classes = {s: subjects[s]["class"] for s in imaging_subjects if subjects[s].get("class")}
     if check_training:
         pool = [s for s in fit if s in classes]
+        unseen = sorted(set(classes.values()) - {classes[s] for s in pool})
+        if unseen:
+            held = sorted(s for s in classes if classes[s] in unseen)
+            raise VoxseqError(
+                f"imaging.classify: class(es) {unseen} in the sample sheet {sheet} are held only "
+                f"by subject(s) {held}, none of them in the train or val split: the classifier "
+                f"would never learn them (it learns {sorted({classes[s] for s in pool})}). Move "
+                "some of those subjects to train or val, or give them a known class"
+            )
         check_classes(classes, pool, config["imaging"]["classify"]["folds"], sheet)
     if meta:
         check_bundle_fits(

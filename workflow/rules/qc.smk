@@ -1,6 +1,6 @@
 # Stage qc: per modality, a denoising autoencoder learns the training split's subjects; every
 # subject gets a robust score of its reconstruction error, a flag, and its place in a map of
-# latent codes (README, "Quality control"). The QC models are bundles: models.imaging_qc /
+# latent codes (docs/methods/qc.md). The QC models are bundles: models.imaging_qc /
 # models.genomics_qc score a new cohort without training.
 
 
