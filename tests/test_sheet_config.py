@@ -178,6 +178,19 @@ def test_a_relative_sheet_not_found_names_the_working_directory(tmp_path, monkey
     assert f"working directory {tmp_path}" in msg and str(tmp_path / "cohort/samples.tsv") in msg
 
 
+def test_a_tab_indented_config_file_is_named_with_line_and_column(tmp_path):
+    from voxseq.config import load_config_file
+
+    bad = tmp_path / "my_cohort.yaml"
+    bad.write_text("seed: 1\nimaging:\n\tpatch_size: [8, 8, 8]\n")
+    with pytest.raises(VoxseqError) as err:
+        load_config_file(bad)
+    assert f"config file {bad}, line 3, column 1: not valid YAML (a tab" in str(err.value)
+    good = tmp_path / "good.yaml"
+    good.write_text("seed: 1\nimaging:\n  patch_size: [8, 8, 8]\n")
+    assert load_config_file(good) == {"seed": 1, "imaging": {"patch_size": [8, 8, 8]}}
+
+
 def test_user_splits_takes_the_last_block_whole(tmp_path):
     from voxseq.config import user_splits
 

@@ -96,11 +96,47 @@ def user_splits(
     if overrides and isinstance(overrides.get("splits"), dict):
         return dict(overrides["splits"])
     for path in reversed([Path(p) for p in configfiles]):
-        loaded = yaml.safe_load(path.read_text()) if path.is_file() else None
+        loaded = load_config_file(path) if path.is_file() else None
         if isinstance(loaded, dict) and isinstance(loaded.get("splits"), dict):
             return dict(loaded["splits"])
     block = config.get("splits")
     return dict(block) if isinstance(block, dict) else None
+
+
+def load_config_file(path: str | Path) -> dict:
+    """Load a YAML (or JSON) config file, naming the file, line and column of a syntax error.
+
+    Snakemake reads ``--configfile`` files itself, before any workflow code runs, and its
+    error names no file; this is for tools that read a config first (and for checking one:
+    ``python -c "from voxseq.config import load_config_file; load_config_file('my.yaml')"``).
+
+    Raises
+    ------
+    VoxseqError
+        The file is missing, is not valid YAML (a tab in the indentation is named as such), or
+        is not a mapping of keys at its top level.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise VoxseqError(f"config file {path}: cannot be read ({exc})") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        tab = "\t" in line[: len(line) - len(line.lstrip())] or (
+            mark is not None and "\t" in str(getattr(exc, "problem", ""))
+        )
+        hint = " (a tab in the indentation: YAML indents with spaces only)" if tab else ""
+        raise VoxseqError(
+            f"config file {path}{where}: not valid YAML{hint}: {getattr(exc, 'problem', exc)}"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise VoxseqError(f"config file {path}: must hold keys at its top level (a mapping)")
+    return loaded
 
 
 def check_devices(config: dict) -> None:
