@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from voxseq.figures import pyplot
 from voxseq.imaging import plots as iplots
-from voxseq.metrics import classification_metrics, roc_points
-from voxseq.report import pyplot
+from voxseq.metrics import auroc, classification_metrics, roc_points
 
 BINARY = ["control", "case"]
 THREE = ["low", "mid", "high"]
@@ -152,6 +153,54 @@ def test_roc_points_binary_is_scikit_learns_curve():
     fpr, tpr, _ = skm.roc_curve(_encoded(BIN_TRUTH, BINARY) == 1, BIN_PROBA[:, 1])
     assert pts["fpr"] == pytest.approx(fpr.tolist()) and pts["tpr"] == pytest.approx(tpr.tolist())
     assert roc_points(["case"], BIN_PROBA[:1], BINARY)["auroc"] is None
+
+
+# ---- the one AUROC: reporting and model selection ---------------------------------------------
+def test_auroc_counts_ties_half_and_is_nan_where_undefined():
+    scores = np.array([0.1, 0.4, 0.4, 0.8, 0.4, 0.9])
+    labels = np.array([0, 0, 1, 1, 0, 1], bool)
+    # positives 0.4, 0.8, 0.9 against negatives 0.1, 0.4, 0.4: 0.4 wins 1 and ties 2 -> 8 / 9
+    assert auroc(scores, labels) == pytest.approx(8 / 9)
+    assert auroc(scores, labels) == skm.roc_auc_score(labels, scores)
+    assert math.isnan(auroc(scores, np.ones(6, bool)))
+    assert math.isnan(auroc(scores, np.zeros(6, bool)))
+    assert math.isnan(auroc(np.r_[scores[:-1], np.nan], labels))
+    assert auroc(np.array([-np.inf, 0.2, np.inf, 0.5]), np.array([0, 0, 1, 1], bool)) == 1.0
+
+
+def test_auroc_of_class_probabilities():
+    y2, y3 = _encoded(BIN_TRUTH, BINARY), _encoded(THREE_TRUTH, THREE)
+    assert auroc(BIN_PROBA, y2) == skm.roc_auc_score(y2 == 1, BIN_PROBA[:, 1])
+    assert auroc(THREE_PROBA, y3) == skm.roc_auc_score(y3, THREE_PROBA, multi_class="ovr")
+    keep = y3 != 1  # "mid" absent: the mean over the present classes
+    present = np.mean([skm.roc_auc_score(y3[keep] == c, THREE_PROBA[keep, c]) for c in (0, 2)])
+    assert auroc(THREE_PROBA[keep], y3[keep]) == pytest.approx(present)
+    assert math.isnan(auroc(THREE_PROBA[y3 == 2], y3[y3 == 2]))
+    assert math.isnan(auroc(np.zeros((0, 0)), np.zeros(0, int)))  # no validation subject
+
+
+def test_model_selection_scores_with_the_reported_auroc():
+    """The validation AUROC that picks a fold's best epoch is the metrics' AUROC."""
+    import torch
+
+    from voxseq.imaging.classify import LOSS_TIEBREAK, ClassificationTask
+
+    x = torch.from_numpy(np.log(THREE_PROBA).astype(np.float32))
+
+    class Fixed(torch.nn.Module):  # returns the logits of THREE_PROBA, row by row
+        def forward(self, batch):
+            rows = [int(np.flatnonzero((x == b).all(1))[0]) for b in batch]
+            return x[rows]
+
+    y = _encoded(THREE_TRUTH, THREE)
+    task = ClassificationTask(x.numpy(), y, x.numpy(), y, 3, 4, 0, {})
+    val = task.validate(Fixed(), torch.device("cpu"))
+    proba = torch.from_numpy(x.numpy()).softmax(1).numpy()
+    assert val["val_auroc"] == classification_metrics(THREE_TRUTH, proba, THREE, 0)["auroc"]
+    assert val["score"] == val["val_auroc"] - LOSS_TIEBREAK * val["val_loss"]
+    one = ClassificationTask(x.numpy(), y, x.numpy()[y == 0], y[y == 0], 3, 4, 0, {})
+    single = one.validate(Fixed(), torch.device("cpu"))
+    assert math.isnan(single["val_auroc"]) and single["score"] == -single["val_loss"]
 
 
 # ---- figures ---------------------------------------------------------------------------------

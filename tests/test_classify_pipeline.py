@@ -75,7 +75,7 @@ def test_augmentation_is_deterministic_and_keeps_shape():
 def test_train_fold_uses_the_classify_augment_block(tmp_path, monkeypatch):
     """imaging.classify.augment (a sibling of train, as in the config and schema) reaches the
     training task; it used to be looked up under train and silently ignored."""
-    import voxseq.imaging.classify as classify
+    import voxseq.imaging.classify.train as classify
 
     subjects = [f"s{i}" for i in range(6)]
     sheet = tmp_path / "sheet.tsv"

@@ -1,7 +1,7 @@
 """Report figures of the genomics track (PNG, matplotlib without a display).
 
 Observed vs predicted tracks and per-track Pearson R (drawn by ``genomics_infer``), the report
-rules' training curves and the ROC curve helper (the variant-effect figure is in
+rules' training curves and the architectures compared (the variant-effect figure is in
 :mod:`voxseq.genomics.variant_figure`).
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voxseq.io.atomic import atomic_path, read_tsv
-from voxseq.report import pyplot, save_figure, training_curves_figure
+from voxseq.figures import pyplot, save_figure, training_curves_figure
+from voxseq.io.atomic import read_tsv
 
 
 def plot_tracks(path: str | Path, region: str, observed: np.ndarray, predicted: np.ndarray,
@@ -39,9 +39,7 @@ def plot_tracks(path: str | Path, region: str, observed: np.ndarray, predicted: 
     axes[0, 0].set_title(f"test region {region}: observed vs predicted (normalised, soft-clipped)")
     axes[-1, 0].set_xlabel("position (bp)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, tight=False)
 
 
 def plot_pearson(path: str | Path, raw: np.ndarray, log1p: np.ndarray) -> None:
@@ -57,9 +55,7 @@ def plot_pearson(path: str | Path, raw: np.ndarray, log1p: np.ndarray) -> None:
     ax.set_ylabel("Pearson R per track (test windows)")
     ax.set_ylim(min([0.0, *(float(d.min()) for d in data if len(d))]), 1.0)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, tight=False)
 
 
 def plot_message(path: str | Path, text: str) -> None:
@@ -68,9 +64,7 @@ def plot_message(path: str | Path, text: str) -> None:
     fig, ax = plt.subplots(figsize=(4, 1.5))
     ax.text(0.5, 0.5, text, ha="center", va="center")
     ax.axis("off")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=None, tight=False)
 
 
 def training_curves(metrics_tsv: str | os.PathLike, out_png: str | os.PathLike) -> None:
@@ -85,24 +79,6 @@ def training_curves(metrics_tsv: str | os.PathLike, out_png: str | os.PathLike) 
     fig = training_curves_figure(rows, series, "genomics sequence model: training",
                                  "score (mean validation Pearson R)")
     save_figure(fig, out_png)
-
-
-def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC points (false and true positive rates) of ``scores`` for boolean ``labels``.
-
-    Tied scores form one diagonal step, so the trapezoid area equals
-    :func:`voxseq.metrics.auroc` (ties counted half). Both arrays start at 0 and end at 1.
-    """
-    scores = np.asarray(scores, dtype=float)
-    labels = np.asarray(labels, dtype=bool)
-    if labels.all() or not labels.any():
-        raise ValueError(f"roc_curve: needs both classes, got {int(labels.sum())} positive of "
-                         f"{len(labels)}")
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp, fp = np.cumsum(y)[last], np.cumsum(~y)[last]
-    return np.r_[0.0, fp / (~y).sum()], np.r_[0.0, tp / y.sum()]
 
 
 def plot_arch_comparison(compare_json: dict, out_png: str | Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxseq.genomics.plots import roc_curve
+from voxseq.figures import pyplot, save_figure
 from voxseq.genomics.variants import (
     EFFECT_CLASSES,
     NEGATIVE_CLASS,
@@ -23,8 +23,7 @@ from voxseq.genomics.variants import (
     truth_labels,
 )
 from voxseq.io.atomic import read_tsv
-from voxseq.metrics import auroc
-from voxseq.report import pyplot, save_figure
+from voxseq.metrics import auroc, roc_curve
 
 COLOURS = {"motif_breaking": "C3", "motif_creating": "C2", "flank_gc": "C1", "neutral": "C0"}
 OTHER = "other / no class"
@@ -44,7 +43,10 @@ def _class_order(name: str) -> tuple[int, str]:
 
 
 def _roc_panel(ax, scores: np.ndarray, labels: np.ndarray, why: str) -> None:
-    if labels.any() and not labels.all():
+    drawn = bool(labels.any() and not labels.all())
+    if drawn and np.isnan(scores).any():  # no AUROC either (vep_auroc is null)
+        drawn, why = False, "NaN scores among the scored SNVs"
+    if drawn:
         value = auroc(np.abs(scores), labels)
         fpr, tpr = roc_curve(np.abs(scores), labels)
         ax.plot(fpr, tpr, color="C3", lw=2,
