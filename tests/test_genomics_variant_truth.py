@@ -241,8 +241,8 @@ def test_bad_effect_cell_names_the_variant(tmp_path):
 
 
 def test_variant_effect_figure_panels(tmp_path):
+    from voxseq.figures import pyplot
     from voxseq.genomics.variant_figure import plot_variant_effects, variant_effect_figure
-    from voxseq.report import pyplot
 
     rows, table = _rows()
     cells = [{**r, "pos": str(r["pos"]), "score": "" if math.isnan(r["score"]) else

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
+from voxseq.figures import pyplot
 from voxseq.qc import plots
-from voxseq.report import pyplot
 
 
 def _check_png(path) -> np.ndarray:

@@ -10,18 +10,12 @@ import numpy as np
 import pytest
 from conftest import REPO, write_nifti
 
+from voxseq.figures import best_epoch, pyplot, training_curves_figure
 from voxseq.genomics import plots as gplots
 from voxseq.imaging import plots as iplots
 from voxseq.io.atomic import write_tsv
-from voxseq.metrics import auroc
-from voxseq.report import (
-    best_epoch,
-    headline_numbers,
-    page_figures,
-    pyplot,
-    training_curves_figure,
-    write_results_page,
-)
+from voxseq.metrics import auroc, roc_curve
+from voxseq.report import headline_numbers, page_figures, write_results_page
 
 LABELS = ["background", "organ", "lesion"]
 
@@ -181,12 +175,12 @@ def test_roc_curve_area_equals_auroc_with_ties():
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 4, 40).astype(float)  # many ties
     labels = rng.random(40) < 0.4
-    fpr, tpr = gplots.roc_curve(scores, labels)
+    fpr, tpr = roc_curve(scores, labels)
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
     area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
     assert math.isclose(area, auroc(scores, labels))
     with pytest.raises(ValueError, match="both classes"):
-        gplots.roc_curve(scores, np.ones(40, bool))
+        roc_curve(scores, np.ones(40, bool))
 
 
 # ---- results page ----------------------------------------------------------------------------

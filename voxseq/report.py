@@ -1,9 +1,9 @@
-"""Shared report helpers: headless pyplot, PNG saving, training curves and the results page.
+"""The results page.
 
 The results page is what ``snakemake --report`` opens on: headline numbers of ``summary.json``,
 the cohort tables and every report figure with its caption, as one HTML fragment (included by
 ``workflow/report/landing.rst``) and as a standalone page (a report item of its own).
-Figures of one modality live in :mod:`voxseq.imaging.plots` and :mod:`voxseq.genomics.plots`.
+The figures are drawn elsewhere (:mod:`voxseq.figures` holds the shared plotting helpers).
 """
 
 from __future__ import annotations
@@ -17,102 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from voxseq.io.atomic import atomic_path, read_tsv, write_text
-
-#: Colour of foreground label k (1-based) is ``LABEL_COLOURS[(k - 1) % len(LABEL_COLOURS)]``.
-LABEL_COLOURS = ("#ff4040", "#40c0ff", "#ffd040", "#80ff80", "#ff80ff", "#ffa040")
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: str | os.PathLike) -> None:
-    """Write ``fig`` as a PNG atomically and close it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    pyplot().close(fig)
-
-
-def _float(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def best_epoch(rows: Sequence[dict]) -> int | None:
-    """Row index of the highest ``score`` (the first on ties, as the fit loop keeps it).
-
-    Returns ``None`` when no row has a finite score.
-    """
-    scores = np.array([_float(r.get("score")) for r in rows], dtype=float)
-    if not np.isfinite(scores).any():
-        return None
-    return int(np.nanargmax(scores))
-
-
-def training_curves_figure(rows: Sequence[dict], series: dict[str, str], title: str,
-                           score_label: str, max_series: int = 8):
-    """Loss per epoch (left) and validation metrics per epoch (right), best epoch marked.
-
-    Parameters
-    ----------
-    rows
-        The fit loop's metrics table (``epoch`` 0-based, ``train_loss``, ``val_loss``,
-        ``score`` and per-label/track columns).
-    series
-        Column -> legend name of the per-label/track metrics drawn beside ``score``.
-    score_label
-        Legend name of ``score`` (what the bundle's best epoch is chosen on).
-    max_series
-        Above this many series they are drawn thin and grey under one legend entry.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    if not rows:
-        raise ValueError(f"training curves '{title}': the metrics table has no rows")
-    plt = pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    ep = np.array([int(r["epoch"]) + 1 for r in rows])
-    col = {k: np.array([_float(r.get(k)) for r in rows]) for k in rows[0]}
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a.plot(ep, col["train_loss"], marker=".", label="train")
-    a.plot(ep, col["val_loss"], marker=".", label="validation")
-    many = len(series) > max_series
-    for i, (key, name) in enumerate(series.items()):
-        if many:
-            b.plot(ep, col[key], color="0.75", lw=0.8,
-                   label=f"per track ({len(series)})" if i == 0 else None)
-        else:
-            b.plot(ep, col[key], marker=".", lw=1.2, label=name)
-    b.plot(ep, col["score"], color="black", lw=2, marker=".", label=score_label)
-    best = best_epoch(rows)
-    if best is not None:
-        for ax in (a, b):
-            ax.axvline(ep[best], color="C3", ls=":", lw=1.2)
-        a.plot([], [], color="C3", ls=":", label=f"best epoch {ep[best]}")
-        b.scatter([ep[best]], [col["score"][best]], marker="*", s=160, color="C3", zorder=5,
-                  label=f"best: epoch {ep[best]}, {col['score'][best]:.3f}")
-    for ax, ylabel in ((a, "loss"), (b, "validation metric")):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+from voxseq.figures import as_float, best_epoch
+from voxseq.figures import pyplot as pyplot  # re-exported: voxseq.genomics.logos imports it here
+from voxseq.figures import save_figure as save_figure  # re-exported, as pyplot
+from voxseq.io.atomic import read_tsv, write_text
+from voxseq.summary import headline_values
 
 
 # ---- the results page ------------------------------------------------------------------------
@@ -148,12 +57,12 @@ def page_figures(specs: Sequence[dict]) -> list[PageFigure]:
 
 
 def _fmt(value, digits: int = 3) -> str:
-    value = _float(value)
+    value = as_float(value)
     return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _seconds(value) -> str:
-    s = _float(value)
+    s = as_float(value)
     if not math.isfinite(s):
         return "n/a"
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
@@ -169,10 +78,15 @@ def _training(rows: Sequence[dict] | None) -> tuple[str, str] | None:
             f"best validation score {_fmt(rows[best]['score'])} (the bundle keeps it)")
 
 
+def _count(value) -> str:
+    return str(0 if value is None else value)
+
+
 def headline_numbers(summary: dict, imaging_metrics: Sequence[dict] | None = None,
                      genomics_metrics: Sequence[dict] | None = None
                      ) -> list[tuple[str, str, str]]:
-    """The results page's headline cards as ``(name, value, detail)``.
+    """The results page's headline cards as ``(name, value, detail)``: the numbers of
+    :func:`voxseq.summary.headline_values`.
 
     Parameters
     ----------
@@ -181,56 +95,54 @@ def headline_numbers(summary: dict, imaging_metrics: Sequence[dict] | None = Non
     imaging_metrics, genomics_metrics
         Training metrics rows when the model was trained in this cohort (best epoch shown).
     """
+    h = headline_values(summary)
     cards = []
-    img, gen = summary.get("imaging"), summary.get("genomics")
-    if img:
-        per = img.get("test_dice_per_label") or {}
-        cards.append(("Imaging test Dice", _fmt(img.get("test_dice_mean")),
-                      " · ".join(f"{k} {_fmt(v)}" for k, v in per.items()) or "no labelled test"))
-        cards.append(("Imaging subjects", str(img.get("n_subjects", "n/a")),
-                      f"{img.get('n_labelled', 0)} labelled, "
-                      f"{img.get('n_test_labelled', 0)} labelled in test"))
+    if (img := h["imaging"]) is not None:
+        cards.append(("Imaging test Dice", _fmt(img["test_dice_mean"]),
+                      " · ".join(f"{k} {_fmt(v)}" for k, v in img["test_dice_per_label"].items())
+                      or "no labelled test"))
+        cards.append(("Imaging subjects", "n/a" if img["n_subjects"] is None
+                      else str(img["n_subjects"]),
+                      f"{img['n_labelled']} labelled, "
+                      f"{_count(img['n_test_labelled'])} labelled in test"))
         if (t := _training(imaging_metrics)) is not None:
             cards.append(("Imaging best epoch", *t))
-        if img.get("classify_classes"):
-            ci = img.get("classify_oof_auroc_ci95") or [None, None]
-            cards.append(("Classifier AUROC (out-of-fold)", _fmt(img.get("classify_oof_auroc")),
+        if (cls := h["classifier"]) is not None:
+            ci = cls["oof_auroc_ci95"]
+            cards.append(("Classifier AUROC (out-of-fold)", _fmt(cls["oof_auroc"]),
                           f"95 % CI {_fmt(ci[0])}–{_fmt(ci[1])}; "
-                          f"{img.get('classify_n_oof', 0)} subjects; test AUROC "
-                          f"{_fmt(img.get('classify_test_auroc'))} "
-                          f"({img.get('classify_n_test', 0)} subjects)"))
-    if gen:
-        cards.append(("Genomics test Pearson", _fmt(gen.get("test_pearson_mean")),
-                      f"log1p {_fmt(gen.get('test_pearson_log1p_mean'))}; test contigs "
-                      + (", ".join(gen.get("test_contigs") or []) or "none")))
-        n_effect = gen.get("vep_n_effect", gen.get("vep_n_motif_breaking", 0)) or 0
-        truth = (f"{n_effect} SNVs with an effect vs {gen.get('vep_n_neutral', 0)} neutral"
-                 if n_effect or gen.get("vep_n_neutral") else "no variant truth")
-        cards.append(("Variant-effect AUROC", _fmt(gen.get("vep_auroc")),
-                      f"{truth}; {gen.get('n_variants_scored', 0)} of "
-                      f"{gen.get('n_variants', 0)} variants scored"))
-        if gen.get("vep_spearman") is not None:
-            cards.append(("Variant-effect Spearman", _fmt(gen.get("vep_spearman")),
-                          f"signed score vs true effect, {gen.get('vep_n_spearman', 0)} SNVs"))
-        if gen.get("motifs_recovered") is not None:
+                          f"{cls['n_oof']} subjects; test AUROC {_fmt(cls['test_auroc'])} "
+                          f"({cls['n_test']} subjects)"))
+    if (gen := h["genomics"]) is not None:
+        cards.append(("Genomics test Pearson", _fmt(gen["test_pearson_mean"]),
+                      f"log1p {_fmt(gen['test_pearson_log1p_mean'])}; test contigs "
+                      + (", ".join(gen["test_contigs"]) or "none")))
+        truth = (f"{gen['vep_n_effect']} SNVs with an effect vs {gen['vep_n_neutral']} neutral"
+                 if gen["vep_n_effect"] or gen["vep_n_neutral"] else "no variant truth")
+        cards.append(("Variant-effect AUROC", _fmt(gen["vep_auroc"]),
+                      f"{truth}; {gen['n_variants_scored']} of {gen['n_variants']} variants "
+                      "scored"))
+        if gen["vep_spearman"] is not None:
+            cards.append(("Variant-effect Spearman", _fmt(gen["vep_spearman"]),
+                          f"signed score vs true effect, {gen['vep_n_spearman']} SNVs"))
+        if (motifs := h["motifs"]) is not None:
             cards.append(("Planted motifs recovered",
-                          f"{gen['motifs_recovered']} of {gen.get('motifs_planted', 0)}",
-                          f"{gen.get('motifs_found', 0)} motifs discovered (motifs.meme)"))
-        cards.append(("Genomics subjects", str(gen.get("n_subjects", "n/a")),
-                      f"{gen.get('n_tracks', 0)} coverage tracks"))
+                          f"{motifs['recovered']} of {_count(motifs['planted'])}",
+                          f"{_count(motifs['found'])} motifs discovered (motifs.meme)"))
+        cards.append(("Genomics subjects", "n/a" if gen["n_subjects"] is None
+                      else str(gen["n_subjects"]), f"{gen['n_tracks']} coverage tracks"))
         if (t := _training(genomics_metrics)) is not None:
             cards.append(("Genomics best epoch", *t))
-    stages = summary.get("stage_seconds") or {}
-    cards.append(("Stage time", _seconds(summary.get("total_stage_seconds")),
-                  f"sum over {len(stages)} benchmarked stages"))
+    cards.append(("Stage time", _seconds(h["total_stage_seconds"]),
+                  f"sum over {len(h['stage_seconds'])} benchmarked stages"))
     return cards
 
 
 def _cell(column: str, value) -> str:
     if column.startswith(("dice_", "pearson")) or column == "score":
         return _fmt(value)
-    if column.startswith("volume_") and math.isfinite(_float(value)):
-        return f"{_float(value):,.0f}"
+    if column.startswith("volume_") and math.isfinite(as_float(value)):
+        return f"{as_float(value):,.0f}"
     return str(value) if value not in (None, "") else "–"
 
 
@@ -324,8 +236,7 @@ def warnings_html(summary: dict) -> str:
     handful of windows, near-empty libraries, Pearsons that cannot be computed); empty when
     there is none."""
     out = ""
-    for modality in ("imaging", "genomics"):
-        warnings = (summary.get(modality) or {}).get("warnings") or []
+    for modality, warnings in headline_values(summary)["warnings"].items():
         if warnings:
             items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
             out += (f'<div class="vx-warn"><h3>{modality.capitalize()}: {len(warnings)} '

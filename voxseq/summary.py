@@ -72,6 +72,73 @@ def _num(value: float | None, fmt: str = ".3f") -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
+def headline_values(summary: dict) -> dict:
+    """The headline numbers of ``summary.json``: the one source of the lines printed when a run
+    ends (:func:`headline`) and of the results page's cards
+    (:func:`voxseq.report.headline_numbers`).
+
+    Parameters
+    ----------
+    summary
+        ``summary.json`` content.
+
+    Returns
+    -------
+    dict
+        ``cohort``; ``imaging``, ``classifier``, ``genomics``, ``motifs`` and ``architectures``:
+        a dict of numbers each, or None where the run has none (no ``imaging`` or ``genomics``
+        block, no ``classify_classes``, no motif discovery, no architecture comparison);
+        ``warnings`` (modality -> list of str); ``stage_seconds`` (stage -> seconds) and
+        ``total_stage_seconds``. Counts the summary lacks are 0 (``n_subjects`` and
+        ``n_test_labelled`` stay None), other numbers None.
+    """
+    img, gen = summary.get("imaging"), summary.get("genomics")
+    out: dict = {"cohort": summary.get("cohort"), "imaging": None, "classifier": None,
+                 "genomics": None, "motifs": None, "architectures": None}
+    if img:
+        out["imaging"] = {
+            "n_subjects": img.get("n_subjects"), "n_labelled": img.get("n_labelled", 0),
+            "n_test_labelled": img.get("n_test_labelled"),
+            "test_dice_mean": img.get("test_dice_mean"),
+            "test_dice_per_label": img.get("test_dice_per_label") or {},
+        }
+        if img.get("classify_classes"):
+            out["classifier"] = {
+                "oof_auroc": img.get("classify_oof_auroc"),
+                "oof_auroc_ci95": img.get("classify_oof_auroc_ci95") or [None, None],
+                "n_oof": img.get("classify_n_oof", 0),
+                "test_auroc": img.get("classify_test_auroc"),
+                "n_test": img.get("classify_n_test", 0),
+                "balanced_accuracy": img.get("classify_balanced_accuracy"),
+            }
+    if gen:
+        out["genomics"] = {
+            "n_subjects": gen.get("n_subjects"), "n_tracks": gen.get("n_tracks", 0),
+            "test_pearson_mean": gen.get("test_pearson_mean"),
+            "test_pearson_log1p_mean": gen.get("test_pearson_log1p_mean"),
+            "test_contigs": gen.get("test_contigs") or [],
+            "vep_auroc": gen.get("vep_auroc"),
+            "vep_n_effect": gen.get("vep_n_effect", gen.get("vep_n_motif_breaking", 0)) or 0,
+            "vep_n_neutral": gen.get("vep_n_neutral", 0),
+            "n_variants": gen.get("n_variants", 0),
+            "n_variants_scored": gen.get("n_variants_scored", 0),
+            "vep_spearman": gen.get("vep_spearman"),
+            "vep_n_spearman": gen.get("vep_n_spearman", 0),
+        }
+        if gen.get("motifs_recovered") is not None:
+            out["motifs"] = {"recovered": gen["motifs_recovered"],
+                             "planted": gen.get("motifs_planted"),
+                             "found": gen.get("motifs_found")}
+        if gen.get("test_pearson_by_arch"):
+            out["architectures"] = {"test_pearson": gen["test_pearson_by_arch"],
+                                    "chosen": gen.get("arch")}
+    out["warnings"] = {name: (block or {}).get("warnings") or []
+                       for name, block in (("imaging", img), ("genomics", gen))}
+    out["stage_seconds"] = summary.get("stage_seconds") or {}
+    out["total_stage_seconds"] = summary.get("total_stage_seconds")
+    return out
+
+
 def warning_lines(modality: str, warnings: list[str]) -> list[str]:
     """Headline lines for a modality's warnings: the count, then the first few in full."""
     if not warnings:
@@ -87,7 +154,8 @@ def warning_lines(modality: str, warnings: list[str]) -> list[str]:
 
 
 def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> list[str]:
-    """The lines printed when a run ends: where the results are and the headline metrics.
+    """The lines printed when a run ends: where the results are and the headline metrics
+    (:func:`headline_values`).
 
     Parameters
     ----------
@@ -97,52 +165,47 @@ def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> 
         modality -> bundle folder used (trained or applied), to say where the models are.
     """
     path = Path(summary_path)
-    s = json.loads(path.read_text())
-    lines = [f"voxseq: cohort {s.get('cohort')}: results in {path.parent}/ (summary: {path})"]
-    img, gen = s.get("imaging"), s.get("genomics")
-    if img:
-        per = ", ".join(f"{k} {_num(v)}" for k, v in (img.get("test_dice_per_label") or {}).items())
+    h = headline_values(json.loads(path.read_text()))
+    lines = [f"voxseq: cohort {h['cohort']}: results in {path.parent}/ (summary: {path})"]
+    if (img := h["imaging"]) is not None:
+        per = ", ".join(f"{k} {_num(v)}" for k, v in img["test_dice_per_label"].items())
         lines.append(
-            f"  imaging: {img.get('n_subjects')} subjects, "
-            f"test Dice {_num(img.get('test_dice_mean'))}"
+            f"  imaging: {img['n_subjects']} subjects, "
+            f"test Dice {_num(img['test_dice_mean'])}"
             + (f" ({per})" if per else "")
-            + f" over {img.get('n_test_labelled')} labelled test subjects"
+            + f" over {img['n_test_labelled']} labelled test subjects"
         )
-    if img and img.get("classify_classes"):
+    if (cls := h["classifier"]) is not None:
         lines.append(
-            f"  imaging classifier: AUROC {_num(img.get('classify_oof_auroc'))} out-of-fold "
-            f"({img.get('classify_n_oof', 0)} subjects), "
-            f"{_num(img.get('classify_test_auroc'))} on test "
-            f"({img.get('classify_n_test', 0)} subjects), balanced accuracy "
-            f"{_num(img.get('classify_balanced_accuracy'))}"
+            f"  imaging classifier: AUROC {_num(cls['oof_auroc'])} out-of-fold "
+            f"({cls['n_oof']} subjects), {_num(cls['test_auroc'])} on test "
+            f"({cls['n_test']} subjects), balanced accuracy {_num(cls['balanced_accuracy'])}"
         )
-    if gen:
+    if (gen := h["genomics"]) is not None:
         lines.append(
-            f"  genomics: {gen.get('n_subjects')} subjects, test Pearson "
-            f"{_num(gen.get('test_pearson_mean'))} "
-            f"(log1p {_num(gen.get('test_pearson_log1p_mean'))}) "
-            f"on {', '.join(gen.get('test_contigs') or [])}, variant-effect AUROC "
-            f"{_num(gen.get('vep_auroc'))}"
-            + (f", Spearman {_num(gen['vep_spearman'])}" if gen.get("vep_spearman") is not None
+            f"  genomics: {gen['n_subjects']} subjects, test Pearson "
+            f"{_num(gen['test_pearson_mean'])} (log1p {_num(gen['test_pearson_log1p_mean'])}) "
+            f"on {', '.join(gen['test_contigs'])}, variant-effect AUROC {_num(gen['vep_auroc'])}"
+            + (f", Spearman {_num(gen['vep_spearman'])}" if gen["vep_spearman"] is not None
                else "")
         )
-    if gen and gen.get("motifs_recovered") is not None:
+    if (motifs := h["motifs"]) is not None:
         lines.append(
-            f"  genomics motifs: {gen['motifs_recovered']} of {gen.get('motifs_planted')} planted "
-            f"recovered ({gen.get('motifs_found')} discovered, motifs/motifs.meme)"
+            f"  genomics motifs: {motifs['recovered']} of {motifs['planted']} planted "
+            f"recovered ({motifs['found']} discovered, motifs/motifs.meme)"
         )
-    if gen and gen.get("test_pearson_by_arch"):
+    if (arch := h["architectures"]) is not None:
         lines.append(
             "  genomics architectures (test Pearson at training): "
-            + ", ".join(f"{a} {_num(v)}" for a, v in gen["test_pearson_by_arch"].items())
-            + f"; chosen {gen.get('arch')} (best validation)"
+            + ", ".join(f"{a} {_num(v)}" for a, v in arch["test_pearson"].items())
+            + f"; chosen {arch['chosen']} (best validation)"
         )
-    for name, block in (("imaging", img), ("genomics", gen)):
-        lines += warning_lines(name, (block or {}).get("warnings") or [])
+    for name, warnings in h["warnings"].items():
+        lines += warning_lines(name, warnings)
     if models:
         lines.append("  models: " + ", ".join(f"{k} {v}" for k, v in models.items()))
     lines.append(
-        f"  stage time {s.get('total_stage_seconds', 0):.0f} s; figures: snakemake --report "
+        f"  stage time {h['total_stage_seconds'] or 0:.0f} s; figures: snakemake --report "
         "report.html (add the same --configfile)"
     )
     return lines

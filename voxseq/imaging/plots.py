@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from voxseq.figures import LABEL_COLOURS, pyplot, save_figure, training_curves_figure
 from voxseq.imaging.cohort import overlay_slices
 from voxseq.io.atomic import atomic_path, read_tsv
 from voxseq.metrics import FPR_GRID, roc_points
-from voxseq.report import LABEL_COLOURS, pyplot, save_figure, training_curves_figure
 
 SPLITS = ("train", "val", "test")
 SPLIT_COLOURS = {"train": "#93c5fd", "val": "#fcd34d", "test": "#86efac"}

@@ -5,7 +5,7 @@ the latent codes as a 2D PCA map, and what the autoencoder made of each flagged 
 axial slices of input, reconstruction and error (imaging) or coverage profiles with residual z
 and the regions found (genomics). As in :mod:`voxseq.imaging.plots`, each figure has a
 ``*_figure`` function returning the matplotlib Figure (for tests) and a function that writes the
-PNG atomically (:func:`voxseq.report.save_figure`).
+PNG atomically (:func:`voxseq.figures.save_figure`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from voxseq.figures import pyplot, save_figure
 from voxseq.imaging.plots import central_slices
-from voxseq.report import pyplot, save_figure
 
 #: Known groups (splits) in drawing order, bottom to top, and their band colours (the imaging
 #: report's split colours, plus ``new`` for subjects scored after training).
@@ -405,6 +405,17 @@ def latent_map(
     return coords
 
 
+def _subject_rows(n: int, width: float, row_height: float):
+    """A figure of ``n`` stacked sub-figures, one per subject (constrained layout).
+
+    Returns
+    -------
+    (matplotlib.figure.Figure, ndarray of (n,) SubFigure)
+    """
+    fig = pyplot().figure(figsize=(width, 0.5 + row_height * n), layout="constrained")
+    return fig, np.atleast_1d(fig.subfigures(n, 1))
+
+
 # ---- imaging: input, reconstruction, error ---------------------------------------------------
 def _volumes(item: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """An item's input, reconstruction and error as float32, checked to be one 3D shape."""
@@ -440,12 +451,10 @@ def reconstruction_grid_figure(items: Sequence[dict], title: str):
         with negative values (a signed difference) is drawn as its absolute value. No subject:
         one axes saying "no flagged subjects".
     """
-    plt = pyplot()
     if not items:
         return _message_figure("no flagged subjects", title)
     volumes = [_volumes(item) for item in items]  # checked before any figure is opened
-    fig = plt.figure(figsize=(9, 0.5 + 2.7 * len(items)), layout="constrained")
-    subfigs = np.atleast_1d(fig.subfigures(len(items), 1))
+    fig, subfigs = _subject_rows(len(items), 9, 2.7)
     for r, (item, (image, recon, error), sub) in enumerate(
         zip(items, volumes, subfigs, strict=True)
     ):
@@ -527,12 +536,10 @@ def profile_grid_figure(items: Sequence[dict], title: str):
     from matplotlib.patches import Patch
     from matplotlib.transforms import blended_transform_factory
 
-    plt = pyplot()
     if not items:
         return _message_figure("no flagged subjects", title)
     profiles = [_profile(item) for item in items]  # checked before any figure is opened
-    fig = plt.figure(figsize=(10, 0.5 + 3.4 * len(items)), layout="constrained")
-    subfigs = np.atleast_1d(fig.subfigures(len(items), 1))
+    fig, subfigs = _subject_rows(len(items), 10, 3.4)
     for r, (item, (x, series), sub) in enumerate(zip(items, profiles, subfigs, strict=True)):
         top, bottom = sub.subplots(2, 1, sharex=True, height_ratios=[3, 2])
         top.plot(x, series[0], color="0.45", lw=0.8, label="input")
