@@ -5,9 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the voxseq package
 
-from voxseq.genomics.qc import covered_fraction, region_overlap, score_genomics_qc  # noqa: E402
+from voxseq.genomics.qc import score_genomics_qc  # noqa: E402
 from voxseq.io.atomic import read_tsv, write_tsv  # noqa: E402
-from voxseq.qc.cohort import read_truth, write_cohort_qc  # noqa: E402
+from voxseq.qc.cohort import duplication_recovery, read_truth, write_cohort_qc  # noqa: E402
 from voxseq.qc.plots import profile_grid  # noqa: E402
 from voxseq.scripting import optional_input, rule_logging  # noqa: E402
 
@@ -24,13 +24,7 @@ with rule_logging(snakemake):
     write_tsv(out.regions, [{**r, "mean_z": round(r["mean_z"], 3)} for r in regions],
               REGION_COLUMNS)
     truth = read_truth(p.truth, "genomics")
-    extra = {"qc_n_regions": len(regions)}
-    for t in truth:
-        if t["kind"] == "duplication":  # the demo's planted copy-number gain
-            mine = [r for r in regions if r["subject"] == t["subject"]]
-            want = {"contig": t["contig"], "start": int(t["start"]), "end": int(t["end"])}
-            extra["qc_duplication_overlap"] = round(region_overlap(mine, want), 3)
-            extra["qc_duplication_covered"] = round(covered_fraction(mine, want), 3)
+    extra = {"qc_n_regions": len(regions), **duplication_recovery(regions, truth)}
     write_cohort_qc("genomics", rows, codes, read_tsv(snakemake.input.sheet), p.threshold,
                     p.colour_by, {"table": out.table, "latent": out.latent, "json": out.json,
                                   "latent_png": out.latent_png, "scores_png": out.scores_png},

@@ -55,6 +55,37 @@ def read_truth(path: str | None, modality: str) -> list[dict]:
     return [r for r in read_tsv(path) if r["modality"] == modality]
 
 
+def duplication_recovery(regions: Sequence[dict], truth: Sequence[dict]) -> dict:
+    """How well the called regions recover the demo's planted duplications (copy-number gains).
+
+    Parameters
+    ----------
+    regions
+        Called regions (``subject``, ``contig``, ``start``, ``end``), every subject's.
+    truth
+        :func:`read_truth` rows of the genomics modality; those of ``kind`` ``duplication``
+        are scored against the regions called in their subject.
+
+    Returns
+    -------
+    dict
+        ``qc_duplication_overlap`` (the largest reciprocal overlap of one region with the planted
+        interval, :func:`voxseq.genomics.qc.region_overlap`) and ``qc_duplication_covered`` (the
+        fraction of it that the subject's regions cover), each rounded to 3 decimals, of the
+        last planted duplication; empty without one.
+    """
+    from voxseq.genomics.qc import covered_fraction, region_overlap  # pysam: genomics env only
+
+    out = {}
+    for t in truth:
+        if t["kind"] == "duplication":
+            mine = [r for r in regions if r["subject"] == t["subject"]]
+            want = {"contig": t["contig"], "start": int(t["start"]), "end": int(t["end"])}
+            out["qc_duplication_overlap"] = round(region_overlap(mine, want), 3)
+            out["qc_duplication_covered"] = round(covered_fraction(mine, want), 3)
+    return out
+
+
 def write_cohort_qc(
     modality: str,
     rows: list[dict],
