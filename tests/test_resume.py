@@ -19,6 +19,8 @@ from torch import nn
 
 import voxseq.fit as fitmod
 from voxseq.fit import TrainConfig, fit, load_checkpoint, seed_everything
+from voxseq.progress import ProgressPace
+from voxseq.rng import rng_state, set_rng_state
 
 
 class Stop(BaseException):
@@ -64,7 +66,7 @@ CFG = {"epochs": 5, "iters_per_epoch": 3, "batch_size": 8, "device": "cpu", "lr"
 
 
 def _train(tmp: Path, stop_after: int | None = None) -> tuple[dict, DropoutTask]:
-    cfg = TrainConfig.from_dict(CFG, seed=3)
+    cfg = TrainConfig.from_dict({**CFG, "select_after": 4}, seed=3)  # the last epoch is kept
     seed_everything(cfg.seed)  # as every train_* entry does, before building the model
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
     task = DropoutTask(3, stop_after)
@@ -105,11 +107,11 @@ def test_a_stateful_task_does_not_resume_from_a_checkpoint_without_its_state(tmp
 
 def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     seed_everything(5)
-    state = fitmod.rng_state(torch.device("cpu"))
+    state = rng_state(torch.device("cpu"))
     torch.save(state, tmp_path / "s.pt")
     expect = (torch.rand(3), np.random.random(3), random.random())
     seed_everything(6)
-    fitmod.set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True))
+    set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True))
     got = (torch.rand(3), np.random.random(3), random.random())
     assert torch.equal(expect[0], got[0]) and np.array_equal(expect[1], got[1])
     assert expect[2] == got[2]
@@ -117,14 +119,14 @@ def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
 
 def test_progress_pace_is_the_rarer_of_ten_percent_and_thirty_seconds():
     # 100 epochs of 1 s: 10 % of the epochs (10 s) is rarer than 30 s -> every 30th epoch
-    pace = fitmod.ProgressPace(100, start=0.0)
+    pace = ProgressPace(100, start=0.0)
     shown = [e for e in range(100) if pace.due(e, now=e + 1.0)]
     assert shown == [29, 59, 89, 99]
     # 20 epochs of 60 s: 30 s would show each; 10 % (2 epochs) is rarer
-    pace = fitmod.ProgressPace(20, start=0.0)
+    pace = ProgressPace(20, start=0.0)
     assert [e for e in range(20) if pace.due(e, now=60.0 * (e + 1))] == list(range(1, 20, 2))
     # a resumed run counts from its first epoch
-    pace = fitmod.ProgressPace(100, start=0.0)
+    pace = ProgressPace(100, start=0.0)
     assert [e for e in range(50, 100) if pace.due(e, now=60.0 * (e - 49))][:2] == [59, 69]
 
 
@@ -181,7 +183,9 @@ class _StopAfter:
 
 
 def _stopped_then_resumed_equals_whole(tmp: Path, train) -> None:
-    """``train(folder)`` trains into ``folder`` and returns the final weights (a state dict)."""
+    """``train(folder)`` trains into ``folder`` and returns the final weights (a state dict).
+    Each task keeps its last epoch (``select_after``), so the weights compared were trained
+    after the stop, not restored from an earlier ``best.pt``."""
     whole = train(tmp / "whole")
     with _StopAfter(1):
         train(tmp / "cut")
@@ -268,7 +272,7 @@ def _genomics_job(windows: Path, folder: Path) -> dict:
             "model_args": {"arch": "dilated_cnn", "channels": 8, "dilated_layers": 2,
                            "dropout": 0.3},
             "train": {"epochs": 3, "iters_per_epoch": 2, "batch_size": 4, "device": "cpu",
-                      "num_workers": 0},
+                      "num_workers": 0, "select_after": 2},
             "seed": 1}
 
 
@@ -312,7 +316,7 @@ def classify_inputs(tmp_path_factory) -> dict:
 CLASSIFY = {"input_size": [16, 16, 8], "crop": "none", "with_segmentation": False, "folds": 3,
             "model": {"arch": "resnet10", "base_channels": 2, "dropout": 0.2},
             "train": {"epochs": 3, "batch_size": 2, "device": "cpu", "num_workers": 0,
-                      "lr": 0.01, "amp": False},
+                      "lr": 0.01, "amp": False, "select_after": 2},
             "augment": {"flip": [True, True, True], "rotate_deg": 10,
                         "intensity_scale": [0.9, 1.1], "mixup": 0.2}}
 
@@ -360,7 +364,8 @@ def test_segmentation_resumes_exactly(tmp_path):
                "flip": [True, True, True]}
     infer = {"overlap": 0.5, "batch_size": 2, "sigma_scale": 0.125}
     cfg = TrainConfig.from_dict({"epochs": 3, "iters_per_epoch": 2, "batch_size": 2,
-                                 "device": "cpu", "num_workers": 0, "lr": 0.01}, seed=5)
+                                 "device": "cpu", "num_workers": 0, "lr": 0.01,
+                                 "select_after": 2}, seed=5)
 
     def train(folder: Path) -> dict:
         seed_everything(cfg.seed)
@@ -374,7 +379,7 @@ def test_segmentation_resumes_exactly(tmp_path):
 
 
 QC_TRAIN = {"epochs": 3, "batch_size": 2, "lr": 0.01, "amp": False, "num_workers": 0,
-            "device": "cpu"}
+            "device": "cpu", "select_after": 2}
 
 
 def _qc_resumes_exactly(tmp: Path, make_model, x: np.ndarray, flip_axes=()) -> None:

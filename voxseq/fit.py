@@ -51,6 +51,8 @@ from torch import nn
 from voxseq import VoxseqError
 from voxseq.distributed import barrier, broadcast, local_rank, mean_over_ranks, rank_and_world
 from voxseq.io.atomic import atomic_path, write_tsv
+from voxseq.progress import ProgressPace, best_text, duration
+from voxseq.rng import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 #: One line per epoch for the person at the terminal (rule scripts send it to stderr).
@@ -157,34 +159,6 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
 
 
-def rng_state(device: torch.device | None = None) -> dict[str, Any]:
-    """Every global random state a training process draws from, in a form that
-    ``torch.load(weights_only=True)`` reads back: torch's CPU generator, the CUDA generator of
-    ``device`` (when it is a CUDA device), NumPy's global generator and Python's ``random``."""
-    np_state = np.random.get_state(legacy=False)
-    np_state["state"]["key"] = torch.from_numpy(np_state["state"]["key"].astype(np.int64))
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": np_state,
-        "python": random.getstate(),
-    }
-    if device is not None and device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
-    """Restore what :func:`rng_state` returned (the CUDA state only on a CUDA ``device``)."""
-    torch.set_rng_state(state["torch"])
-    saved = state["numpy"]
-    key = saved["state"]["key"].numpy().astype(np.uint32)
-    np.random.set_state({**saved, "state": {**saved["state"], "key": key}})
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if device is not None and device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def _task_stateful(task: Task) -> bool:
     return callable(getattr(task, "state_dict", None)) and callable(
         getattr(task, "load_state_dict", None)
@@ -199,55 +173,6 @@ def _save(path: Path, state: dict) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint without executing code (``weights_only=True``)."""
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-#: The terminal's progress line: at most every this fraction of the epochs...
-PROGRESS_FRACTION = 0.1
-#: ... and at most every this many seconds (both must have passed), plus the last epoch.
-PROGRESS_SECONDS = 30.0
-
-
-class ProgressPace:
-    """When the terminal gets an epoch's progress line: once at least ``fraction`` of the
-    ``epochs`` *and* ``seconds`` have passed since the previous line (whichever is rarer), and
-    for the last epoch."""
-
-    def __init__(
-        self,
-        epochs: int,
-        start: float,
-        fraction: float = PROGRESS_FRACTION,
-        seconds: float = PROGRESS_SECONDS,
-    ) -> None:
-        self.epochs, self.every = epochs, max(math.ceil(fraction * epochs), 1)
-        self.seconds, self.shown_at = seconds, start
-        self.shown_epoch: int | None = None
-
-    def due(self, epoch: int, now: float) -> bool:
-        """Whether 0-based ``epoch`` (finished at ``now``) gets a line; records it if so."""
-        last = epoch == self.epochs - 1
-        if self.shown_epoch is None:  # count the epochs from the start of this run
-            self.shown_epoch = epoch - 1
-        if not last and (
-            epoch - self.shown_epoch < self.every or now - self.shown_at < self.seconds
-        ):
-            return False
-        self.shown_epoch, self.shown_at = epoch, now
-        return True
-
-
-def _duration(seconds: float) -> str:
-    """``42 s``, ``3.5 min`` or ``1.2 h``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _best(score: float, epoch: int) -> str:
-    """`` (best 0.8123, epoch 7)``, or nothing before an epoch may be selected."""
-    return f" (best {score:.4f}, epoch {epoch + 1})" if epoch >= 0 else ""
 
 
 def fit(
@@ -352,7 +277,7 @@ def fit(
                     epoch,
                     cfg.epochs,
                     stale,
-                    _best(best_score, best_epoch),
+                    best_text(best_score, best_epoch),
                 )
             break
         t0 = time.time()
@@ -438,9 +363,9 @@ def fit(
             cfg.epochs,
             row["train_loss"],
             row["score"],
-            _best(best_score, best_epoch),
+            best_text(best_score, best_epoch),
             epoch_seconds[-1],
-            _duration(left),
+            duration(left),
         )
     if history and main:
         write_tsv(metrics_path, history, list(history[0].keys()))
