@@ -290,5 +290,8 @@ def test_landing_rst_includes_the_fragment_as_snakemake_renders_it(tmp_path, mon
         snakemake=Snakemake, categories={}, files=[])
     body = publish_parts(rst, writer="html")["html_body"]
     assert '<div class="vx-results">test Dice 0.812</div>' in body
+    from voxseq.plan.layout import Layout
+
     rules = (REPO / "workflow/rules/report.smk").read_text()
-    assert 'landing=f"{RES}/report/landing.html"' in rules
+    assert 'landing=L("landing"),' in rules  # the rule writes the fragment the .rst includes
+    assert Layout("synth")("landing") == "results/synth/report/landing.html"
