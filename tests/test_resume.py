@@ -49,10 +49,11 @@ class DropoutTask:
             yield {"x": self.x[idx] + noise, "y": self.y[idx]}
 
     def loss(self, model, batch, device):
-        return nn.functional.mse_loss(model(batch["x"]), batch["y"]) + 1e-6 * self.steps
+        out = model(batch["x"].to(device)).float()
+        return nn.functional.mse_loss(out, batch["y"].to(device)) + 1e-6 * self.steps
 
     def validate(self, model, device):
-        loss = float(nn.functional.mse_loss(model(self.x), self.y))
+        loss = float(nn.functional.mse_loss(model(self.x.to(device)).float(), self.y.to(device)))
         return {"val_loss": loss, "score": -loss}
 
     def state_dict(self) -> dict:
@@ -65,8 +66,10 @@ class DropoutTask:
 CFG = {"epochs": 5, "iters_per_epoch": 3, "batch_size": 8, "device": "cpu", "lr": 0.01}
 
 
-def _train(tmp: Path, stop_after: int | None = None) -> tuple[dict, DropoutTask]:
-    cfg = TrainConfig.from_dict({**CFG, "select_after": 4}, seed=3)  # the last epoch is kept
+def _train(tmp: Path, stop_after: int | None = None, device: str = "cpu"
+           ) -> tuple[dict, DropoutTask]:
+    # the last epoch is kept (select_after), so the weights compared come from after the stop
+    cfg = TrainConfig.from_dict({**CFG, "select_after": 4, "device": device}, seed=3)
     seed_everything(cfg.seed)  # as every train_* entry does, before building the model
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
     task = DropoutTask(3, stop_after)
@@ -83,15 +86,17 @@ def _same(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), f"{k} differs"
 
 
-def test_resume_after_a_hard_stop_is_exact_with_dropout_and_task_state(tmp_path):
-    whole, whole_task = _train(tmp_path / "whole")
-    _train(tmp_path / "cut", stop_after=1)
+def test_resume_after_a_hard_stop_is_exact_with_dropout_and_task_state(tmp_path, device):
+    """On CUDA the dropout draws from the device's generator (saved as ``rng["cuda"]``)."""
+    whole, whole_task = _train(tmp_path / "whole", device=str(device))
+    _train(tmp_path / "cut", stop_after=1, device=str(device))
     assert load_checkpoint(tmp_path / "cut/last.pt")["epoch"] == 1
-    resumed, resumed_task = _train(tmp_path / "cut")
+    resumed, resumed_task = _train(tmp_path / "cut", device=str(device))
     _same(whole, resumed)
     assert resumed_task.steps == whole_task.steps  # the task's own state came back
     ck = load_checkpoint(tmp_path / "cut/last.pt")
     assert ck["task"] == {"steps": 15} and {"torch", "numpy", "python"} <= set(ck["rng"])
+    assert ("cuda" in ck["rng"]) == (device.type == "cuda")
 
 
 def test_a_stateful_task_does_not_resume_from_a_checkpoint_without_its_state(tmp_path, caplog):
