@@ -63,7 +63,7 @@ def integer_012(y: np.ndarray) -> bool:
 
 def glm_linear(dosage: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarray | None = None,
                names: list[str] | None = None, max_corr: float = 0.999, vif: float = 50.0,
-               chunk: int = 8192) -> GlmResult:
+               chunk: int = 8192, warn: bool = True) -> GlmResult:
     """Association of every variant with every phenotype, as plink2 ``--glm`` (linear).
 
     Parameters
@@ -76,6 +76,7 @@ def glm_linear(dosage: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarra
     names : phenotype names for the log
     max_corr, vif : plink2's ``--max-corr`` and ``--vif`` thresholds
     chunk : variants per block (memory ~ 8 x N x chunk x 4 bytes)
+    warn : log the 0/1/2 phenotype warning (off for later blocks of one analysis)
     """
     m, n = dosage.shape
     y = np.asarray(phenotypes, np.float64).reshape(n, -1)
@@ -83,7 +84,7 @@ def glm_linear(dosage: np.ndarray, phenotypes: np.ndarray, covariates: np.ndarra
     c = c.reshape(n, -1)
     names = names or [f"pheno{i + 1}" for i in range(y.shape[1])]
     for j, name in enumerate(names):
-        if integer_012(y[:, j]):
+        if warn and integer_012(y[:, j]):
             log.warning("phenotype %s has only 0/1/2 values: treated as quantitative "
                         "(plink2 would read it as case/control)", name)
     shape = (m, y.shape[1])

@@ -12,6 +12,7 @@ import numpy as np
 from voxseq import VoxseqError
 from voxseq.genetics.association import (
     GENOME_WIDE,
+    GlmResult,
     covariate_matrix,
     genotype_pcs,
     glm_linear,
@@ -24,7 +25,7 @@ from voxseq.genetics.genotypes import (
     variant_qc,
     write_qc_report,
 )
-from voxseq.genetics.plink import read_bed, write_bed
+from voxseq.genetics.plink import read_bed, read_bed_dosage, write_bed
 from voxseq.genetics.subjects import phenotype_matrix
 from voxseq.io.atomic import read_tsv, write_json
 
@@ -56,57 +57,72 @@ def genotype_cohort(out_prefix: str, out_qc: str, vcfs: Mapping[str, str] | None
 def association_cohort(bfile: str, subjects_tsv: str, phenotypes: Sequence[str],
                        covariates: Sequence[str], out_dir: str, n_pcs: int = 0,
                        pcs_min_samples: int = 200, pcs_min_variants: int = 1000,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, block: int = 100_000) -> dict:
     """Every phenotype column of ``subjects.tsv`` against every variant of ``bfile``.
 
     Writes ``<out_dir>/<phenotype>.glm.linear`` (plink2's layout), ``<phenotype>_manhattan.png``,
     ``<phenotype>_qq.png`` and ``association.json``. Covariates: the named subject-table columns
     (numeric when every present value is a number, else categorical as k-1 dummies), plus the
-    first ``n_pcs`` genotype PCs when :func:`voxseq.genetics.association.use_pcs` allows it.
-    Subjects: those both genotyped and in the table.
+    first ``n_pcs`` genotype PCs when :func:`voxseq.genetics.association.use_pcs` allows it
+    (from at most 50,000 evenly spaced variants). Subjects: those both genotyped and in the
+    table. The genotypes are read ``block`` variants at a time (memory: ~ 40 x N x block bytes).
     """
-    from voxseq.genetics.plots import association_plots
-
-    geno = read_bed(bfile)
     table = {r["subject"]: r for r in read_tsv(subjects_tsv)}
     missing = [c for c in (*phenotypes, *covariates) if c not in next(iter(table.values()), {})]
     if missing:
         raise VoxseqError(f"subject table {subjects_tsv}: no column(s) {missing}")
-    sel = np.array([s in table for s in geno.samples])
+    meta = read_bed(bfile, 0, 0)
+    with open(f"{bfile}.bim") as fh:
+        n, m = len(meta.samples), sum(1 for line in fh if line.strip())
+    sel = np.array([s in table for s in meta.samples])
     if sel.sum() < 3:
         raise VoxseqError(f"association: {int(sel.sum())} subject(s) both genotyped ({bfile}) "
                           f"and in {subjects_tsv}")
-    geno = geno.subset(samples=sel)
-    rows = [table[s] for s in geno.samples]
+    rows = [table[s] for s in np.asarray(meta.samples)[sel]]
     cols = {c: [r[c] for r in rows] for c in covariates}
-    categorical = [c for c, v in cols.items() if not _numeric(v)]
-    x, names = covariate_matrix(cols, categorical)
-    pcs = use_pcs(len(rows), len(geno.pos), n_pcs, pcs_min_samples, pcs_min_variants)
+    x, names = covariate_matrix(cols, [c for c, v in cols.items() if not _numeric(v)])
+    pcs = use_pcs(len(rows), m, n_pcs, pcs_min_samples, pcs_min_variants)
     if pcs:
-        x = np.column_stack([x, genotype_pcs(geno.dosage, n_pcs, seed)])
+        idx = np.unique(np.linspace(0, m - 1, min(m, 50_000)).astype(np.int64))
+        x = np.column_stack([x, genotype_pcs(read_bed_dosage(bfile, n, m, idx)[:, sel], n_pcs,
+                                             seed)])
         names += [f"PC{i + 1}" for i in range(n_pcs)]
     y = phenotype_matrix(rows, phenotypes)
-    res = glm_linear(geno.dosage, y, x, names=list(phenotypes))
-    out = Path(out_dir)
-    summary = {"association_subjects": len(rows), "association_variants": len(geno.pos),
+    parts, res = [], None
+    for lo in range(0, m, block):
+        part = read_bed(bfile, lo, lo + block)
+        parts.append(part)
+        r = glm_linear(part.dosage[:, sel], y, x, names=list(phenotypes), warn=not lo)
+        res = r if res is None else GlmResult(*(np.concatenate([getattr(res, f), getattr(r, f)])
+                                                for f in GlmResult.__dataclass_fields__))
+    geno = {f: np.concatenate([getattr(p, f) for p in parts]) if parts else np.zeros(0)
+            for f in ("chrom", "pos", "ids", "ref", "alt")}
+    summary = {"association_subjects": len(rows), "association_variants": m,
                "association_covariates": names, "association_pcs": n_pcs if pcs else 0,
                "association_phenotypes": {}}
     for j, name in enumerate(phenotypes):
-        write_glm(out / f"{name}.glm.linear", geno.chrom, geno.pos, geno.ids, geno.ref,
-                  geno.alt, res, j)
-        lam = association_plots(geno.chrom, geno.pos, res.p[:, j], name,
-                                out / f"{name}_manhattan.png", out / f"{name}_qq.png")
-        p = res.p[:, j]
-        best = int(np.nanargmin(p)) if np.isfinite(p).any() else None
-        summary["association_phenotypes"][name] = {
-            "lambda_gc": lam, "tested": int(np.isfinite(p).sum()),
+        summary["association_phenotypes"][name] = _phenotype_outputs(Path(out_dir), name, geno,
+                                                                     res, j)
+    write_json(Path(out_dir) / "association.json", summary)
+    return summary
+
+
+def _phenotype_outputs(out: Path, name: str, geno: dict, res: GlmResult, j: int) -> dict:
+    """Write one phenotype's table and figures; its summary entry."""
+    from voxseq.genetics.plots import association_plots
+
+    write_glm(out / f"{name}.glm.linear", geno["chrom"], geno["pos"], geno["ids"], geno["ref"],
+              geno["alt"], res, j)
+    lam = association_plots(geno["chrom"], geno["pos"], res.p[:, j], name,
+                            out / f"{name}_manhattan.png", out / f"{name}_qq.png")
+    p = res.p[:, j]
+    best = int(np.nanargmin(p)) if np.isfinite(p).any() else None
+    return {"lambda_gc": lam, "tested": int(np.isfinite(p).sum()),
             "hits": int((p < GENOME_WIDE).sum()),
-            "top_variant": None if best is None else str(geno.ids[best]),
+            "top_variant": None if best is None else str(geno["ids"][best]),
             "top_p": None if best is None else float(p[best]),
             "top_beta": None if best is None else float(res.beta[best, j]),
             "obs_ct_max": int(res.obs_ct[:, j].max()) if len(p) else 0}
-    write_json(out / "association.json", summary)
-    return summary
 
 
 def _numeric(values: Sequence[str]) -> bool:

@@ -39,7 +39,7 @@ def decode_bed(packed: np.ndarray, n: int) -> np.ndarray:
     """(M, n) float32 ALT counts (NaN missing) from packed .bed rows (M, ceil(n / 4))."""
     shifts = np.array([0, 2, 4, 6], dtype=np.uint8)
     codes = (packed[..., None] >> shifts) & 0b11
-    return _COUNT[codes.reshape(packed.shape[0], -1)[:, :n]]
+    return _COUNT[codes.reshape(packed.shape[0], 4 * packed.shape[1])[:, :n]]
 
 
 def write_bed(prefix: str | Path, geno: Genotypes, chunk: int = 65536) -> None:
@@ -55,18 +55,32 @@ def write_bed(prefix: str | Path, geno: Genotypes, chunk: int = 65536) -> None:
     write_text(prefix + ".fam", "".join(f"{s}\t{s}\t0\t0\t0\t-9\n" for s in geno.samples))
 
 
-def read_bed(prefix: str | Path) -> Genotypes:
-    """Read ``<prefix>.bed/.bim/.fam`` (variant-major; A1 taken as ALT, A2 as REF)."""
+def read_bed(prefix: str | Path, start: int = 0, stop: int | None = None) -> Genotypes:
+    """Read ``<prefix>.bed/.bim/.fam`` (variant-major; A1 taken as ALT, A2 as REF).
+
+    ``start``/``stop`` read only that range of variants (the .bed is memory-mapped: a cohort
+    larger than memory is read block by block).
+    """
     prefix = str(prefix)
     fam = [line.split() for line in Path(prefix + ".fam").read_text().splitlines() if line]
     bim = [line.split() for line in Path(prefix + ".bim").read_text().splitlines() if line]
-    raw = np.fromfile(prefix + ".bed", dtype=np.uint8)
-    n, m, width = len(fam), len(bim), (len(fam) + 3) // 4
-    if raw[:3].tobytes() != MAGIC or raw.size != 3 + m * width:
-        raise VoxseqError(f"PLINK file {prefix}.bed: not a variant-major .bed for {m} variants "
-                          f"x {n} samples ({raw.size} bytes)")
-    dosage = decode_bed(raw[3:].reshape(m, width), n)
-    col = list(zip(*bim, strict=True)) if bim else [()] * 6
+    n, m = len(fam), len(bim)
+    stop = m if stop is None else min(stop, m)
+    dosage = read_bed_dosage(prefix, n, m, slice(start, stop))
+    col = list(zip(*bim[start:stop], strict=True)) if stop > start else [()] * 6
     return Genotypes([f[1] for f in fam], np.array(col[0], dtype=object),
                      np.array(col[3], dtype=np.int64), np.array(col[5], dtype=object),
                      np.array(col[4], dtype=object), dosage, np.array(col[1], dtype=object))
+
+
+def read_bed_dosage(prefix: str | Path, n: int, m: int, rows: slice | np.ndarray) -> np.ndarray:
+    """ALT counts (len(rows), n) float32 (NaN missing) of the variants ``rows`` (a slice or
+    indices) of a .bed holding ``m`` variants x ``n`` samples; only those rows are read."""
+    path = f"{prefix}.bed"
+    width = (n + 3) // 4
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    if raw[:3].tobytes() != MAGIC or raw.size != 3 + m * width:
+        raise VoxseqError(f"PLINK file {path}: not a variant-major .bed for {m} variants "
+                          f"x {n} samples ({raw.size} bytes)")
+    block = np.asarray(raw[3:].reshape(m, width)[rows])
+    return decode_bed(block.reshape(-1, width), n)
