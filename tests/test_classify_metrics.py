@@ -11,7 +11,7 @@ from sklearn import metrics as skm
 
 from voxseq.figures import pyplot
 from voxseq.imaging import plots as iplots
-from voxseq.metrics import auroc, classification_metrics, roc_points
+from voxseq.metrics import FPR_GRID, auroc, class_roc, classification_metrics, roc_points
 
 BINARY = ["control", "case"]
 THREE = ["low", "mid", "high"]
@@ -201,6 +201,17 @@ def test_model_selection_scores_with_the_reported_auroc():
     one = ClassificationTask(x.numpy(), y, x.numpy()[y == 0], y[y == 0], 3, 4, 0, {})
     single = one.validate(Fixed(), torch.device("cpu"))
     assert math.isnan(single["val_auroc"]) and single["score"] == -single["val_loss"]
+
+
+def test_class_roc_is_the_binary_curve_or_the_mean_one_vs_rest_curve():
+    y2, y3 = _encoded(BIN_TRUTH, BINARY), _encoded(THREE_TRUTH, THREE)
+    fpr, tpr, _ = skm.roc_curve(y2 == 1, BIN_PROBA[:, 1])
+    got = class_roc(BIN_PROBA, y2)
+    assert np.array_equal(got[0], fpr) and np.array_equal(got[1], tpr)
+    curves = [skm.roc_curve(y3 == c, THREE_PROBA[:, c])[:2] for c in range(3)]
+    mean = np.mean([np.interp(FPR_GRID, f, t) for f, t in curves], axis=0)
+    grid, tpr3 = class_roc(THREE_PROBA, y3)
+    assert np.array_equal(grid, FPR_GRID) and np.array_equal(tpr3, mean)
 
 
 # ---- figures ---------------------------------------------------------------------------------

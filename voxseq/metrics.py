@@ -250,11 +250,29 @@ def roc_points(truth: Sequence[str], proba: np.ndarray, classes: Sequence[str]) 
     if len(present) < 2:
         return {"fpr": [], "tpr": [], "auroc": None,
                 "note": f"ROC undefined: truth has a single class ({classes[present[0]]})"}
-    if p.shape[1] == 2:
-        fpr, tpr = roc_curve(p[:, 1], y == 1)
-    else:
-        curves = [roc_curve(p[:, c], y == c) for c in present]
-        fpr = FPR_GRID
-        tpr = np.mean([np.interp(FPR_GRID, f, t) for f, t in curves], axis=0)
+    fpr, tpr = class_roc(p, y)
     return {"fpr": [float(v) for v in fpr], "tpr": [float(v) for v in tpr],
             "auroc": auroc(p, y)}
+
+
+def class_roc(proba: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC curve of class probabilities, the curve of :func:`auroc`'s number.
+
+    Parameters
+    ----------
+    proba
+        ``(N, K)`` class probabilities.
+    labels
+        ``(N,)`` class indices, at least two classes present.
+
+    Returns
+    -------
+    fpr, tpr
+        K = 2: :func:`roc_curve` of column 1. K > 2: :data:`FPR_GRID` and the mean over the
+        classes present of their one-vs-rest curves interpolated on it.
+    """
+    labels = np.asarray(labels)
+    if proba.shape[1] == 2:
+        return roc_curve(proba[:, 1], labels == 1)
+    curves = [roc_curve(proba[:, c], labels == c) for c in np.unique(labels)]
+    return FPR_GRID, np.mean([np.interp(FPR_GRID, f, t) for f, t in curves], axis=0)
