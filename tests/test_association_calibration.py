@@ -175,3 +175,27 @@ def test_association_cohort_end_to_end(tmp_path):
     assert association_cohort(str(tmp_path / "g"), str(tmp_path / "subjects.tsv"),
                               ["lesion_burden_mm3"], ["age"], str(out), n_pcs=2,
                               pcs_min_samples=1000)["association_pcs"] == 0
+
+
+def test_association_cohort_uses_dosages(tmp_path):
+    from voxseq.genetics.cohort import association_cohort
+    from voxseq.genetics.genotypes import Genotypes
+    from voxseq.genetics.plink import write_bed
+    from voxseq.io.atomic import read_tsv, write_tsv
+
+    rng = np.random.default_rng(8)
+    n, m = 60, 30
+    ds = np.clip(_genotypes(rng, m, n) + rng.uniform(-0.3, 0.3, (m, n)), 0, 2).astype(np.float32)
+    samples = [f"s{i}" for i in range(n)]
+    write_bed(tmp_path / "g", Genotypes(samples, np.array(["1"] * m, dtype=object),
+                                        np.arange(m) + 1, np.array(["A"] * m, dtype=object),
+                                        np.array(["G"] * m, dtype=object), ds))
+    np.save(tmp_path / "g.dosage.npy", ds)
+    y = rng.normal(size=n)
+    write_tsv(tmp_path / "s.tsv", [{"subject": s, "y": float(y[i])} for i, s in
+                                   enumerate(samples)], ["subject", "y"])
+    association_cohort(str(tmp_path / "g"), str(tmp_path / "s.tsv"), ["y"], [], str(tmp_path),
+                       block=7)
+    beta = [float(r["BETA"]) for r in read_tsv(tmp_path / "y.glm.linear")]
+    y6 = np.array([float(f"{v:.6g}") for v in y])[:, None]
+    np.testing.assert_allclose(beta, glm_linear(ds, y6).beta[:, 0], rtol=1e-5)

@@ -153,5 +153,8 @@ def test_genotype_cohort_writes_passing_variants(tmp_path, subject_vcfs):
     assert summary["genotype_skipped"]["not_snv"] == 1
     back = read_bed(tmp_path / "g")
     assert back.samples == ["a", "b"] and list(back.pos) == [100, 200]
+    # b's DS 0.8 is a hard call 1 in the .bed and kept as 0.8 beside it
+    assert summary["genotype_dosages"] and back.dosage[0, 1] == 1.0
+    np.testing.assert_allclose(np.load(tmp_path / "g.dosage.npy")[0], [1.0, 0.8], rtol=1e-6)
     with pytest.raises(VoxseqError, match="neither per-subject VCFs nor a cohort VCF"):
         genotype_cohort(str(tmp_path / "h"), str(tmp_path / "qc2.tsv"))

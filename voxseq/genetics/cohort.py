@@ -27,16 +27,19 @@ from voxseq.genetics.genotypes import (
 )
 from voxseq.genetics.plink import read_bed, read_bed_dosage, write_bed
 from voxseq.genetics.subjects import phenotype_matrix
-from voxseq.io.atomic import read_tsv, write_json
+from voxseq.io.atomic import atomic_path, read_tsv, write_json
 
 log = logging.getLogger(__name__)
+
+DOSAGE_SUFFIX = ".dosage.npy"  # (M, N) float32 ALT dosages beside a .bed of hard calls
 
 
 def genotype_cohort(out_prefix: str, out_qc: str, vcfs: Mapping[str, str] | None = None,
                     cohort_vcf: str | None = None, samples: Sequence[str] | None = None,
                     absent_as_ref: bool = False, qc: Mapping[str, float] | None = None) -> dict:
     """Read the cohort's genotypes, run variant and sample QC, write the passing variants and
-    samples as ``<out_prefix>.bed/.bim/.fam`` and the QC report ``out_qc`` (+ ``.samples.tsv``).
+    samples as ``<out_prefix>.bed/.bim/.fam`` (hard calls; fractional dosages also as
+    ``<out_prefix>.dosage.npy``) and the QC report ``out_qc`` (+ ``.samples.tsv``).
 
     ``qc``: keyword arguments of :func:`voxseq.genetics.genotypes.variant_qc`. Returns counts.
     """
@@ -48,10 +51,16 @@ def genotype_cohort(out_prefix: str, out_qc: str, vcfs: Mapping[str, str] | None
         raise VoxseqError("genotypes: neither per-subject VCFs nor a cohort VCF given")
     keep_v, keep_s, rows, srows = variant_qc(geno, **(qc or {}))
     write_qc_report(out_qc, rows, srows, geno.skipped)
-    write_bed(out_prefix, geno.subset(keep_v, keep_s))
+    kept = geno.subset(keep_v, keep_s)
+    write_bed(out_prefix, kept)
+    fractional = bool(np.any(np.nan_to_num(kept.dosage) % 1))
+    if fractional:  # the .bed holds hard calls; the dosages (FORMAT DS) go beside it
+        with atomic_path(f"{out_prefix}{DOSAGE_SUFFIX}") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, kept.dosage, allow_pickle=False)
+        log.info("genotypes: fractional dosages kept in %s%s", out_prefix, DOSAGE_SUFFIX)
     return {"genotype_variants": len(rows), "genotype_variants_pass": int(keep_v.sum()),
             "genotype_samples": len(srows), "genotype_samples_pass": int(keep_s.sum()),
-            "genotype_skipped": dict(geno.skipped)}
+            "genotype_skipped": dict(geno.skipped), "genotype_dosages": fractional}
 
 
 def association_cohort(bfile: str, subjects_tsv: str, phenotypes: Sequence[str],
@@ -60,7 +69,9 @@ def association_cohort(bfile: str, subjects_tsv: str, phenotypes: Sequence[str],
                        seed: int = 0, block: int = 100_000) -> dict:
     """Every phenotype column of ``subjects.tsv`` against every variant of ``bfile``.
 
-    Writes ``<out_dir>/<phenotype>.glm.linear`` (plink2's layout), ``<phenotype>_manhattan.png``,
+    The ALT dosage is that of ``<bfile>.dosage.npy`` when :func:`genotype_cohort` wrote one
+    (fractional FORMAT DS dosages), else the .bed's hard calls. Writes
+    ``<out_dir>/<phenotype>.glm.linear`` (plink2's layout), ``<phenotype>_manhattan.png``,
     ``<phenotype>_qq.png`` and ``association.json``. Covariates: the named subject-table columns
     (numeric when every present value is a number, else categorical as k-1 dummies), plus the
     first ``n_pcs`` genotype PCs when :func:`voxseq.genetics.association.use_pcs` allows it
@@ -88,9 +99,13 @@ def association_cohort(bfile: str, subjects_tsv: str, phenotypes: Sequence[str],
                                              seed)])
         names += [f"PC{i + 1}" for i in range(n_pcs)]
     y = phenotype_matrix(rows, phenotypes)
+    dosages = Path(f"{bfile}{DOSAGE_SUFFIX}")
+    dosages = np.load(dosages, mmap_mode="r", allow_pickle=False) if dosages.is_file() else None
     parts, res = [], None
     for lo in range(0, m, block):
         part = read_bed(bfile, lo, lo + block)
+        if dosages is not None:
+            part.dosage = np.asarray(dosages[lo:lo + block], np.float32)
         parts.append(part)
         r = glm_linear(part.dosage[:, sel], y, x, names=list(phenotypes), warn=not lo)
         res = r if res is None else GlmResult(*(np.concatenate([getattr(res, f), getattr(r, f)])
