@@ -5,5 +5,6 @@ coverage over regions, variant dosages) and standardises it with training-fold s
 ``models`` holds the folds and the single-modality models; ``fusion`` cross-validates the four
 models (imaging only, genomics only, late and intermediate fusion); ``evaluate`` scores them
 (AUROC, balanced accuracy, paired bootstrap of fused minus the best single modality, ROC
-figure); ``bundle`` writes the fused model as a bundle and applies it to a new cohort.
+figure); ``bundle`` writes the fused model as a bundle and applies it to a new cohort; ``run``
+holds the rules' entry functions.
 """

@@ -149,7 +149,7 @@ def roc_figure(result: CVResult, metrics: dict, path: str | Path) -> None:
     cmp = metrics["comparison"].get(metrics["fusion"])
     title = f"subject model, {len(both)} subjects with both modalities"
     if cmp:
-        title += (f"\n{metrics['fusion']} - {cmp['versus']}: {cmp['difference']:+.3f} "
+        title += (f"\nAUROC {metrics['fusion']} - {cmp['versus']}: {cmp['difference']:+.3f} "
                   f"[95% {cmp['low']:+.3f}, {cmp['high']:+.3f}]")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title,
            xlim=(0, 1), ylim=(0, 1.01))
