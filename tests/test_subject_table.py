@@ -66,6 +66,13 @@ def _image(path, level: float):
     return str(write_nifti(path, img, SPACING))
 
 
+def _image4d(path, level: float):
+    img = np.full((20, 20, 10, 2), 0.05, np.float32)
+    img[2:18, 2:18, 1:9, 0] = 99.0
+    img[2:18, 2:18, 1:9, 1] = level
+    return str(write_nifti(path, img, SPACING))
+
+
 def test_subject_table_joins_modalities(tmp_path):
     t = tmp_path
     write_tsv(t / "cohort.tsv", [
@@ -94,7 +101,7 @@ def test_subject_table_joins_modalities(tmp_path):
         segmentations={"A": _segmentation(t / "a_seg.nii.gz", 3),
                        "B": _segmentation(t / "b_seg.nii.gz", 0)},
         images={"A": {"image": _image(t / "a.nii.gz", 2.0)},
-                "B": {"image": _image(t / "b.nii.gz", 3.0)}},
+                "B": {"image": (_image4d(t / "b.nii.gz", 3.0), 1)}},
         lesion_label=("lesion", 2), imaging_qc=str(t / "iqc.tsv"),
         predictions=str(t / "pred.tsv"), genomics_qc=str(t / "gqc.tsv"),
         genomics_regions=str(t / "regions.tsv"), coverage=stores)

@@ -88,8 +88,12 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     return float(centres[best].mean())
 
 
-def body_intensity(images: Mapping[str, Mapping[str, str]]) -> Part:
-    """``intensity_<channel>_body`` per subject: mean raw intensity inside the body."""
+def body_intensity(images: Mapping[str, Mapping[str, str | tuple[str, int]]]) -> Part:
+    """``intensity_<channel>_body`` per subject: mean raw intensity inside the body.
+
+    ``images``: subject -> {channel: NIfTI path, or (path, volume) for one volume of a 4D
+    file}; the channels share the first one's grid (as ingest checks).
+    """
     if not images:
         return {}, []
     from voxseq.io.nifti import load_nifti
@@ -98,8 +102,9 @@ def body_intensity(images: Mapping[str, Mapping[str, str]]) -> Part:
     for sid, per_channel in images.items():
         body = None
         out[sid] = {}
-        for ch, path in per_channel.items():
-            data = load_nifti(path, sid, f"image ({ch})").data
+        for ch, source in per_channel.items():
+            path, vol = (source, None) if isinstance(source, str) else source
+            data = load_nifti(path, sid, f"image ({ch})", volume=vol).data
             if body is None:  # the first channel's body mask serves all (same grid)
                 body = data > otsu_threshold(data.ravel())
             out[sid][f"intensity_{ch}_body"] = float(data[body].mean()) if body.any() else None

@@ -103,15 +103,15 @@ class Sources:
     """The pipeline's outputs a subject table reads; any may be missing (None / empty).
 
     imaging_cohort: ``imaging/cohort.tsv``; segmentations: subject -> ``_seg.nii.gz``;
-    images: subject -> {channel: NIfTI}; lesion_label: the label counted as lesions and its
-    value (``("lesion", 2)``); imaging_qc / genomics_qc: ``qc.tsv``; genomics_regions:
-    ``qc_regions.tsv``; coverage: subject -> coverage store ``.h5``; predictions: the
-    classifier's ``predictions.tsv``.
+    images: subject -> {channel: NIfTI or (NIfTI, volume)}; lesion_label: the label counted
+    as lesions and its value (``("lesion", 2)``); imaging_qc / genomics_qc: ``qc.tsv``;
+    genomics_regions: ``qc_regions.tsv``; coverage: subject -> coverage store ``.h5``;
+    predictions: the classifier's ``predictions.tsv``.
     """
 
     imaging_cohort: str | None = None
     segmentations: Mapping[str, str] = field(default_factory=dict)
-    images: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    images: Mapping[str, Mapping[str, str | tuple[str, int]]] = field(default_factory=dict)
     lesion_label: tuple[str, int] | None = None
     imaging_qc: str | None = None
     genomics_qc: str | None = None
