@@ -9,6 +9,7 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/dicom.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/normalise.smk"
 include: "workflow/rules/tile.smk"

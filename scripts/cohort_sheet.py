@@ -13,6 +13,8 @@ from voxseq.scripting import rule_logging  # noqa: E402
 with rule_logging(snakemake) as log:
     read = source_record(snakemake.input.sheet)  # before reading: a touch reruns nothing
     rows = read_sheet(snakemake.input.sheet)
+    for row in rows:  # DICOM series folders: the NIfTI they are converted to (rule imaging_dicom)
+        row.update(snakemake.params.converted.get(row["subject"], {}))
     rows = assign_splits(rows, snakemake.params.seed, snakemake.params.fractions)
     write_sheet(snakemake.output.sheet, rows)
     write_json(snakemake.output.record, {"sources": {"sheet": read}})

@@ -454,6 +454,23 @@ def test_imaging_ingest_refuses_bad_nifti(name, tmp_path):
     assert_absent(out_json, out_sample)
 
 
+def test_a_label_stored_in_another_axis_order_is_on_the_grid(tmp_path):
+    """Same voxels in world coordinates, one axis stored reversed (as a DICOM conversion of the
+    image may store it): accepted, and the label lines up with the image after reorientation."""
+    image, _ = _good(tmp_path)
+    flip = np.diag([1.0, -1.0, 1.0, 1.0])
+    flip[1, 3] = SHAPE[1] - 1  # voxel j -> SHAPE[1] - 1 - j
+    label = write_nifti(tmp_path / "flipped.nii.gz", _label_data()[:, ::-1].copy(), AFFINE @ flip)
+    meta = imaging_ingest("s01", str(image), str(label), n_labels=3, seed=0, max_voxels=None,
+                          out_json=tmp_path / "s01.json", out_sample=tmp_path / "s01.fg.npy")
+    assert meta["label_voxels"] == [int((_label_data() == k).sum()) for k in range(3)]
+    shifted = write_nifti(tmp_path / "shifted.nii.gz", _label_data()[:, ::-1].copy(),
+                          _shifted_affine() @ flip)
+    with pytest.raises(VoxseqError, match="not on the image's grid"):
+        imaging_ingest("s01", str(image), str(shifted), n_labels=3, seed=0, max_voxels=None,
+                       out_json=tmp_path / "s02.json", out_sample=tmp_path / "s02.fg.npy")
+
+
 def test_imaging_ingest_refuses_volume_over_max_voxels(tmp_path):
     image, label = _good(tmp_path)
     out_json, out_sample = tmp_path / "s01.json", tmp_path / "s01.fg.npy"

@@ -12,7 +12,14 @@ from voxseq.imaging.channels import DEFAULT_CHANNEL
 from voxseq.imaging.resample import resample_to_grid
 from voxseq.io.atomic import atomic_path, write_json
 from voxseq.io.digest import source_record
-from voxseq.io.nifti import Volume, load_nifti, nifti_volumes, pair_companion
+from voxseq.io.nifti import (
+    AFFINE_TOLERANCE,
+    Volume,
+    load_nifti,
+    nifti_volumes,
+    pair_companion,
+    same_grid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +45,14 @@ def label_counts(label: np.ndarray, n_labels: int, block: int = 1 << 18) -> np.n
 def check_label(image: Volume, label: Volume, subject: str, path: str, n_labels: int) -> np.ndarray:
     """Check a label volume against its image; return it as uint8 (canonical order).
 
-    The label must lie on the image's grid (same shape and affine to 1e-3 mm) and hold only
+    The label must lie on the image's grid (the same voxels in world coordinates:
+    :func:`voxseq.io.nifti.same_grid`, affine to 1e-3 mm) and hold only
     integer values in ``0 .. n_labels - 1``. A label read in an integer type (``load_nifti``
     with ``dtype=None``) needs no rounding check, and a uint8 one is returned without a copy.
     """
     where = f"subject {subject}: label {path}"
-    same_affine = np.allclose(image.original_affine, label.original_affine, atol=1e-3)
-    if image.original_shape != label.original_shape or not same_affine:
+    if not same_grid(image, label):
+        same_affine = np.allclose(image.affine, label.affine, atol=AFFINE_TOLERANCE)
         raise VoxseqError(
             f"{where}: not on the image's grid (label shape {label.original_shape}, image shape "
             f"{image.original_shape}; affines {'equal' if same_affine else 'differ'})"
@@ -159,9 +167,9 @@ def load_channel(
     vol = load_nifti(ch["path"], subject, what, max_voxels, volume=ch["volume"])
     if ref is None:
         return vol
-    same_affine = np.allclose(ref.original_affine, vol.original_affine, atol=1e-3)
-    if vol.original_shape == ref.original_shape and same_affine:
+    if same_grid(ref, vol):
         return vol
+    same_affine = np.allclose(ref.affine, vol.affine, atol=AFFINE_TOLERANCE)
     if grid != "resample":
         raise VoxseqError(
             f"subject {subject}: {what} {ch['path']} (channel {ch['channel']}): not on the grid "

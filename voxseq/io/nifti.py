@@ -120,6 +120,16 @@ def _code_name(code: int) -> str:
     return f"code {code} {XFORM_NAMES.get(code, 'invalid')}"
 
 
+def same_grid(a: Volume, b: Volume) -> bool:
+    """Whether two volumes have the same voxels in world coordinates: equal canonical shapes and
+    canonical affines within :data:`AFFINE_TOLERANCE` mm, whichever order each file stores its
+    axes in (a DICOM conversion may store a label's image with an axis reversed)."""
+    shape_a, shape_b = a.shape or a.data.shape[-3:], b.shape or b.data.shape[-3:]
+    return tuple(shape_a) == tuple(shape_b) and np.allclose(
+        a.affine, b.affine, atol=AFFINE_TOLERANCE
+    )
+
+
 def load_nifti(
     path: str | Path,
     subject: str,

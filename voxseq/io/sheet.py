@@ -143,7 +143,9 @@ def _check_row(
         p = Path(clean[col])
         if not p.is_absolute():
             p = (sheet.parent / p).resolve()
-        if check_files and not p.is_file():
+        # an image cell may name a DICOM series (or study) folder, converted before ingest
+        dicom = p.is_dir() and (col == "image" or col in extra)
+        if check_files and not p.is_file() and not dicom:
             raise VoxseqError(f"subject {sid}: {col} file {p} not found (sample sheet {sheet})")
         clean[col] = str(p)
     return clean

@@ -12,6 +12,7 @@ from voxseq.models.classifiers import (
     resnet10,
     resnet18,
     resnet34,
+    slice_rnn,
     vgg11,
     vgg16,
 )
@@ -29,6 +30,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet34": resnet34,
     "vgg11": vgg11,
     "vgg16": vgg16,
+    "slice_rnn": slice_rnn,
     "classifier_ensemble": ClassifierEnsemble,
     "conv_autoencoder3d": ConvAutoencoder3D,
     "profile_autoencoder": ProfileAutoencoder,

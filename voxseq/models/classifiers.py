@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-CLASSIFIERS = ("resnet10", "resnet18", "resnet34", "vgg11", "vgg16")
+CLASSIFIERS = ("resnet10", "resnet18", "resnet34", "vgg11", "vgg16", "slice_rnn")
 """The classifier names a config may choose (all registered in ``voxseq.models.MODELS``)."""
 
 VGG_CONFIGS: dict[str, list[int | str]] = {

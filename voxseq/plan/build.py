@@ -299,14 +299,20 @@ def build_plan(
                 f"imaging.labels: {theirs} in your config (and label files with those values)"
             )
 
-    # imaging channels
-    channel_columns, channels = [], []
+    # imaging channels, and the cells that name a DICOM series folder (converted before ingest)
+    channel_columns, channels, dicom = [], [], {}
     if imaging:
         from voxseq.imaging.channels import check_bundle_channels, cohort_channels
         from voxseq.io.sheet import channel_columns as sheet_channel_columns
 
         channel_columns = sheet_channel_columns(next(iter(subjects.values()))) if subjects else []
         channels = cohort_channels(channel_columns, config["imaging"]["channels"])
+        dicom = {
+            (s, c): r[c]
+            for s, r in subjects.items()
+            for c in ("image", *channel_columns)
+            if r.get(c) and _at(workdir, r[c]).is_dir()
+        }
         if seg_meta:
             check_bundle_channels(
                 seg_meta["preprocessing"].get("channels"),
@@ -463,6 +469,7 @@ def build_plan(
         blacklist=tuple(config["genomics"].get("blacklist") or []) if genomics else (),
         qc_truth=layout("qc_truth") if demo and config["demo"]["outliers"] else None,
         tasks=tasks,
+        dicom=dicom,
         demo_subjects=tuple(demo_ids(config)[0]) if demo else (),
         notes=tuple(bundle_overrides(config, seg_meta)),
     )

@@ -30,6 +30,8 @@ RESULTS = {
     "landing": "report/landing.html",
     "results_page": "report/results.html",
     # imaging
+    "dicom_image": "imaging/dicom/{subject}/{column}.nii.gz",  # a DICOM series, converted
+    "dicom_record": "imaging/dicom/{subject}/{column}.json",
     "imaging_ingest": "imaging/ingest/{subject}.json",
     "imaging_fg": "imaging/ingest/{subject}.fg.npy",
     "imaging_stats": "imaging/normalise/intensity_stats.json",

@@ -88,6 +88,8 @@ class RunPlan:
     blacklist: tuple[str, ...]
     qc_truth: str | None
     tasks: Mapping[str, TaskPlan]
+    #: (subject, image column) -> the DICOM series folder its cell names (converted first)
+    dicom: Mapping[tuple[str, str], str] = field(default_factory=dict)
     #: the demo's regular subjects, in order (the demo rule draws subject i from (seed, i))
     demo_subjects: tuple[str, ...] = ()
     #: things the user should hear once (e.g. settings an applied bundle replaces)
@@ -141,6 +143,7 @@ class RunPlan:
             }
             if self.genomics
             else None,
+            "dicom_series": len(self.dicom),
             "tasks": {name: t.to_dict() for name, t in self.tasks.items()},
             "notes": list(self.notes),
         }

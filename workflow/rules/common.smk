@@ -94,10 +94,13 @@ def get_reference(wildcards=None):
 
 
 def _source(modality, subject, key):
-    """A subject's source file (none: []), checked against what its ingest job recorded."""
+    """A subject's source file (none: []), checked against what its ingest job recorded; a
+    DICOM series folder's NIfTI conversion (rule imaging_dicom)."""
     path = PLAN.subjects[subject][key]
     if not path:
         return []
+    if (subject, key) in PLAN.dicom:
+        return L("dicom_image", subject=subject, column=key)
     return keep_time_if_unchanged(path, L(f"{modality}_ingest", subject=subject), key)
 
 
@@ -106,7 +109,7 @@ def _pair(subject, key):
     from voxseq.io.nifti import pair_companion
 
     path = PLAN.subjects[subject][key]
-    other = pair_companion(path) if path else None
+    other = pair_companion(path) if path and (subject, key) not in PLAN.dicom else None
     if other is None:
         return []
     return keep_time_if_unchanged(
@@ -136,6 +139,28 @@ def get_imaging_sources(wildcards):
         "channels": [_source("imaging", subject, c) for c in columns],
         "channel_pairs": [p for c in columns for p in [_pair(subject, c)] if p],
     }
+
+
+def get_dicom_folder(wildcards):
+    """The DICOM series (or study) folder a subject's image cell names."""
+    return PLAN.dicom[(wildcards.subject, wildcards.column)]
+
+
+def get_dicom_series(wildcards):
+    """The series pattern (imaging.dicom.series) for a sheet column, or None."""
+    return config["imaging"]["dicom"]["series"].get(wildcards.column)
+
+
+def converted_dicom():
+    """subject -> {column: the NIfTI its DICOM folder converts to}: the resolved sheet names the
+    NIfTI, so every rule after ingest reads it as it reads any image."""
+    out = {}
+    for subject, column in PLAN.dicom:
+        path = os.path.join(
+            PLAN.workdir, L("dicom_image", subject=subject, column=column)
+        )
+        out.setdefault(subject, {})[column] = os.path.abspath(path)
+    return out
 
 
 def get_bam(wildcards):
@@ -310,6 +335,8 @@ for _func in (
     get_classify_oof,
     get_label,
     get_imaging_sources,
+    get_dicom_folder,
+    get_dicom_series,
     get_bam,
     get_vcf,
     get_vcfs,

@@ -1,19 +1,18 @@
-# DICOM series to NIfTI (dcm2niix), one volume per subject and image column, before ingest.
-# Included by the Snakefile once the sheet may name a DICOM folder; common.smk provides
-# get_dicom_folder(wildcards) (the folder in the sheet's cell for that subject and column) and
-# get_dicom_series(wildcards) (the series pattern for that column, or None).
+# DICOM series to NIfTI (dcm2niix), one volume per subject and image column whose sheet cell
+# names a folder, before ingest (which then reads the NIfTI). get_dicom_folder and
+# get_dicom_series (common.smk) look the folder and the series pattern up in the plan.
 
 
 rule imaging_dicom:
     input:
         folder=get_dicom_folder,
     output:
-        image=f"{RES}/imaging/dicom/{{subject}}/{{column}}.nii.gz",
-        record=f"{RES}/imaging/dicom/{{subject}}/{{column}}.json",
+        image=L("dicom_image"),
+        record=L("dicom_record"),
     log:
-        f"{LOGS}/imaging/dicom/{{subject}}/{{column}}.log",
+        L.log("imaging/dicom/{subject}/{column}"),
     benchmark:
-        f"{BENCH}/imaging/dicom/{{subject}}/{{column}}.tsv"
+        L.bench("imaging/dicom/{subject}/{column}")
     wildcard_constraints:
         column=r"image(_[a-z0-9][a-z0-9_]{0,31})?",
     conda:
@@ -24,6 +23,6 @@ rule imaging_dicom:
         runtime=per_attempt(30),
     params:
         series=get_dicom_series,
-        min_slices=2,
+        min_slices=config["imaging"]["dicom"]["min_slices"],
     script:
         "../../scripts/imaging_dicom.py"

@@ -61,6 +61,7 @@ rule cohort_sheet:
     params:
         seed=config["seed"],
         fractions=PLAN.split_fractions,
+        converted=converted_dicom(),
     script:
         "../../scripts/cohort_sheet.py"
 
