@@ -97,8 +97,13 @@ def test_phantom_lesions_finds_a_planted_bright_region_and_nothing_on_the_truth(
     fake = real.copy()
     fake[10:14, 10:14, 6:10] += 3 * real.max()
     fake[4, 12, 8] += 3 * real.max()  # one voxel: below min_voxels
-    got = phantom_lesions(fake, real, body, threshold=0.25, min_voxels=8)
+    got = phantom_lesions(fake, real, body, min_voxels=8, window=1)
     assert got == {"phantom_regions": 1, "phantom_voxels": 64}
+    smoothed = phantom_lesions(fake, real, body, min_voxels=8)
+    assert smoothed["phantom_regions"] == 1 and 27 <= smoothed["phantom_voxels"] <= 64
+    # voxel noise in the real scan alone is no lesion once smoothed
+    noisy = real + np.random.default_rng(1).normal(0, 0.15 * real.max(), real.shape) * body
+    assert phantom_lesions(real, noisy, body)["phantom_regions"] == 0
 
 
 # ---- baselines ----------------------------------------------------------------------------------

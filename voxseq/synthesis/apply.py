@@ -154,7 +154,7 @@ def evaluate_subject(
             magnitude(synth, body),
             magnitude(real, body),
             body,
-            cfg.get("phantom_threshold", 0.25),
+            cfg.get("phantom_threshold", 1.5),
             cfg.get("phantom_min_voxels", 8),
         )
         rows.append(

@@ -117,7 +117,9 @@ def train_synthesis(
         ``model`` (UNet3D arguments), ``gan`` (:class:`~voxseq.synthesis.gan.SynthesisTask`),
         ``infer`` (sliding window), optional ``lesion_labels`` (label values scored as lesion;
         default every nonzero label), ``fg_fraction`` (0.33, with ``tiles``),
-        ``phantom_threshold`` (0.25), ``target_spacing`` (recorded in the bundle).
+        ``phantom_threshold`` (1.5) and ``phantom_min_voxels`` (8)
+        (:func:`~voxseq.synthesis.metrics.phantom_lesions`), ``target_spacing`` (recorded in
+        the bundle).
     metrics_tsv
         Both generators' per-epoch history (column ``variant``).
     scores_json, scores_tsv
