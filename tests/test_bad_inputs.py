@@ -159,6 +159,9 @@ DRY_CASES = [
     DryCase("config-wrong-type-integer",
             ["config imaging.train.epochs: 'two' is not of type 'integer'"],
             config=_set("imaging.train.epochs", "two")),
+    DryCase("config-number-read-as-a-string",  # YAML 1.1 reads 3e-4 (no dot) as a string
+            ["config imaging.train.lr", "'3e-4'", "write the number as 3.0e-4"],
+            config=_set("imaging.train.lr", "3e-4")),
     DryCase("config-wrong-type-array",
             ["config imaging.patch_size: 16 is not of type 'array'"],
             config=_set("imaging.patch_size", 16)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO, load_config
+from conftest import REPO, load_config, run_snakemake
 
 from voxseq import VoxseqError
 from voxseq.bundle import FORMAT_VERSION
@@ -127,3 +127,19 @@ def test_a_missing_sample_sheet_names_the_working_directory(tmp_path):
     assert "sample sheet my.tsv: file not found" in str(err.value)
     assert str(tmp_path.resolve()) in str(err.value)
     assert str((tmp_path / "my.tsv").resolve()) in str(err.value)
+
+
+def test_a_partial_splits_block_means_what_it_says(tmp_path):
+    """``splits: {train: 0.8, val: 0.2}`` in a --configfile: no test split (the default config's
+    test fraction is not merged in), as the workflow plans it (14 subjects, all tiled)."""
+    (tmp_path / "img.nii.gz").write_bytes(b"x")
+    rows = "".join(f"s{i:02d}\timg.nii.gz\n" for i in range(14))
+    (tmp_path / "s.tsv").write_text("subject\timage\n" + rows)
+    (tmp_path / "c.yaml").write_text(
+        f"demo: {{enabled: false}}\nsamples: {tmp_path / 's.tsv'}\n"
+        "splits: {train: 0.8, val: 0.2}\nqc: {enabled: false}\n")
+    res = run_snakemake(tmp_path / "run", "-n", "--configfile", str(TINY / "tiny.yaml"),
+                        str(tmp_path / "c.yaml"))
+    stats = (res.stdout + res.stderr).split("Job stats:")[1].split("total")[0]
+    tiles = [line.split() for line in stats.splitlines() if line.startswith("imaging_tile ")]
+    assert tiles == [["imaging_tile", "14"]]  # every subject is a train or val subject

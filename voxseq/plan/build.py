@@ -318,6 +318,7 @@ def build_plan(
                 seg_meta["preprocessing"].get("channels"),
                 channels,
                 f"models.imaging {config['models']['imaging']}",
+                channel_columns,
             )
 
     # the subject classifier: on with a class column (the demo's always has) or a bundle

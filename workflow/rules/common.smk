@@ -18,6 +18,7 @@ except ImportError:
 sys.path.insert(0, workflow.basedir)  # the voxseq package ships beside the Snakefile
 
 from voxseq import VoxseqError  # noqa: E402
+from voxseq.config import user_splits  # noqa: E402
 from voxseq.genomics.archs import GENOMICS_ARCHS as KNOWN_ARCHS  # noqa: E402
 from voxseq.io.digest import recorded_sources, same_content  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN  # noqa: E402
@@ -30,6 +31,15 @@ from voxseq.plan.targets import (  # noqa: E402
 )
 
 try:
+    # the splits block as the user wrote it, not completed from the default config key by key
+    config["splits"] = (
+        user_splits(
+            config,
+            workflow.config_settings.configfiles,
+            workflow.config_settings.config,
+        )
+        or config["splits"]
+    )
     PLAN = build_plan(config, os.getcwd())
 except VoxseqError as exc:
     raise WorkflowError(str(exc)) from None
