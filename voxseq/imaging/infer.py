@@ -20,15 +20,17 @@ from voxseq.imaging.store import open_store
 from voxseq.io.atomic import atomic_path, write_json
 from voxseq.io.nifti import original_codes, save_nifti, to_original
 from voxseq.metrics import dice_per_label
+from voxseq.models.unet import channels_last
 
 log = logging.getLogger(__name__)
 
 
 def predict_volume(model: torch.nn.Module, volume: np.ndarray, pre: dict, device) -> np.ndarray:
-    """Class probabilities (C, X, Y, Z) for a normalised volume, by Gaussian sliding window."""
+    """Class probabilities (C, X, Y, Z) for a normalised volume, by Gaussian sliding window
+    (on the CPU in the channels-last 3D layout, :func:`voxseq.models.unet.channels_last`)."""
     inf = pre["infer"]
     n_out = len(pre["labels"])
-    with torch.no_grad():
+    with torch.no_grad(), channels_last(model, device) as last:
         logits = sliding_window_logits(
             model,
             volume,
@@ -39,6 +41,7 @@ def predict_volume(model: torch.nn.Module, volume: np.ndarray, pre: dict, device
             device=device,
             sigma_scale=inf["sigma_scale"],
             mirror_axes=(0, 1, 2) if inf.get("mirror") else (),
+            memory_format=torch.channels_last_3d if last else torch.contiguous_format,
         )
     return logits.softmax(0).numpy()
 

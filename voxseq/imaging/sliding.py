@@ -107,6 +107,7 @@ def sliding_window_logits(
     device: torch.device | str = "cpu",
     sigma_scale: float = 0.125,
     mirror_axes: Sequence[int] = (),
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
     """Stitched logits for a whole volume.
 
@@ -122,6 +123,9 @@ def sliding_window_logits(
         (C_in, X, Y, Z) or (X, Y, Z) float array.
     mirror_axes
         Spatial axes (0-2) to mirror for test-time augmentation (all combinations averaged).
+    memory_format
+        Layout of the window batches given to ``predict``: ``torch.channels_last_3d`` for a
+        model whose weights are in that layout (:func:`voxseq.models.unet.channels_last`).
 
     Returns
     -------
@@ -140,7 +144,9 @@ def sliding_window_logits(
     ]
     w = _weight_map(patch, float(sigma_scale))
     w_dev = w.to(device)
-    gathered = torch.empty((min(batch_size, len(starts)), x.shape[0], *patch))
+    gathered = torch.empty(
+        (min(batch_size, len(starts)), x.shape[0], *patch), memory_format=memory_format
+    )
     for i in range(0, len(starts), batch_size):
         n = min(batch_size, len(starts) - i)
         batch = gathered[:n]
