@@ -24,6 +24,7 @@ from voxseq.io.atomic import read_tsv
 from voxseq.io.digest import file_sha256, object_sha256
 from voxseq.metrics import dice_per_label
 from voxseq.models import build_model
+from voxseq.models.unet import channels_last
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,14 @@ class PatchDataset(Dataset):
 
 
 class SegmentationTask:
-    """The imaging :class:`voxseq.fit.Task`."""
+    """The imaging :class:`voxseq.fit.Task`.
+
+    With ``validate_every`` k > 1, only every k-th epoch (``epoch % k == k - 1``) and the last
+    one (``epochs - 1``) are validated; another epoch's metrics are NaN, so it is never the best
+    epoch (:func:`voxseq.fit.fit` keeps the best validated score, as with k = 1) and counts as
+    one without improvement for early stopping. The epoch is the one of the latest
+    :meth:`batches` call, so a resumed run validates the same epochs.
+    """
 
     def __init__(
         self,
@@ -86,7 +94,12 @@ class SegmentationTask:
         augment,
         num_workers,
         infer,
+        validate_every: int = 1,
+        epochs: int = 0,
     ):
+        if validate_every < 1:
+            raise VoxseqError(f"imaging.train.validate_every must be >= 1, got {validate_every}")
+        self.validate_every, self.epochs, self._epoch = validate_every, epochs, -1
         self.stores = list(train_stores)
         shapes = [open_store(p).shape for p in self.stores]
         self.sampler = PatchSampler(shapes, train_centres, patch, fg_fraction, seed, augment)
@@ -95,6 +108,7 @@ class SegmentationTask:
         self.batch_size, self.num_workers, self.infer = batch_size, num_workers, infer
 
     def batches(self, epoch: int, n: int, rank: int = 0, world: int = 1):
+        self._epoch = epoch  # validate() checks the cadence against it
         specs = self.sampler.epoch(epoch, n * self.batch_size)
         # data-parallel: rank r takes items r, r + world, ... of every global batch
         specs = [sp for i, sp in enumerate(specs) if (i % self.batch_size) % world == rank]
@@ -115,19 +129,30 @@ class SegmentationTask:
     def loss(self, model, batch, device):
         return dice_ce_loss(model(batch["x"].to(device)), batch["y"].to(device))
 
+    def validates(self, epoch: int) -> bool:
+        """Whether ``epoch`` is validated (``validate_every``; the last epoch always is)."""
+        k = self.validate_every
+        return k == 1 or epoch % k == k - 1 or epoch >= self.epochs - 1
+
     def validate(self, model, device) -> dict[str, float]:
+        if not self.validates(self._epoch):  # NaN: never the best epoch
+            nan = float("nan")
+            out = {"val_loss": nan, "score": nan}
+            return out | {f"val_dice_{k}": nan for k in range(1, self.n_labels)}
         losses, dices = [], []
         for st in self.val:
-            logits = sliding_window_logits(
-                model,
-                st.read_image(),
-                self.patch,
-                self.n_labels,
-                overlap=self.infer["overlap"],
-                batch_size=self.infer["batch_size"],
-                device=device,
-                sigma_scale=self.infer["sigma_scale"],
-            )
+            with channels_last(model, device) as last:  # the CPU's faster layout, as inference
+                logits = sliding_window_logits(
+                    model,
+                    st.read_image(),
+                    self.patch,
+                    self.n_labels,
+                    overlap=self.infer["overlap"],
+                    batch_size=self.infer["batch_size"],
+                    device=device,
+                    sigma_scale=self.infer["sigma_scale"],
+                    memory_format=torch.channels_last_3d if last else torch.contiguous_format,
+                )
             truth = np.asarray(st.label[...]).astype(np.int64)
             losses.append(float(dice_ce_loss(logits[None], torch.from_numpy(truth)[None])))
             dices.append(dice_per_label(logits.argmax(0).numpy(), truth, self.n_labels))
@@ -264,6 +289,8 @@ def train_imaging(
         cfg["train"].get("augment", {}),
         tcfg.num_workers,
         cfg["infer"],
+        validate_every=cfg["train"].get("validate_every", 1),
+        epochs=tcfg.epochs,
     )
     log.info(
         "train %d subjects %s, val %d subjects %s, %d parameters",
