@@ -65,3 +65,36 @@ def test_a_declared_group_or_the_flag_allows_it_with_a_warning(records, caplog):
 def test_an_unreadable_record_names_the_subject(tmp_path):
     with pytest.raises(VoxseqError, match=r"subject s09: ingest record .*missing.json"):
         shared_content({"s09": tmp_path / "missing.json"})
+
+
+def test_the_workflow_stops_before_training_on_a_shared_image(tmp_path):
+    """Two subjects (one val, one test) with the same image file: the shared_content job, which
+    every training rule reads, fails naming both; declared in shared_files.allow, it passes."""
+    import shutil
+
+    import numpy as np
+    import yaml
+    from conftest import REPO, affine_for, run_snakemake, write_nifti
+
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        write_nifti(tmp_path / f"{name}.nii.gz", rng.normal(size=(12, 10, 8)).astype(np.float32),
+                    affine_for("RAS", (12, 10, 8)))
+    shutil.copy(tmp_path / "a.nii.gz", tmp_path / "a_again.nii.gz")  # same bytes, other name
+    (tmp_path / "s.tsv").write_text("subject\timage\tsplit\ns1\ta.nii.gz\tval\n"
+                                    "s2\tb.nii.gz\ttrain\ns3\ta_again.nii.gz\ttest\n")
+    cfg = {"demo": {"enabled": False}, "samples": str(tmp_path / "s.tsv"), "cohort": "leak"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    args = ["--configfile", str(REPO / "tests/config/tiny.yaml"), str(tmp_path / "c.yaml"),
+            "--cores", "2", "results/leak/imaging/shared_files.json"]
+    res = run_snakemake(tmp_path / "run", *args, check=False)
+    log = (tmp_path / "run/results/leak/logs/imaging/shared_content.log").read_text()
+    assert res.returncode != 0
+    assert "s1" in log and "s3" in log and "a_again.nii.gz" in log, log
+    assert not (tmp_path / "run/results/leak/imaging/shared_files.json").exists()
+    cfg["shared_files"] = {"allow": [["s1", "s3"]]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run_snakemake(tmp_path / "run", *args)
+    allowed = json.loads((tmp_path / "run/results/leak/imaging/shared_files.json").read_text())
+    groups = [sorted({f["subject"] for f in g["files"]}) for g in allowed["allowed"]]
+    assert groups == [["s1", "s3"]]

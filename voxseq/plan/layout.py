@@ -34,6 +34,7 @@ RESULTS = {
     "dicom_record": "imaging/dicom/{subject}/{column}.json",
     "imaging_ingest": "imaging/ingest/{subject}.json",
     "imaging_fg": "imaging/ingest/{subject}.fg.npy",
+    "shared_content": "{modality}/shared_files.json",  # identical files across subjects, allowed
     "imaging_stats": "imaging/normalise/intensity_stats.json",
     "imaging_store": "imaging/normalise/{subject}.zarr",
     "imaging_tiles": "imaging/tile/{subject}.tsv",

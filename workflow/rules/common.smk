@@ -202,6 +202,17 @@ def get_imaging_stats(wildcards):
     return [] if SEG.applied else L("imaging_stats")
 
 
+def get_ingest_records(wildcards):
+    """Every ingest record of a modality (shared_content compares their digests)."""
+    subjects = {"imaging": PLAN.imaging_subjects, "genomics": PLAN.genomics_subjects}
+    return L.each(f"{wildcards.modality}_ingest", subjects[wildcards.modality])
+
+
+def no_shared_content(modality):
+    """What a training rule reads so that no model trains on files shared across subjects."""
+    return L("shared_content", modality=modality)
+
+
 def qc_exclusion(modality):
     """qc.exclude_flagged: the modality's qc.tsv, which its training rules read."""
     on = QC_TASKS[modality].enabled and config["qc"]["exclude_flagged"]
@@ -351,6 +362,7 @@ for _func in (
     get_vcf,
     get_vcfs,
     get_imaging_stats,
+    get_ingest_records,
     get_summary_inputs,
     get_ingest_mem_mb,
 ):

@@ -93,6 +93,31 @@ rule imaging_ingest:
         "../../scripts/imaging_ingest.py"
 
 
+# identical files under different subjects (from the ingest records' digests): the training
+# rules read this, so a run with undeclared shared files stops before any model trains
+rule shared_content:
+    input:
+        records=get_ingest_records,
+    output:
+        shared=L("shared_content"),
+    log:
+        L.log("{modality}/shared_content"),
+    wildcard_constraints:
+        modality="imaging|genomics",
+    conda:
+        "../../envs/imaging.yaml"
+    threads: 1
+    resources:
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
+    params:
+        allow=config["shared_files"]["allow"],
+        allow_all=config["shared_files"]["allow_all"],
+        split=dict(PLAN.split),
+    script:
+        "../../scripts/shared_content.py"
+
+
 if PLAN.genomics:
 
     rule genomics_reference:

@@ -9,6 +9,7 @@ if IQC.train:
     rule imaging_qc_train:
         input:
             stores=L.each("imaging_store", IQC.fit_subjects),
+            shared=no_shared_content("imaging"),
         output:
             bundle=bundle_outputs(IQC.bundle),
             metrics=L("qc_train_metrics", modality="imaging"),
@@ -87,6 +88,7 @@ if GQC.train:
     rule genomics_qc_train:
         input:
             coverage=L.each("genomics_coverage", GQC.fit_subjects),
+            shared=no_shared_content("genomics"),
         output:
             bundle=bundle_outputs(GQC.bundle),
             metrics=L("qc_train_metrics", modality="genomics"),

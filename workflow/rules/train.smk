@@ -13,6 +13,7 @@ if SEG.train:
             stores=L.each("imaging_store", SEG.fit_subjects),
             tiles=L.each("imaging_tiles", SEG.fit_subjects),
             qc=qc_exclusion("imaging"),
+            shared=no_shared_content("imaging"),
         output:
             bundle=bundle_outputs(SEG.bundle),
             metrics=L("imaging_train_metrics"),
@@ -45,6 +46,7 @@ if CLS.train:
             stores=L.each("imaging_store", CLS.fit_subjects),
             seg_probs=get_classify_fit_seg_probs,
             qc=qc_exclusion("imaging"),
+            shared=no_shared_content("imaging"),
         output:
             weights=L("classify_weights"),
             fold=L("classify_fold"),
@@ -103,6 +105,7 @@ if SEQ.train:
             windows=L("genomics_windows"),
             sheet=L("sheet"),
             qc=qc_exclusion("genomics"),
+            shared=no_shared_content("genomics"),
         output:
             bundle=bundle_files(SEQ_TRAIN["bundle"]),
             metrics=SEQ_TRAIN["metrics"],
