@@ -102,6 +102,42 @@ def test_class_and_batch_on_some_subjects_only(tmp_path):
     assert [(r["class"], r["batch"]) for r in rows] == [("A", "site1"), ("", "")]
 
 
+def test_covariates_are_read_normalised_and_written_after_the_images(tmp_path):
+    """age, sex and covar_<name> are kept (sex as M/F) and written after the image columns."""
+    from voxseq.io.atomic import read_tsv
+    from voxseq.io.sheet import write_sheet
+
+    (tmp_path / "x.nii.gz").write_bytes(b"x")
+    rows = read_sheet(_sheet(
+        tmp_path,
+        "subject\tage\timage\tsex\tcovar_site\timage_t2\n"
+        "a\t41.5\tx.nii.gz\tfemale\tnorth\tx.nii.gz\nb\t\tx.nii.gz\tm\tsouth\tx.nii.gz\n",
+    ))
+    assert [(r["age"], r["sex"], r["covar_site"]) for r in rows] == [
+        ("41.5", "F", "north"), ("", "M", "south")]
+    write_sheet(tmp_path / "out.tsv", rows)
+    header = (tmp_path / "out.tsv").read_text().splitlines()[0].split("\t")
+    assert header[-4:] == ["image_t2", "age", "sex", "covar_site"]
+    assert read_tsv(tmp_path / "out.tsv")[0]["sex"] == "F"
+
+
+@pytest.mark.parametrize(
+    "header, cells, message",
+    [
+        ("age", ("40", "200"), r"subject b in sample sheet .*samples.tsv: age '200' is not a "
+                               r"number of years"),
+        ("age", ("40", "old"), "subject b in sample sheet .*samples.tsv: age 'old'"),
+        ("sex", ("F", "X"), r"subject b in sample sheet .*samples.tsv: sex 'X' is not M or F"),
+        ("covar_Site", ("1", "2"), "unknown column"),
+    ],
+)
+def test_bad_covariates_name_subject_and_sheet(tmp_path, header, cells, message):
+    (tmp_path / "x.nii.gz").write_bytes(b"x")
+    text = f"subject\timage\t{header}\na\tx.nii.gz\t{cells[0]}\nb\tx.nii.gz\t{cells[1]}\n"
+    with pytest.raises(VoxseqError, match=message):
+        read_sheet(_sheet(tmp_path, text))
+
+
 def _config(tmp_path: Path, **overrides) -> Path:
     cfg = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
     for key, value in overrides.items():

@@ -3,7 +3,9 @@
 Columns (all but ``subject`` may be empty): ``subject``, ``image``, ``label``, ``class``,
 ``bam``, ``vcf``, ``split``, and any number of ``image_<name>`` columns: further images of the
 same subject (other MRI sequences: ``image_t1c``, ``image_flair``), read as channels after
-``image`` in the sheet's column order. Relative paths are resolved against the sheet's own folder.
+``image`` in the sheet's column order; and covariates ``age``, ``sex``, ``covar_<name>``
+(:data:`voxseq.genetics.subjects.COVARIATE_RE`). Relative paths are resolved against the sheet's
+own folder.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def channel_columns(header: Sequence[str]) -> list[str]:
     return [c for c in header if CHANNEL_COLUMN_RE.match(c)]
 
 
+def covariate_columns(header: Sequence[str]) -> list[str]:
+    """The covariate columns (``age``, ``sex``, ``covar_<name>``) of a header, in its order."""
+    from voxseq.genetics.subjects import covariate_columns as covariates
+
+    return covariates(header)
+
+
 def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str]]:
     """Read and validate a sample sheet.
 
@@ -48,7 +57,8 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     -------
     list of dict
         One dict per subject with every column of ``COLUMNS`` (missing ones as ``""``), then
-        the sheet's ``image_<name>`` columns in its order, paths made absolute.
+        the sheet's ``image_<name>`` columns in its order, then its covariate columns
+        (``age``, ``sex``, ``covar_<name>``; ``sex`` written M/F), paths made absolute.
 
     Raises
     ------
@@ -73,12 +83,14 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     if "subject" not in header:
         raise VoxseqError(f"sample sheet {path}: missing required column 'subject' (has {header})")
     extra = channel_columns(header)
-    unknown = [c for c in header if c not in COLUMNS and c not in extra]
+    covariates = covariate_columns(header)
+    unknown = [c for c in header if c not in COLUMNS and c not in extra and c not in covariates]
     if unknown:
         raise VoxseqError(
-            f"sample sheet {path}: unknown column(s) {unknown}; allowed: {COLUMNS}, and "
-            "image_<name> for further images of a subject (<name>: lowercase letters, digits "
-            "and '_', starting with a letter or digit)"
+            f"sample sheet {path}: unknown column(s) {unknown}; allowed: {COLUMNS}, "
+            "image_<name> for further images of a subject, and the covariates age, sex and "
+            "covar_<name> (<name>: lowercase letters, digits and '_', starting with a letter or "
+            "digit)"
         )
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
@@ -86,6 +98,12 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     if not rows:
         raise VoxseqError(f"sample sheet {path}: no subjects (empty sheet)")
     out = [_check_row(path, line, row, check_files, extra) for line, row in rows]
+    for (_, row), clean in zip(rows, out, strict=True):
+        clean.update({c: (row.get(c) or "").strip() for c in covariates})
+    if covariates:
+        from voxseq.genetics.subjects import check_covariates
+
+        check_covariates(out, str(path))
     seen: dict[str, int] = {}
     for (line, _), row in zip(rows, out, strict=True):
         if row["subject"] in seen:
@@ -258,10 +276,12 @@ def assign_splits(
 
 
 def write_sheet(path: str | Path, rows: Sequence[dict[str, str]]) -> None:
-    """Write a resolved sheet (all columns, ``image_<name>`` ones last) atomically."""
+    """Write a resolved sheet atomically: all columns, then the ``image_<name>`` ones, then the
+    covariates (``age``, ``sex``, ``covar_<name>``)."""
     from voxseq.io.atomic import write_tsv
 
-    write_tsv(path, rows, [*COLUMNS, *channel_columns(rows[0] if rows else ())])
+    header = list(rows[0]) if rows else []
+    write_tsv(path, rows, [*COLUMNS, *channel_columns(header), *covariate_columns(header)])
 
 
 def sheet_row(path: str | Path, subject: str) -> dict[str, str]:
