@@ -143,3 +143,60 @@ def test_a_partial_splits_block_means_what_it_says(tmp_path):
     stats = (res.stdout + res.stderr).split("Job stats:")[1].split("total")[0]
     tiles = [line.split() for line in stats.splitlines() if line.startswith("imaging_tile ")]
     assert tiles == [["imaging_tile", "14"]]  # every subject is a train or val subject
+
+
+# ---- imaging genetics ---------------------------------------------------------------------------
+def test_the_demo_plan_runs_the_association(tmp_path):
+    plan = build_plan(load_config(), tmp_path)
+    g = plan.genetics
+    assert g.enabled and g.absent_as_ref  # the demo's VCFs list only carried variants
+    assert g.phenotypes == ("volume_lesion_mm3", "lesion_count", "lesion_burden_mm3")
+    assert g.lesion_label == ("lesion", 2) and len(g.subjects) == 26 and len(g.vcfs) == 26
+    out = final_outputs(plan)
+    assert {"results/demo/subjects.tsv", "results/demo/subjects.columns.tsv",
+            "results/demo/genetics/association/lesion_count_qq.png",
+            "results/demo/genetics/association/volume_lesion_mm3_manhattan.png"} <= set(out)
+    assert summary_inputs(plan)["association"] == (
+        "results/demo/genetics/association/association.json")
+    written = json.loads(json.dumps(plan.to_dict()))["genetics"]
+    assert written["enabled"] and written["phenotypes"] == list(g.phenotypes)
+
+
+def test_genetics_auto_is_off_without_genomics_and_true_is_refused(tmp_path):
+    plan = build_plan(load_config(TINY / "tiny.yaml"), tmp_path)
+    assert not plan.genetics.enabled
+    assert "genomics.enabled is false" in plan.to_dict()["genetics"]["why"][0]
+    assert "results/tiny/subjects.tsv" in final_outputs(plan)
+    assert not [p for p in final_outputs(plan) if "/genetics/" in p]
+    with pytest.raises(VoxseqError, match="genetics.enabled is true but genomics.enabled is "
+                                          "false"):
+        build_plan(load_config(TINY / "tiny.yaml", {"genetics": {"enabled": True}}), tmp_path)
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_phenotype_the_subject_table_cannot_hold_is_refused(tmp_path):
+    cfg = load_config({"genetics": {"phenotypes": ["volume_tumour_mm3"]}})
+    with pytest.raises(VoxseqError, match=r"genetics.phenotypes: \['volume_tumour_mm3'\] cannot "
+                                          r"be a column .*'volume_lesion_mm3'"):
+        build_plan(cfg, tmp_path)
+    cfg = load_config({"genetics": {"lesion_label": "organ",
+                                    "phenotypes": ["organ_count", "intensity_image_body"]}})
+    assert build_plan(cfg, tmp_path).genetics.lesion_label == ("organ", 1)
+
+
+def test_a_users_sheet_keeps_its_covariates_and_reads_absent_variants_as_missing(tmp_path):
+    for name in ("a.nii.gz", "a.bam", "a.vcf.gz"):
+        (tmp_path / name).write_bytes(b"x")
+    rows = "".join(f"s{i}\ta.nii.gz\ta.bam\ta.vcf.gz\t{40 + i}\tF\n" for i in range(4))
+    (tmp_path / "s.tsv").write_text("subject\timage\tbam\tvcf\tage\tsex\n" + rows)
+    cfg = load_config({"demo": {"enabled": False}, "samples": str(tmp_path / "s.tsv"),
+                       "genomics": {"reference": str(tmp_path / "ref.fa")}})
+    plan = build_plan(cfg, tmp_path)
+    g = plan.genetics
+    assert g.enabled and not g.absent_as_ref and g.covariates == ("age", "sex")
+    assert any("['batch'] left out" in n for n in plan.notes)
+    (tmp_path / "s.tsv").write_text("subject\timage\tbam\n" + "".join(
+        f"s{i}\ta.nii.gz\ta.bam\n" for i in range(4)))
+    assert not build_plan(cfg, tmp_path).genetics.enabled
+    with pytest.raises(VoxseqError, match=r"genetics.enabled is true but 0 subject\(s\) of "):
+        build_plan(load_config(cfg, {"genetics": {"enabled": True}}), tmp_path)

@@ -404,6 +404,14 @@ def build_plan(
             f"genomics.bin_size {config['genomics']['bin_size']} (the coverage bins it sums)"
         )
 
+    from voxseq.plan.genetics import plan_genetics
+
+    vcf_subjects = tuple(s for s in genomics_subjects if subjects[s]["vcf"])
+    genetics = plan_genetics(
+        config, subjects, imaging_subjects, vcf_subjects, channels,
+        qc["enabled"] and imaging, qc["enabled"] and genomics, sheet_desc,
+    )
+
     def task(name, modality, enabled, train, meta, fit=(), **extra):
         key = BUNDLE_FOLDERS[name][0]
         return TaskPlan(
@@ -459,7 +467,7 @@ def build_plan(
         split_fractions=fractions,
         imaging_subjects=tuple(imaging_subjects),
         genomics_subjects=tuple(genomics_subjects),
-        vcf_subjects=tuple(s for s in genomics_subjects if subjects[s]["vcf"]),
+        vcf_subjects=vcf_subjects,
         channel_columns=tuple(channel_columns),
         channels=tuple(channels),
         imaging_preprocessing=preprocessing,
@@ -472,7 +480,9 @@ def build_plan(
         tasks=tasks,
         dicom=dicom,
         demo_subjects=tuple(demo_ids(config)[0]) if demo else (),
-        notes=tuple(bundle_overrides(config, seg_meta)),
+        notes=tuple(bundle_overrides(config, seg_meta))
+        + (genetics.notes if genetics.enabled else ()),
+        genetics=genetics,
     )
 
 

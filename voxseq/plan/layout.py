@@ -75,6 +75,15 @@ RESULTS = {
     "genomics_meme": "genomics/motifs/motifs.meme",
     "genomics_motifs": "genomics/motifs/motifs.json",
     "genomics_report": "genomics/report",
+    # one row per subject, and imaging genetics
+    "subject_table": "subjects.tsv",
+    "subject_columns": "subjects.columns.tsv",
+    "genotypes": "genetics/genotypes",  # PLINK 1 prefix: .bed/.bim/.fam (+ .dosage.npy)
+    "genotype_qc": "genetics/genotype_qc.tsv",  # per variant; per subject: .samples.tsv beside
+    "genotype_summary": "genetics/genotypes.json",
+    "association": "genetics/association",  # <phenotype>.glm.linear, _manhattan.png, _qq.png
+    "association_json": "genetics/association/association.json",
+    "demo_qtl_truth": "demo_input/genomics/qtl_truth.tsv",
     # quality control, per modality
     "qc_train_metrics": "{modality}/qc/train_metrics.tsv",
     "qc_out_of_fold": "{modality}/qc/out_of_fold.npz",

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from voxseq.plan.genetics import GeneticsPlan
 from voxseq.plan.layout import Layout
 
 
@@ -94,6 +95,8 @@ class RunPlan:
     demo_subjects: tuple[str, ...] = ()
     #: things the user should hear once (e.g. settings an applied bundle replaces)
     notes: tuple[str, ...] = field(default=())
+    #: the association of imaging-derived phenotypes with genotypes
+    genetics: GeneticsPlan = field(default_factory=lambda: GeneticsPlan(False))
 
     @property
     def cohort(self) -> str:
@@ -145,5 +148,6 @@ class RunPlan:
             else None,
             "dicom_series": len(self.dicom),
             "tasks": {name: t.to_dict() for name, t in self.tasks.items()},
+            "genetics": self.genetics.to_dict(),
             "notes": list(self.notes),
         }

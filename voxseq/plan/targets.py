@@ -19,15 +19,25 @@ def qc_outputs(plan: RunPlan) -> list[str]:
     return out
 
 
+def genetics_outputs(plan: RunPlan) -> list[str]:
+    """The association's files, one Manhattan and one QQ plot per phenotype (with lambda GC)."""
+    if not plan.genetics.enabled:
+        return []
+    folder = plan.layout("association")
+    return [plan.layout("association_json"), plan.layout("genotype_summary"),
+            *(f"{folder}/{p}_{kind}.png" for p in plan.genetics.phenotypes
+              for kind in ("manhattan", "qq"))]
+
+
 def final_outputs(plan: RunPlan) -> list[str]:
     """What ``rule all`` asks for besides the report figures."""
     L = plan.layout
-    out = [L("summary"), L("plan")]
+    out = [L("summary"), L("plan"), L("subject_table"), L("subject_columns")]
     if plan.imaging:
         out.append(L("imaging_table"))
     if plan.genomics:
         out.append(L("genomics_cohort"))
-    return out + qc_outputs(plan)
+    return out + qc_outputs(plan) + genetics_outputs(plan)
 
 
 def summary_inputs(plan: RunPlan) -> dict[str, str]:
@@ -48,6 +58,9 @@ def summary_inputs(plan: RunPlan) -> dict[str, str]:
     for modality in ("imaging", "genomics"):
         if plan.task(f"{modality}_qc").enabled:
             out[f"{modality}_qc"] = L("qc_json", modality=modality)
+    if plan.genetics.enabled:
+        out["association"] = L("association_json")
+        out["genotypes"] = L("genotype_summary")
     return out
 
 
