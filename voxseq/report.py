@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voxseq.figures import as_float, best_epoch
-from voxseq.figures import pyplot as pyplot  # re-exported: voxseq.genomics.logos imports it here
-from voxseq.figures import save_figure as save_figure  # re-exported, as pyplot
 from voxseq.io.atomic import read_tsv, write_text
 from voxseq.summary import headline_values
 

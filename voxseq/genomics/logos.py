@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from voxseq.figures import pyplot, save_figure
 from voxseq.genomics.motifs import ALPHABET, Motif
-from voxseq.report import pyplot, save_figure
 
 MAX_MOTIFS = 12  # motifs drawn (the rest are in the MEME file)
 

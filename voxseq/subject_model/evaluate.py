@@ -19,23 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from voxseq.metrics import auroc as class_auroc
+from voxseq.metrics import class_roc
 from voxseq.subject_model.fusion import MODELS, CVResult, fused_proba
 
 log = logging.getLogger(__name__)
 
 
 def auroc(y: np.ndarray, proba: np.ndarray) -> float:
-    """AUROC of class indices ``y`` (N,) under ``proba`` (N, K); NaN with fewer than two
-    classes present."""
-    from sklearn.metrics import roc_auc_score
-
-    y, proba = np.asarray(y), np.asarray(proba, np.float64)
-    present = np.unique(y)
-    if len(present) < 2:
-        return math.nan
-    if proba.shape[1] == 2:
-        return float(roc_auc_score(y == 1, proba[:, 1]))
-    return float(np.mean([roc_auc_score(y == c, proba[:, c]) for c in present]))
+    """AUROC of class indices ``y`` (N,) under ``proba`` (N, K) (:func:`voxseq.metrics.auroc`:
+    macro over the classes present for K > 2); NaN with fewer than two classes present."""
+    return class_auroc(np.asarray(proba, np.float64), np.asarray(y))
 
 
 def balanced_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
@@ -111,21 +105,6 @@ def evaluate(result: CVResult, fusion: str = "late", n_bootstrap: int = 1000,
     return out
 
 
-def _roc(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC curve (binary) or its one-vs-rest macro average on a common FPR grid."""
-    from sklearn.metrics import roc_curve
-
-    if p.shape[1] == 2:
-        fpr, tpr, _ = roc_curve(y == 1, p[:, 1])
-        return fpr, tpr
-    grid = np.linspace(0.0, 1.0, 101)
-    curves = []
-    for c in np.unique(y):
-        fpr, tpr, _ = roc_curve(y == c, p[:, c])
-        curves.append(np.interp(grid, fpr, tpr))
-    return grid, np.mean(curves, axis=0)
-
-
 def roc_figure(result: CVResult, metrics: dict, path: str | Path) -> None:
     """The four models' out-of-fold ROC curves on the subjects with both modalities, one
     plot, the paired interval of the fused model in the title; written atomically (PNG)."""
@@ -144,7 +123,7 @@ def roc_figure(result: CVResult, metrics: dict, path: str | Path) -> None:
         score = metrics["both"][m]["auroc"]
         if score is None:
             continue
-        fpr, tpr = _roc(y, np.stack([result.proba[m][s] for s in both]))
+        fpr, tpr = class_roc(np.stack([result.proba[m][s] for s in both]), y)
         ax.plot(fpr, tpr, lw=1.8, label=f"{m} (AUROC {score:.3f})")
     cmp = metrics["comparison"].get(metrics["fusion"])
     title = f"subject model, {len(both)} subjects with both modalities"
