@@ -16,6 +16,7 @@ include: "workflow/rules/tile.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/infer.smk"
+include: "workflow/rules/subject.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -4,7 +4,7 @@ Columns (all but ``subject`` may be empty): ``subject``, ``image``, ``label``, `
 ``bam``, ``vcf``, ``split``, and any number of ``image_<name>`` columns: further images of the
 same subject (other MRI sequences: ``image_t1c``, ``image_flair``), read as channels after
 ``image`` in the sheet's column order; and covariates ``age``, ``sex``, ``covar_<name>``
-(:data:`voxseq.genetics.subjects.COVARIATE_RE`). Relative paths are resolved against the sheet's
+(:data:`voxseq.io.covariates.COVARIATE_RE`). Relative paths are resolved against the sheet's
 own folder.
 """
 
@@ -37,7 +37,7 @@ def channel_columns(header: Sequence[str]) -> list[str]:
 
 def covariate_columns(header: Sequence[str]) -> list[str]:
     """The covariate columns (``age``, ``sex``, ``covar_<name>``) of a header, in its order."""
-    from voxseq.genetics.subjects import covariate_columns as covariates
+    from voxseq.io.covariates import covariate_columns as covariates
 
     return covariates(header)
 
@@ -101,7 +101,7 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     for (_, row), clean in zip(rows, out, strict=True):
         clean.update({c: (row.get(c) or "").strip() for c in covariates})
     if covariates:
-        from voxseq.genetics.subjects import check_covariates
+        from voxseq.io.covariates import check_covariates
 
         check_covariates(out, str(path))
     seen: dict[str, int] = {}

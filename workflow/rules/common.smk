@@ -56,6 +56,7 @@ SEQ = PLAN.task("sequence_model")
 IQC = PLAN.task("imaging_qc")
 GQC = PLAN.task("genomics_qc")
 QC_TASKS = {"imaging": IQC, "genomics": GQC}
+GEN = PLAN.genetics
 DIGEST_CACHE = ".snakemake/voxseq/digests"  # SHA-256 of touched source files, by stat
 
 
@@ -270,6 +271,43 @@ def get_classify_oof(wildcards=None):
     return [L("classify_oof", fold=k) for k in CLS.folds]
 
 
+def get_subject_table_inputs(wildcards):
+    """What the subject table joins: every modality's cohort outputs this run makes."""
+    out = {}
+    if PLAN.imaging:
+        out["imaging_table"] = L("imaging_table")
+        out["segs"] = L.each("imaging_seg", PLAN.imaging_subjects)
+    if IQC.enabled:
+        out["imaging_qc"] = L("qc_table", modality="imaging")
+    if CLS.enabled:
+        out["predictions"] = L("classify_predictions")
+    if PLAN.genomics:
+        out["coverage"] = L.each("genomics_coverage", PLAN.genomics_subjects)
+    if GQC.enabled:
+        out["genomics_qc"] = L("qc_table", modality="genomics")
+        out["genomics_regions"] = L("qc_regions", modality="genomics")
+    return out
+
+
+def get_genetics_vcf_subjects():
+    """The subjects whose VCFs the genotypes read (none with genetics.cohort_vcf)."""
+    return [] if GEN.cohort_vcf else list(GEN.vcfs)
+
+
+def get_genetics_vcfs(wildcards):
+    """The genotypes' VCFs: the cohort VCF, else each subject's (checked against ingest)."""
+    if GEN.cohort_vcf:
+        return [GEN.cohort_vcf]
+    return [_source("genomics", s, "vcf") for s in GEN.vcfs]
+
+
+def get_association_outputs(suffix):
+    """One file per phenotype in the association folder: ``<phenotype>_<suffix>`` (figures)
+    or ``<phenotype>.<suffix>`` (the glm.linear tables)."""
+    sep = "." if suffix == "glm.linear" else "_"
+    return [f"{L('association')}/{p}{sep}{suffix}" for p in GEN.phenotypes]
+
+
 def get_summary_inputs(wildcards):
     return summary_inputs(PLAN)
 
@@ -364,6 +402,8 @@ for _func in (
     get_imaging_stats,
     get_ingest_records,
     get_summary_inputs,
+    get_subject_table_inputs,
+    get_genetics_vcfs,
     get_ingest_mem_mb,
 ):
     fixed_signature(_func)
