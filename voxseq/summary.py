@@ -39,7 +39,8 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
     mean Pearson on the val / test contigs' windows at training) join the genomics block, and
     with motif discovery (input ``genomics_motifs``, :mod:`voxseq.genomics.interpret`)
     ``motifs_found``, ``motifs_planted`` and ``motifs_recovered`` (planted motifs within Hamming
-    distance 1; null without planted motifs).
+    distance 1; null without planted motifs). With the association (inputs ``association``,
+    ``genotypes``) a ``genetics`` block (:func:`genetics_block`).
     """
     summary: dict = {"cohort": cohort}
     for modality in ("imaging", "genomics"):
@@ -62,10 +63,38 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
         m = json.loads(Path(inputs["genomics_motifs"]).read_text())
         summary.setdefault("genomics", {}).update(
             {k: m[k] for k in ("motifs_found", "motifs_planted", "motifs_recovered")})
+    if "association" in inputs:
+        summary["genetics"] = genetics_block(inputs["association"], inputs.get("genotypes"))
     summary["stage_seconds"] = stage_times(bench_dir)
     summary["total_stage_seconds"] = round(sum(summary["stage_seconds"].values()), 2)
     write_json(out, summary)
     return summary
+
+
+def genetics_block(association: str | Path, genotypes: str | Path | None = None) -> dict:
+    """``summary.json``'s ``genetics`` block from ``association.json`` and ``genotypes.json``.
+
+    Keys: ``subjects``, ``variants_tested``, ``covariates``, ``pcs``; ``genotype_qc``
+    (``variants``, ``variants_pass``, ``samples``, ``samples_pass``, ``skipped``; None without
+    ``genotypes``); ``phenotypes``: phenotype -> ``top_variant``, ``top_p``, ``top_beta``,
+    ``lambda_gc``, ``tested``, ``hits`` (p < 5e-8).
+    """
+    a = json.loads(Path(association).read_text())
+    qc = None
+    if genotypes:
+        g = json.loads(Path(genotypes).read_text())
+        qc = {k: g[f"genotype_{k}"] for k in
+              ("variants", "variants_pass", "samples", "samples_pass", "skipped")}
+    keys = ("top_variant", "top_p", "top_beta", "lambda_gc", "tested", "hits")
+    return {
+        "subjects": a["association_subjects"],
+        "variants_tested": a["association_variants"],
+        "covariates": a["association_covariates"],
+        "pcs": a["association_pcs"],
+        "genotype_qc": qc,
+        "phenotypes": {name: {k: v.get(k) for k in keys}
+                       for name, v in a["association_phenotypes"].items()},
+    }
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:

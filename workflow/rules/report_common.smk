@@ -59,11 +59,16 @@ def get_results_page_figures():
         figs.append(("Genomics: test Pearson R per track", rep, "pearson_per_track"))
         for name, title in GENOMICS_INTERPRET_FIGURES.items():
             figs.append((f"Genomics: {title}", rep, name))
+    captions = {}  # figure -> its caption's name, where the two differ
+    for pheno in GEN.phenotypes if GEN.enabled else ():
+        for kind, title in (("manhattan", "Manhattan plot"), ("qq", "QQ plot, lambda GC")):
+            figs.append((f"Genetics: {pheno}, {title}", L("association"), f"{pheno}_{kind}"))
+            captions[f"{pheno}_{kind}"] = f"association_{kind}"
     return [
         {
             "title": title,
             "path": f"{rep}/{name}" + ("" if name == "overlays" else ".png"),
-            "caption": f"{REPORT_CAPTIONS}/{name}.rst",
+            "caption": f"{REPORT_CAPTIONS}/{captions.get(name, name)}.rst",
         }
         for title, rep, name in figs
     ]
