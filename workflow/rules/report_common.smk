@@ -61,8 +61,13 @@ def get_results_page_figures():
             figs.append((f"Genomics: {title}", rep, name))
     captions = {}  # figure -> its caption's name, where the two differ
     for pheno in GEN.phenotypes if GEN.enabled else ():
-        for kind, title in (("manhattan", "Manhattan plot"), ("qq", "QQ plot, lambda GC")):
-            figs.append((f"Genetics: {pheno}, {title}", L("association"), f"{pheno}_{kind}"))
+        for kind, title in (
+            ("manhattan", "Manhattan plot"),
+            ("qq", "QQ plot, lambda GC"),
+        ):
+            figs.append(
+                (f"Genetics: {pheno}, {title}", L("association"), f"{pheno}_{kind}")
+            )
             captions[f"{pheno}_{kind}"] = f"association_{kind}"
     return [
         {
