@@ -152,6 +152,8 @@ def test_the_demo_plan_runs_the_association(tmp_path):
     assert g.enabled and g.absent_as_ref  # the demo's VCFs list only carried variants
     assert g.phenotypes == ("volume_lesion_mm3", "lesion_count", "lesion_burden_mm3")
     assert g.lesion_label == ("lesion", 2) and len(g.subjects) == 26 and len(g.vcfs) == 26
+    assert g.covariates == ("age", "sex", "batch")  # the demo's sheet has all three
+    assert all(r["age"] and r["sex"] for r in plan.subjects.values())
     out = final_outputs(plan)
     assert {"results/demo/subjects.tsv", "results/demo/subjects.columns.tsv",
             "results/demo/genetics/association/lesion_count_qq.png",

@@ -64,20 +64,24 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
         summary.setdefault("genomics", {}).update(
             {k: m[k] for k in ("motifs_found", "motifs_planted", "motifs_recovered")})
     if "association" in inputs:
-        summary["genetics"] = genetics_block(inputs["association"], inputs.get("genotypes"))
+        summary["genetics"] = genetics_block(inputs["association"], inputs.get("genotypes"),
+                                             inputs.get("qtl_truth"))
     summary["stage_seconds"] = stage_times(bench_dir)
     summary["total_stage_seconds"] = round(sum(summary["stage_seconds"].values()), 2)
     write_json(out, summary)
     return summary
 
 
-def genetics_block(association: str | Path, genotypes: str | Path | None = None) -> dict:
+def genetics_block(association: str | Path, genotypes: str | Path | None = None,
+                   qtl_truth: str | Path | None = None) -> dict:
     """``summary.json``'s ``genetics`` block from ``association.json`` and ``genotypes.json``.
 
     Keys: ``subjects``, ``variants_tested``, ``covariates``, ``pcs``; ``genotype_qc``
     (``variants``, ``variants_pass``, ``samples``, ``samples_pass``, ``skipped``; None without
     ``genotypes``); ``phenotypes``: phenotype -> ``top_variant``, ``top_p``, ``top_beta``,
-    ``lambda_gc``, ``tested``, ``hits`` (p < 5e-8).
+    ``lambda_gc``, ``tested``, ``hits`` (p < 5e-8). With the demo's ``qtl_truth.tsv``:
+    ``planted_qtl`` (``id``, ``phenotype``, ``recovered``: the top variant of its phenotype with
+    p < 0.05 / tested).
     """
     a = json.loads(Path(association).read_text())
     qc = None
@@ -86,7 +90,7 @@ def genetics_block(association: str | Path, genotypes: str | Path | None = None)
         qc = {k: g[f"genotype_{k}"] for k in
               ("variants", "variants_pass", "samples", "samples_pass", "skipped")}
     keys = ("top_variant", "top_p", "top_beta", "lambda_gc", "tested", "hits")
-    return {
+    out = {
         "subjects": a["association_subjects"],
         "variants_tested": a["association_variants"],
         "covariates": a["association_covariates"],
@@ -95,6 +99,15 @@ def genetics_block(association: str | Path, genotypes: str | Path | None = None)
         "phenotypes": {name: {k: v.get(k) for k in keys}
                        for name, v in a["association_phenotypes"].items()},
     }
+    if qtl_truth:
+        from voxseq.io.atomic import read_tsv
+
+        q = read_tsv(qtl_truth)[0]
+        top = out["phenotypes"].get(q["phenotype"]) or {}
+        out["planted_qtl"] = {"id": q["id"], "phenotype": q["phenotype"], "recovered": bool(
+            top.get("top_variant") == q["id"] and top.get("top_p") is not None
+            and top["top_p"] < 0.05 / max(top.get("tested") or 1, 1))}
+    return out
 
 
 def _num(value: float | None, fmt: str = ".3f") -> str:

@@ -9,6 +9,9 @@ has motion ghosting and a duplication, the second inverted contrast and a failed
 ``qc_truth.tsv`` (columns ``QC_TRUTH_COLUMNS``): one row per subject and modality, ``kind`` one
 of ``motion_ghosting``, ``inverted_contrast``, ``duplication``, ``failed_library``; ``contig``,
 ``start``, ``end`` (0-based, half-open) only for the duplication.
+
+Every subject gets ``age`` and ``sex`` covariates; with both modalities, a planted lesion QTL
+(:mod:`voxseq.demo.qtl`, truth in ``genomics/qtl_truth.tsv``) links the two.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from voxseq.io.sheet import COLUMNS, channel_columns
 
 log = logging.getLogger(__name__)
 
+DEMO_COVARIATES = ("age", "sex")
 QC_TRUTH_COLUMNS = ("subject", "modality", "kind", "contig", "start", "end")
 OUTLIER_KINDS = (
     {"imaging": "motion_ghosting", "genomics": "duplication"},
@@ -117,12 +121,19 @@ def make_demo_cohort(
         for mod in ("imaging", "genomics")
     }
     everyone = list(subjects) + extra
-    rows = {s: {"subject": s} for s in everyone}
+    from voxseq.demo.qtl import demo_covariates, qtl_dosage
+
+    rows = {s: {"subject": s, **demo_covariates(seed, i)} for i, s in enumerate(everyone)}
+    # the planted QTL links the modalities: only with both (else every file is as without it);
+    # the outliers do not carry it
+    dosages = ({s: qtl_dosage(seed, i) for i, s in enumerate(subjects)}
+               if imaging and genomics else None)
     truth = []
     if imaging:
         cfg = ImagingDemoConfig.small() if small else ImagingDemoConfig()
         made = generate_imaging(
-            outdir, everyone, seed, cfg.shifted(shift), kinds["imaging"], imaging_channels
+            outdir, everyone, seed, cfg.shifted(shift), kinds["imaging"], imaging_channels,
+            qtl_dosages=dosages,
         )
         columns = channel_columns(made[everyone[0]])
         labelled = labelled_indices(seed, len(subjects), label_fraction)
@@ -148,6 +159,7 @@ def make_demo_cohort(
             shift=shift,
             reference_seed=reference_seed,
             anomalies=kinds["genomics"],
+            qtl_dosages=dosages,
         )
         for s in everyone:
             rows[s].update(bam=made[s]["bam"], vcf=made[s]["vcf"])
@@ -163,5 +175,6 @@ def make_demo_cohort(
         write_tsv(outdir / "qc_truth.tsv", truth, QC_TRUTH_COLUMNS)
     sheet = outdir / "samples.tsv"
     image_columns = channel_columns(next(iter(rows.values()))) if rows else []
-    write_tsv(sheet, list(rows.values()), [*(c for c in COLUMNS if c != "split"), *image_columns])
+    write_tsv(sheet, list(rows.values()),
+              [*(c for c in COLUMNS if c != "split"), *image_columns, *DEMO_COVARIATES])
     return sheet

@@ -560,7 +560,8 @@ def write_vcf(path: Path, subject: str, genome: dict[str, bytearray], variants: 
 def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool = False,
                       shift: float = 0.0, cfg: GenomicsDemoConfig | None = None,
                       reference_seed: int | None = None,
-                      anomalies: dict[str, str] | None = None
+                      anomalies: dict[str, str] | None = None,
+                      qtl_dosages: dict[str, int] | None = None
                       ) -> dict[str, dict[str, str | int]]:
     """Write the demo reference, per-subject BAM + VCF and the variant truth under ``outdir``.
 
@@ -581,6 +582,10 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
     anomalies
         subject -> one of ``ANOMALIES`` (see the module docstring): that subject's depth is
         distorted; the other subjects are unchanged.
+    qtl_dosages
+        subject -> ALT dosage of the planted lesion QTL (:mod:`voxseq.demo.qtl`): the SNV is
+        added to the VCF of each subject that carries it, and ``genomics/qtl_truth.tsv`` is
+        written. None: no QTL (every other file is the same either way).
 
     Returns
     -------
@@ -608,6 +613,12 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
               [{**v, "pos": v["pos0"] + 1} for v in variants], TRUTH_COLUMNS)
     log.info("demo genome: %d contigs, %d bp, %d motif sites, %d variants", len(genome),
              sum(map(len, genome.values())), sum(map(len, sites.values())), len(variants))
+    qtl = None
+    if qtl_dosages is not None:
+        from voxseq.demo.qtl import choose_qtl, write_qtl_truth
+
+        qtl = choose_qtl(genome, sites, variants, max(len(m[1]) for m in cfg.motifs))
+        write_qtl_truth(gdir / "qtl_truth.tsv", qtl)
     anomalies = anomalies or {}
     unknown = set(anomalies.values()) - set(ANOMALIES)
     if unknown:
@@ -643,6 +654,12 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
         hom = rng_gt.random(len(variants)) < 0.2
         mine = [v for v, k in zip(variants, carried, strict=True) if k]
         gts = ["1/1" if h else "0/1" for h, k in zip(hom, carried, strict=True) if k]
+        if qtl and qtl_dosages.get(sid, 0):  # in position order, as tabix needs
+            order = {c: k for k, c in enumerate(genome)}
+            pairs = sorted([*zip(mine, gts, strict=True),
+                            (qtl, "1/1" if qtl_dosages[sid] == 2 else "0/1")],
+                           key=lambda p: (order[p[0]["contig"]], p[0]["pos0"]))
+            mine, gts = [p[0] for p in pairs], [p[1] for p in pairs]
         write_vcf(outdir / files["vcf"], sid, genome, mine, gts)
         log.info("demo subject %s: %d alignments, %d variants", sid, len(lines), len(mine))
         out[sid] = dict(files)

@@ -127,6 +127,8 @@ def phantom(
     cfg: ImagingDemoConfig,
     heavy: bool = False,
     lesions: bool = True,
+    extra_lesions: int = 0,
+    extra_rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free intensity and label maps at world coordinates.
 
@@ -141,6 +143,10 @@ def phantom(
     lesions
         False: a lesion-free subject; its lesions are drawn (the random stream, hence the rest
         of the subject, is unchanged) but not painted.
+    extra_lesions, extra_rng
+        Further lesions of radius ``QTL_LESION_RADIUS_MM`` (the planted QTL's, see
+        :mod:`voxseq.demo.qtl`), placed from ``extra_rng`` in the organ's outer shell (0.6-0.85
+        of its radii), after the others: ``rng``'s draws do not change.
 
     Returns
     -------
@@ -179,6 +185,16 @@ def phantom(
         label[les] = 2
         image[les] = 1.0 + cfg.organ_contrast + cfg.lesion_contrast
         total += 4.0 / 3.0 * np.pi * rad**3
+    for _ in range(extra_lesions):
+        from voxseq.demo.qtl import QTL_LESION_RADIUS_MM
+
+        u = extra_rng.normal(size=3)
+        u /= np.linalg.norm(u)
+        c = centre + u * radii * extra_rng.uniform(0.6, 0.85)
+        d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
+        les = (d <= QTL_LESION_RADIUS_MM) & organ & lesions
+        label[les] = 2
+        image[les] = 1.0 + cfg.organ_contrast + cfg.lesion_contrast
     return image, label
 
 
@@ -219,6 +235,7 @@ def make_subject(
     corruption: str | None = None,
     extra_channels: tuple[str, ...] = (),
     lesions: bool = True,
+    qtl_dosage: int = 0,
 ) -> dict:
     """Draw one subject: arrays in storage orientation plus its affine and metadata.
 
@@ -233,6 +250,9 @@ def make_subject(
         corruption applies to the first image only (one bad series).
     lesions
         False: no lesion (label 2) anywhere; everything else as with lesions.
+    qtl_dosage
+        ALT alleles of the planted lesion QTL (:mod:`voxseq.demo.qtl`): ``QTL_LESIONS`` extra
+        small lesions each, from the subject's own stream; 0 changes nothing.
     """
     if corruption is not None and corruption not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {corruption!r}; one of {CORRUPTIONS}")
@@ -253,7 +273,10 @@ def make_subject(
     idx = np.indices(shape, dtype=np.float32)
     coords = idx * spacing[:, None, None, None].astype(np.float32) + origin[:, None, None, None]
     heavy = bool(np.random.default_rng([seed, 5, index]).random() < cfg.heavy_fraction)
-    image, label = phantom(rng, coords, cfg, heavy, lesions)
+    from voxseq.demo.qtl import QTL_LESIONS, qtl_lesion_rng
+
+    image, label = phantom(rng, coords, cfg, heavy, lesions, QTL_LESIONS * qtl_dosage,
+                           qtl_lesion_rng(seed, index))
     body = image > 0
     if corruption == "inverted_contrast":
         image = invert_contrast(image)
@@ -326,6 +349,7 @@ def generate_imaging(
     channels: int = 1,
     missing: Mapping[str, Sequence[str]] | None = None,
     lesion_free: Collection[str] = (),
+    qtl_dosages: Mapping[str, int] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Write image + label NIfTI for each subject id into ``outdir/imaging``.
 
@@ -345,6 +369,9 @@ def generate_imaging(
         synthesis). Off by default.
     lesion_free
         Subjects drawn without lesions (:func:`make_subject` ``lesions=False``). Off by default.
+    qtl_dosages
+        subject -> ALT dosage of the planted lesion QTL (:func:`make_subject` ``qtl_dosage``);
+        a subject not in it carries none.
 
     Returns
     -------
@@ -363,7 +390,8 @@ def generate_imaging(
     if unknown:
         raise ValueError(f"demo missing channels {unknown}: not among the further ones {extra}")
     for i, sid in enumerate(subjects):
-        subj = make_subject(seed, i, cfg, corruptions.get(sid), extra, sid not in lesion_free)
+        subj = make_subject(seed, i, cfg, corruptions.get(sid), extra, sid not in lesion_free,
+                            (qtl_dosages or {}).get(sid, 0))
         files = imaging_files(sid, extra)
         image = Path(files["image"])
         label = None if sid in corruptions else Path(files["label"])

@@ -87,6 +87,7 @@ def demo_rows(config: dict, layout: Layout) -> dict[str, dict[str, str]]:
     from voxseq.demo.cohort import labelled_indices
     from voxseq.demo.imaging import demo_channel_names
     from voxseq.demo.layout import genomics_files, imaging_files
+    from voxseq.demo.qtl import demo_covariates
 
     d = config["demo"]
     regular, outliers = demo_ids(config)
@@ -105,6 +106,7 @@ def demo_rows(config: dict, layout: Layout) -> dict[str, dict[str, str]]:
             row.update({k: f"{base}/{v}" for k, v in genomics_files(sid).items()})
         if sid in outliers:
             row["class"] = ""
+        row.update(demo_covariates(config["seed"], i))  # as the demo writes them
         rows[sid] = row
     return rows
 

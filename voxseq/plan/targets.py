@@ -61,6 +61,8 @@ def summary_inputs(plan: RunPlan) -> dict[str, str]:
     if plan.genetics.enabled:
         out["association"] = L("association_json")
         out["genotypes"] = L("genotype_summary")
+        if plan.demo and plan.config["demo"]["imaging"]:  # the planted QTL, recovered or not
+            out["qtl_truth"] = L("demo_qtl_truth")
     return out
 
 
@@ -69,6 +71,7 @@ def demo_outputs(plan: RunPlan) -> list[str]:
     outputs, which would leave them older than the files they index."""
     L, demo = plan.layout, plan.config["demo"]
     files = [L("demo_reference"), L("demo_variant_truth")] if demo["genomics"] else []
+    files += [L("demo_qtl_truth")] if demo["genomics"] and demo["imaging"] else []
     if plan.qc_truth:
         files.append(plan.qc_truth)
     for row in plan.subjects.values():
