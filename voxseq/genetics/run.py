@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from voxseq import VoxseqError
 from voxseq.genetics.cohort import DOSAGE_SUFFIX, genotype_cohort
 from voxseq.genetics.subjects import Sources, subject_table
 from voxseq.io.atomic import write_json
@@ -69,6 +70,12 @@ def run_genotypes(out_prefix: str, out_qc: str, out_summary: str,
     Path(f"{out_prefix}{DOSAGE_SUFFIX}").unlink(missing_ok=True)
     summary = genotype_cohort(out_prefix, out_qc, vcfs=vcfs or None, cohort_vcf=cohort_vcf,
                               samples=list(samples), absent_as_ref=absent_as_ref, qc=qc)
+    if not summary["genotype_variants_pass"] or summary["genotype_samples_pass"] < 3:
+        raise VoxseqError(
+            f"genotypes: {summary['genotype_variants_pass']} of {summary['genotype_variants']} "
+            f"variants and {summary['genotype_samples_pass']} of {summary['genotype_samples']} "
+            f"subjects pass QC (genetics.qc {dict(qc)}); the association needs a variant and 3 "
+            f"subjects. Per variant and subject: {out_qc} and its .samples.tsv")
     write_json(out_summary, summary)
     log.info("genotypes: %d of %d variants and %d of %d subjects pass QC",
              summary["genotype_variants_pass"], summary["genotype_variants"],
