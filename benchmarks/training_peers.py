@@ -48,13 +48,15 @@ sys.path.insert(0, str(REPO))
 
 def _inputs(results: Path, sheet: Path) -> tuple[list[str], list[str], dict, dict]:
     """Train / val subjects with a label, and subject -> store / tile table."""
+    from voxseq.imaging.store import open_store
     from voxseq.io.atomic import read_tsv
 
     split = {r["subject"]: r["split"] for r in read_tsv(sheet)}
     tiles = {p.stem: str(p) for p in sorted((results / "imaging" / "tile").glob("*.tsv"))}
     stores = {s: str(results / "imaging" / "normalise" / f"{s}.zarr") for s in tiles}
-    train = [s for s in tiles if split.get(s) == "train"]
-    val = [s for s in tiles if split.get(s) == "val"]
+    labelled = [s for s in tiles if open_store(stores[s]).label is not None]  # as train_imaging
+    train = [s for s in labelled if split.get(s) == "train"]
+    val = [s for s in labelled if split.get(s) == "val"]
     if not train or not val:
         sys.exit(f"no train/val subjects with tile tables under {results} (sheet {sheet})")
     return train, val, stores, tiles
