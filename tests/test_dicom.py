@@ -181,7 +181,11 @@ def test_rule_imaging_dicom_runs(tmp_path):
     write_series(tmp_path / "dicom" / "S08", _stored(), oblique_affine(), description="t1")
     (tmp_path / "Snakefile").write_text(
         f"""
-RES, LOGS, BENCH = "results/c", "results/c/logs", "results/c/benchmarks"
+import sys
+sys.path.insert(0, "{REPO}")
+from voxseq.plan.layout import Layout
+L = Layout("c")
+config = {{"imaging": {{"dicom": {{"min_slices": 2}}}}}}
 def per_attempt(v):
     return v
 def get_dicom_folder(wildcards):
