@@ -12,11 +12,11 @@ from voxseq.scripting import rule_logging  # noqa: E402
 with rule_logging(snakemake):
     p = snakemake.params
     association_cohort(
-        p.bfile,
+        snakemake.input.bed.removesuffix(".bed"),
         snakemake.input.table,
         p.phenotypes,
         p.covariates,
-        p.folder,
+        str(Path(snakemake.output.summary).parent),
         n_pcs=p.n_pcs,
         pcs_min_samples=p.pcs_min_samples,
         pcs_min_variants=p.pcs_min_variants,

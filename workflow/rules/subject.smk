@@ -83,8 +83,6 @@ if GEN.enabled:
             mem_mb=per_attempt(4000),
             runtime=per_attempt(60),
         params:
-            bfile=L("genotypes"),
-            folder=L("association"),
             phenotypes=list(GEN.phenotypes),
             covariates=list(GEN.covariates),
             n_pcs=GEN.n_pcs,
