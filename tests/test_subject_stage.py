@@ -43,3 +43,33 @@ def test_run_genotypes_refuses_a_cohort_with_nothing_left(tmp_path):
         run_genotypes(str(tmp_path / "g"), str(tmp_path / "qc.tsv"), str(tmp_path / "g.json"),
                       _cohort(tmp_path, 4), None, [], True, {"min_mac": 50})
     assert not (tmp_path / "g.json").exists()
+
+
+def test_summary_genetics_block_and_headline(tmp_path):
+    from voxseq.io.atomic import write_tsv
+    from voxseq.summary import genetics_block, headline
+
+    pheno = {"top_variant": "chr4:10:C:G", "top_p": 1e-6, "top_beta": 2.0, "lambda_gc": 1.01,
+             "tested": 100, "hits": 0, "obs_ct_max": 26}
+    (tmp_path / "a.json").write_text(json.dumps({
+        "association_subjects": 26, "association_variants": 100, "association_covariates": [],
+        "association_pcs": 0, "association_phenotypes": {"lesion_count": pheno,
+                                                         "volume_lesion_mm3": {**pheno,
+                                                                               "top_p": 0.01}}}))
+    (tmp_path / "g.json").write_text(json.dumps({
+        "genotype_variants": 120, "genotype_variants_pass": 100, "genotype_samples": 26,
+        "genotype_samples_pass": 26, "genotype_skipped": {"not_snv": 3}}))
+    truth = [{"id": "chr4:10:C:G", "phenotype": "lesion_count"}]
+    write_tsv(tmp_path / "q.tsv", truth, ["id", "phenotype"])
+    block = genetics_block(tmp_path / "a.json", tmp_path / "g.json", tmp_path / "q.tsv")
+    assert block["genotype_qc"]["variants_pass"] == 100
+    assert block["phenotypes"]["lesion_count"]["top_p"] == 1e-6
+    assert block["planted_qtl"]["recovered"]  # top of its phenotype, 1e-6 < 0.05 / 100
+    write_tsv(tmp_path / "q.tsv", [{**truth[0], "phenotype": "volume_lesion_mm3"}],
+              ["id", "phenotype"])  # 0.01 > 0.05 / 100: not recovered
+    assert not genetics_block(tmp_path / "a.json", None, tmp_path / "q.tsv")["planted_qtl"][
+        "recovered"]
+    (tmp_path / "summary.json").write_text(json.dumps({"cohort": "c", "genetics": block}))
+    line = [x for x in headline(tmp_path / "summary.json") if x.startswith("  genetics:")][0]
+    assert "26 subjects x 100 variants; lesion_count top chr4:10:C:G p 1e-06" in line
+    assert line.endswith("planted QTL chr4:10:C:G (lesion_count) recovered")

@@ -130,8 +130,9 @@ def headline_values(summary: dict) -> dict:
         ``cohort``; ``imaging``, ``classifier``, ``genomics``, ``motifs`` and ``architectures``:
         a dict of numbers each, or None where the run has none (no ``imaging`` or ``genomics``
         block, no ``classify_classes``, no motif discovery, no architecture comparison);
-        ``warnings`` (modality -> list of str); ``stage_seconds`` (stage -> seconds) and
-        ``total_stage_seconds``. Counts the summary lacks are 0 (``n_subjects`` and
+        ``genetics`` (subjects, variants tested, phenotype -> its top hit, the demo's planted
+        QTL) or None; ``warnings`` (modality -> list of str); ``stage_seconds`` (stage ->
+        seconds) and ``total_stage_seconds``. Counts the summary lacks are 0 (``n_subjects`` and
         ``n_test_labelled`` stay None), other numbers None.
     """
     img, gen = summary.get("imaging"), summary.get("genomics")
@@ -174,6 +175,13 @@ def headline_values(summary: dict) -> dict:
         if gen.get("test_pearson_by_arch"):
             out["architectures"] = {"test_pearson": gen["test_pearson_by_arch"],
                                     "chosen": gen.get("arch")}
+    if gx := summary.get("genetics"):
+        out["genetics"] = {"subjects": gx.get("subjects"),
+                           "variants_tested": gx.get("variants_tested"),
+                           "phenotypes": gx.get("phenotypes") or {},
+                           "planted_qtl": gx.get("planted_qtl")}
+    else:
+        out["genetics"] = None
     out["warnings"] = {name: (block or {}).get("warnings") or []
                        for name, block in (("imaging", img), ("genomics", gen))}
     out["stage_seconds"] = summary.get("stage_seconds") or {}
@@ -193,6 +201,20 @@ def warning_lines(modality: str, warnings: list[str]) -> list[str]:
     if n > MAX_HEADLINE_WARNINGS:
         lines.append(f"    ... and {n - MAX_HEADLINE_WARNINGS} more")
     return lines
+
+
+def genetics_line(gx: dict) -> str:
+    """The association's headline: per phenotype its top variant, p and lambda GC; whether the
+    demo's planted QTL was recovered."""
+    parts = [f"{name} top {v['top_variant']} p {_num(v['top_p'], '.2g')} "
+             f"(lambda GC {_num(v['lambda_gc'], '.2f')})"
+             for name, v in gx["phenotypes"].items()]
+    line = (f"  genetics: {gx['subjects']} subjects x {gx['variants_tested']} variants; "
+            + "; ".join(parts))
+    if q := gx.get("planted_qtl"):
+        line += (f"; planted QTL {q['id']} ({q['phenotype']}) "
+                 + ("recovered" if q["recovered"] else "NOT recovered"))
+    return line
 
 
 def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> list[str]:
@@ -242,6 +264,8 @@ def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> 
             + ", ".join(f"{a} {_num(v)}" for a, v in arch["test_pearson"].items())
             + f"; chosen {arch['chosen']} (best validation)"
         )
+    if (gx := h["genetics"]) is not None:
+        lines.append(genetics_line(gx))
     for name, warnings in h["warnings"].items():
         lines += warning_lines(name, warnings)
     if models:
