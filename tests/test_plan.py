@@ -202,3 +202,11 @@ def test_a_users_sheet_keeps_its_covariates_and_reads_absent_variants_as_missing
     assert not build_plan(cfg, tmp_path).genetics.enabled
     with pytest.raises(VoxseqError, match=r"genetics.enabled is true but 0 subject\(s\) of "):
         build_plan(load_config(cfg, {"genetics": {"enabled": True}}), tmp_path)
+
+
+def test_a_missing_cohort_vcf_is_refused_before_any_job(tmp_path):
+    with pytest.raises(VoxseqError, match="genetics.cohort_vcf: cohort.vcf.gz: file not found"):
+        build_plan(load_config({"genetics": {"cohort_vcf": "cohort.vcf.gz"}}), tmp_path)
+    (tmp_path / "cohort.vcf.gz").write_bytes(b"x")
+    plan = build_plan(load_config({"genetics": {"cohort_vcf": "cohort.vcf.gz"}}), tmp_path)
+    assert plan.genetics.cohort_vcf == "cohort.vcf.gz" and not plan.genetics.vcfs

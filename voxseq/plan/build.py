@@ -413,6 +413,11 @@ def build_plan(
         config, subjects, imaging_subjects, vcf_subjects, channels,
         qc["enabled"] and imaging, qc["enabled"] and genomics, sheet_desc,
     )
+    if genetics.cohort_vcf and not _at(workdir, genetics.cohort_vcf).is_file():
+        raise VoxseqError(
+            f"config genetics.cohort_vcf: {genetics.cohort_vcf}: file not found (a relative path "
+            f"is resolved against the working directory {workdir.resolve()})"
+        )
 
     def task(name, modality, enabled, train, meta, fit=(), **extra):
         key = BUNDLE_FOLDERS[name][0]
