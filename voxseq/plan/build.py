@@ -14,223 +14,60 @@ from pathlib import Path
 
 from voxseq import VoxseqError
 from voxseq.config import check_config, validate_config
+from voxseq.plan.bundles import applied_bundles, bundle_overrides, imaging_preprocessing
+from voxseq.plan.genomics import genomics_inputs
+from voxseq.plan.inputs import at_workdir, dag_splits, demo_ids, load_subjects, resolve_inputs
 from voxseq.plan.layout import BUNDLE_FOLDERS, Layout
 from voxseq.plan.model import RunPlan, TaskPlan
 
-SPLITS = ("train", "val", "test")
 SCHEMAS = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
 
-def _at(workdir: Path, path: str) -> Path:
-    """``path`` as the workflow sees it: relative to the working directory (kept as written
-    when that is the current directory, so messages name the path the user wrote)."""
-    p = Path(path)
-    if p.is_absolute() or workdir.resolve() == Path.cwd():
-        return p
-    return workdir / p
+# ---- the plan's parts --------------------------------------------------------------------------
+def imaging_inputs(
+    config: dict, subjects: Mapping[str, Mapping[str, str]], seg_meta: dict | None, workdir: Path
+) -> tuple[list[str], list[str], dict[tuple[str, str], str]]:
+    """The sheet's image_<name> columns, the cohort's channel names (equal to an applied
+    segmentation bundle's), and the cells that name a DICOM series folder (converted before
+    ingest)."""
+    from voxseq.imaging.channels import check_bundle_channels, cohort_channels
+    from voxseq.io.sheet import channel_columns as sheet_channel_columns
 
-
-# ---- inputs ---------------------------------------------------------------------------------
-def resolve_inputs(config: dict, layout: Layout, workdir: Path) -> tuple[str, str | None]:
-    """The sample sheet and reference this run reads: the demo writes its own; any other cohort
-    must name both (a relative path is resolved against the working directory)."""
-    demo, genomics = config["demo"]["enabled"], config["genomics"]["enabled"]
-    ref = config["genomics"].get("reference")
-    if demo:
-        if config.get("samples"):
-            raise VoxseqError(
-                f"config samples: {config['samples']!r} is set while demo.enabled is true; "
-                "the demo writes its own sample sheet. To run your own cohort, set "
-                "demo: {enabled: false}"
-            )
-        demo_ref = layout("demo_reference")
-        if genomics and ref and ref != demo_ref:
-            raise VoxseqError(
-                f"config genomics.reference: {ref!r} is set while demo.enabled is true; the "
-                f"demo writes and uses its own reference ({demo_ref}). Set "
-                "demo: {enabled: false} to use yours"
-            )
-        return layout("demo_sheet"), demo_ref if genomics else None
-    sheet = config.get("samples")
-    if not sheet:
-        raise VoxseqError(
-            "config samples: not set. With demo.enabled false the config must name the "
-            "cohort's sample sheet (a TSV; a relative path is resolved against the working "
-            "directory, i.e. where snakemake runs or its --directory)"
+    columns = sheet_channel_columns(next(iter(subjects.values()))) if subjects else []
+    channels = cohort_channels(columns, config["imaging"]["channels"])
+    dicom = {
+        (s, c): r[c]
+        for s, r in subjects.items()
+        for c in ("image", *columns)
+        if r.get(c) and at_workdir(workdir, r[c]).is_dir()
+    }
+    if seg_meta:
+        check_bundle_channels(
+            seg_meta["preprocessing"].get("channels"),
+            channels,
+            f"models.imaging {config['models']['imaging']}",
+            columns,
         )
-    if not _at(workdir, sheet).is_file():
+    return columns, channels, dicom
+
+
+def classifier_enabled(
+    config: dict, subjects: Mapping[str, Mapping[str, str]], cls_meta: dict | None, sheet: str
+) -> bool:
+    """imaging.classify.enabled: auto is on when the sheet has a class column (the demo's always
+    has) or a classifier bundle is applied; true without either is refused."""
+    setting = config["imaging"]["classify"]["enabled"]
+    if setting is False:
+        return False
+    has_class = (config["demo"]["enabled"] and config["demo"]["imaging"]) or any(
+        r.get("class") for r in subjects.values() if r["image"]
+    )
+    if setting is True and not has_class and not cls_meta:
         raise VoxseqError(
-            f"config samples: sample sheet {sheet}: file not found (looked for "
-            f"{_at(workdir, sheet).resolve()}; a relative path is resolved against the working "
-            f"directory {workdir.resolve()}, i.e. where snakemake runs or its --directory)"
+            f"imaging.classify.enabled is true but the sample sheet {sheet} has "
+            "no class column (or no imaging subject with a class)"
         )
-    if genomics and not ref:
-        raise VoxseqError(
-            "config genomics.reference: not set. With genomics.enabled the config must name "
-            "the reference FASTA the BAM/CRAM files were aligned to"
-        )
-    return sheet, ref if genomics else None
-
-
-def demo_ids(config: dict) -> tuple[list[str], list[str]]:
-    """The demo's subject ids: ``n_subjects`` regular ones, then the QC outliers (if any)."""
-    from voxseq.demo.cohort import outlier_ids
-
-    regular = [f"{config['cohort']}{i + 1:03d}" for i in range(config["demo"]["n_subjects"])]
-    return regular, outlier_ids(regular) if config["demo"]["outliers"] else []
-
-
-def demo_rows(config: dict, layout: Layout) -> dict[str, dict[str, str]]:
-    """The rows the demo rule writes (known before it runs, so the DAG is complete). The
-    regular subjects' classes are drawn by the demo (every one gets one); the outliers have
-    none."""
-    from voxseq.demo.cohort import labelled_indices
-    from voxseq.demo.imaging import demo_channel_names
-    from voxseq.demo.layout import genomics_files, imaging_files
-    from voxseq.demo.qtl import demo_covariates
-
-    d = config["demo"]
-    regular, outliers = demo_ids(config)
-    labelled = labelled_indices(config["seed"], len(regular), d["label_fraction"])
-    extra = demo_channel_names(d["imaging_channels"])[1:] if d["imaging"] else []
-    base = layout("demo_dir")
-    rows = {}
-    for i, sid in enumerate(regular + outliers):
-        row = {"subject": sid, "image": "", "label": "", "bam": "", "vcf": ""}
-        if d["imaging"]:
-            files = imaging_files(sid, extra)
-            row.update({k: f"{base}/{v}" for k, v in files.items()})
-            if i not in labelled:
-                row["label"] = ""
-        if d["genomics"]:
-            row.update({k: f"{base}/{v}" for k, v in genomics_files(sid).items()})
-        if sid in outliers:
-            row["class"] = ""
-        row.update(demo_covariates(config["seed"], i))  # as the demo writes them
-        rows[sid] = row
-    return rows
-
-
-def load_subjects(config: dict, layout: Layout, sheet: str, workdir: Path) -> dict[str, dict]:
-    """subject -> sheet row (the demo's planned rows, or the validated sample sheet)."""
-    if config["demo"]["enabled"]:
-        return demo_rows(config, layout)
-    from voxseq.io.sheet import read_sheet
-
-    return {r["subject"]: r for r in read_sheet(_at(workdir, sheet))}
-
-
-def dag_splits(
-    subjects: Mapping[str, Mapping[str, str]], seed: int, fractions: Mapping[str, float]
-) -> dict[str, str]:
-    """Each subject's split, known before any job runs: the sheet's, else the same hash-based
-    assignment cohort_sheet writes (so rules can depend on the training subjects alone)."""
-    from voxseq.io.sheet import assign_splits
-
-    rows = [{"subject": s, "split": r.get("split", "")} for s, r in subjects.items()]
-    return {r["subject"]: r["split"] for r in assign_splits(rows, seed, dict(fractions))}
-
-
-# ---- bundles --------------------------------------------------------------------------------
-def read_bundle(config: dict, key: str, modality: str, workdir: Path) -> dict | None:
-    """bundle.json of the bundle ``models.<key>`` applies (None when none is applied)."""
-    path = config["models"][key]
-    if not path:
-        return None
-    from voxseq.bundle import read_bundle_meta
-
-    try:
-        meta = read_bundle_meta(_at(workdir, path), modality)
-    except VoxseqError as exc:
-        raise VoxseqError(f"models.{key}: {exc}") from None
-    return meta
-
-
-def imaging_preprocessing(config: dict, bundle: dict | None, channels: list[str]) -> dict:
-    """Preprocessing: the applied segmentation bundle's (never recomputed from a new cohort),
-    else the config's. Passed to the rules as params, so a replaced bundle with the same
-    preprocessing reruns nothing upstream of inference."""
-    c = config["imaging"]
-    if bundle:
-        pre = bundle["preprocessing"]
-        keys = ("target_spacing", "interpolation", "normalisation", "statistics", "labels")
-        plan = {k: pre.get(k) for k in keys}
-    else:
-        plan = {
-            "target_spacing": c["target_spacing"],
-            "interpolation": c["interpolation"],
-            "normalisation": c["normalisation"],
-            "statistics": None,
-            "labels": c["labels"],
-        }
-    # the channels are the cohort's (equal to an applied bundle's: checked by the plan)
-    return {**plan, "channels": channels, "channel_grid": c["channel_grid"]}
-
-
-def bundle_overrides(config: dict, bundle: dict | None) -> list[str]:
-    """The config's preprocessing settings an applied segmentation bundle replaces, one line
-    each (said once when the plan is built)."""
-    if not bundle:
-        return []
-    pre, c = bundle["preprocessing"], config["imaging"]
-    return [
-        f"imaging.{k}: the config says {c[k]!r}, the applied bundle {config['models']['imaging']} "
-        f"was trained with {pre.get(k)!r}; the bundle's is used"
-        for k in ("target_spacing", "interpolation", "normalisation")
-        if k in pre and list_or(pre.get(k)) != list_or(c.get(k))
-    ]
-
-
-def list_or(value):
-    return list(value) if isinstance(value, list | tuple) else value
-
-
-# ---- genomics -------------------------------------------------------------------------------
-def genomics_contig_lengths(config: dict, reference: str, workdir: Path) -> dict[str, int] | None:
-    """The reference's contig lengths when known before any job: the demo's from its config (its
-    FASTA is written by a rule), another reference's from its ``.fai`` when that is present and
-    newer than the FASTA (reading it is O(contigs); no index is built here)."""
-    from voxseq.genomics.reference import read_contigs
-
-    fasta = _at(workdir, reference)
-    fai = Path(f"{fasta}.fai")
-    if fai.is_file() and fasta.is_file() and fai.stat().st_mtime >= fasta.stat().st_mtime:
-        return read_contigs(fasta)
-    if config["demo"]["enabled"]:
-        from voxseq.demo.genomics import SMALL, GenomicsDemoConfig
-
-        demo_cfg = SMALL if config["demo"]["small"] else GenomicsDemoConfig()
-        return {f"chr{k + 1}": n for k, n in enumerate(demo_cfg.contig_lengths)}
-    return None
-
-
-def coverage_mem_mb(config: dict, lengths: dict | None, reference: str, workdir: Path) -> int:
-    """genomics_coverage's memory request (MB, first attempt), from the genome length
-    (:func:`voxseq.genomics.coverage.coverage_mem_mb`: ~40 bytes per bin, whatever the depth):
-    the contig lengths when known before any job, else the FASTA's size (bases plus newlines, an
-    upper bound), else 4000 (a reference written by a rule of another workflow)."""
-    from voxseq.genomics.coverage import coverage_mem_mb as bound
-
-    fasta = _at(workdir, reference)
-    if lengths is not None:
-        genome = sum(lengths.values())
-    elif fasta.is_file():
-        genome = fasta.stat().st_size
-    else:
-        return 4000
-    return bound(genome, config["genomics"]["bin_size"], threads=2)
-
-
-def check_genomics_contigs(config: dict, lengths: dict | None, reference: str) -> None:
-    """genomics.val_contigs / test_contigs against the reference before any job: unknown
-    contigs, or a split left without a window, stop the run here; when the lengths are not
-    known yet, the tile rule makes the same check (voxseq.genomics.windows.plan_splits)."""
-    if lengths is None:
-        return
-    from voxseq.genomics.windows import plan_splits
-
-    g = config["genomics"]
-    plan_splits(lengths, g["val_contigs"], g["test_contigs"], g["window"], g["stride"], reference)
+    return bool(config["models"]["imaging_classify"]) or bool(has_class)
 
 
 # ---- the plan -------------------------------------------------------------------------------
@@ -274,67 +111,14 @@ def build_plan(
     subjects = load_subjects(config, layout, sheet, workdir)
     sheet_desc = sheet  # how the sheet is named in messages
 
-    # tasks applied from bundles: their metadata, read once
-    seg_meta = read_bundle(config, "imaging", "imaging", workdir) if imaging else None
-    seq_meta = read_bundle(config, "genomics", "genomics", workdir) if genomics else None
+    seg_meta, seq_meta, cls_meta = applied_bundles(config, workdir)
     cls_cfg = config["imaging"]["classify"]
-    cls_meta = None
-    if imaging and cls_cfg["enabled"] is not False:
-        cls_meta = read_bundle(config, "imaging_classify", "imaging", workdir)
-        if cls_meta and cls_meta.get("task") != "classify":
-            raise VoxseqError(
-                f"models.imaging_classify {config['models']['imaging_classify']}: a "
-                f"{cls_meta.get('task', 'segmentation')} bundle, not a classifier (task classify)"
-            )
-    if seg_meta and seg_meta.get("task") == "classify":
-        raise VoxseqError(
-            f"models.imaging {config['models']['imaging']}: a classifier bundle; set it as "
-            "models.imaging_classify (models.imaging takes a segmentation bundle)"
-        )
-    if seg_meta:
-        theirs = list(seg_meta["preprocessing"].get("labels") or [])
-        ours = list(config["imaging"]["labels"])
-        if theirs != ours:
-            raise VoxseqError(
-                f"models.imaging {config['models']['imaging']}: bundle labels {theirs}, config "
-                f"labels {ours}. A bundle predicts the labels it was trained with: set "
-                f"imaging.labels: {theirs} in your config (and label files with those values)"
-            )
 
-    # imaging channels, and the cells that name a DICOM series folder (converted before ingest)
-    channel_columns, channels, dicom = [], [], {}
-    if imaging:
-        from voxseq.imaging.channels import check_bundle_channels, cohort_channels
-        from voxseq.io.sheet import channel_columns as sheet_channel_columns
+    channel_columns, channels, dicom = (
+        imaging_inputs(config, subjects, seg_meta, workdir) if imaging else ([], [], {})
+    )
 
-        channel_columns = sheet_channel_columns(next(iter(subjects.values()))) if subjects else []
-        channels = cohort_channels(channel_columns, config["imaging"]["channels"])
-        dicom = {
-            (s, c): r[c]
-            for s, r in subjects.items()
-            for c in ("image", *channel_columns)
-            if r.get(c) and _at(workdir, r[c]).is_dir()
-        }
-        if seg_meta:
-            check_bundle_channels(
-                seg_meta["preprocessing"].get("channels"),
-                channels,
-                f"models.imaging {config['models']['imaging']}",
-                channel_columns,
-            )
-
-    # the subject classifier: on with a class column (the demo's always has) or a bundle
-    classify = False
-    if imaging and cls_cfg["enabled"] is not False:
-        has_class = (demo and config["demo"]["imaging"]) or any(
-            r.get("class") for r in subjects.values() if r["image"]
-        )
-        if cls_cfg["enabled"] is True and not has_class and not cls_meta:
-            raise VoxseqError(
-                f"imaging.classify.enabled is true but the sample sheet {sheet_desc} has "
-                "no class column (or no imaging subject with a class)"
-            )
-        classify = bool(config["models"]["imaging_classify"]) or bool(has_class)
+    classify = classifier_enabled(config, subjects, cls_meta, sheet_desc) if imaging else False
 
     train_seg = imaging and not config["models"]["imaging"]
     train_seq = genomics and not config["models"]["genomics"]
@@ -351,16 +135,9 @@ def build_plan(
     if genomics and not genomics_subjects:
         raise VoxseqError(f"genomics.enabled but no subject in {sheet_desc} has a bam")
 
-    # genomics: contigs, coverage memory, VCFs, truth
-    lengths, cov_mem, truth = None, None, None
-    if genomics:
-        lengths = genomics_contig_lengths(config, reference, workdir)
-        check_genomics_contigs(config, lengths, reference)
-        cov_mem = coverage_mem_mb(config, lengths, reference, workdir)
-        if config["genomics"].get("variant_truth"):
-            truth = config["genomics"]["variant_truth"]
-        elif demo and config["demo"]["genomics"]:
-            truth = layout("demo_variant_truth")
+    lengths, cov_mem, truth = (
+        genomics_inputs(config, layout, reference, workdir) if genomics else (None, None, None)
+    )
 
     # splits: every subject without one in the sheet is assigned from the seed
     fractions = (
@@ -413,53 +190,19 @@ def build_plan(
         config, subjects, imaging_subjects, vcf_subjects, channels,
         qc["enabled"] and imaging, qc["enabled"] and genomics, sheet_desc,
     )
-    if genetics.cohort_vcf and not _at(workdir, genetics.cohort_vcf).is_file():
+    if genetics.cohort_vcf and not at_workdir(workdir, genetics.cohort_vcf).is_file():
         raise VoxseqError(
             f"config genetics.cohort_vcf: {genetics.cohort_vcf}: file not found (a relative path "
             f"is resolved against the working directory {workdir.resolve()})"
         )
 
-    def task(name, modality, enabled, train, meta, fit=(), **extra):
-        key = BUNDLE_FOLDERS[name][0]
-        return TaskPlan(
-            name=name,
-            modality=modality,
-            enabled=bool(enabled),
-            train=bool(enabled and train),
-            bundle=config["models"][key] or layout.bundle(name),
-            bundle_key=f"models.{key}",
-            applied=meta,
-            fit_subjects=tuple(fit) if enabled and train else (),
-            **extra,
-        )
-
-    tasks = {
-        "segmentation": task(
-            "segmentation", "imaging", imaging, train_seg, seg_meta, imaging_fit,
-            gpus=config["imaging"]["train"]["gpus"],
-        ),
-        "classifier": task(
-            "classifier", "imaging", classify, train_cls, cls_meta, cls_fit,
-            folds=tuple(range(cls_cfg["folds"])) if train_cls else (),
-            channels=tuple(cls_channels),
-            gpus=cls_cfg["train"]["gpus"],
-        ),
-        "sequence_model": task(
-            "sequence_model", "genomics", genomics, train_seq, seq_meta, (),
-            archs=tuple(archs), gpus=config["genomics"]["train"]["gpus"],
-        ),
-        # the QC autoencoders learn the training split's subjects, then the validation split's
-        "imaging_qc": task(
-            "imaging_qc", "imaging", qc["enabled"] and imaging,
-            not config["models"]["imaging_qc"], None,
-            in_splits(imaging_subjects, "train") + in_splits(imaging_subjects, "val"),
-        ),
-        "genomics_qc": task(
-            "genomics_qc", "genomics", qc["enabled"] and genomics,
-            not config["models"]["genomics_qc"], None,
-            in_splits(genomics_subjects, "train") + in_splits(genomics_subjects, "val"),
-        ),
-    }
+    tasks = task_plans(
+        config, layout, split, imaging_subjects, genomics_subjects,
+        metas={"segmentation": seg_meta, "classifier": cls_meta, "sequence_model": seq_meta},
+        enabled={"segmentation": imaging, "classifier": classify, "sequence_model": genomics},
+        fit={"segmentation": imaging_fit, "classifier": cls_fit},
+        archs=archs, classifier_channels=cls_channels,
+    )
     return RunPlan(
         config=config,
         layout=layout,
@@ -491,6 +234,61 @@ def build_plan(
         + (genetics.notes if genetics.enabled else ()),
         genetics=genetics,
     )
+
+
+def task_plans(
+    config: dict,
+    layout: Layout,
+    split: Mapping[str, str],
+    imaging_subjects: list[str],
+    genomics_subjects: list[str],
+    metas: Mapping[str, dict | None],
+    enabled: Mapping[str, bool],
+    fit: Mapping[str, tuple[str, ...]],
+    archs: list[str],
+    classifier_channels: list[str],
+) -> dict[str, TaskPlan]:
+    """One :class:`TaskPlan` per task: on or off, trained here (no bundle applied) or applied,
+    the subjects it fits on, folds, candidate architectures, input channels, GPUs."""
+    qc, cls_cfg = config["qc"], config["imaging"]["classify"]
+
+    def train_then_val(pool):  # the QC autoencoders learn train, then val, in that order
+        return tuple(s for s in pool if split[s] == "train") + tuple(
+            s for s in pool if split[s] == "val")
+
+    def task(name, modality, on, meta, subjects=(), **extra):
+        key = BUNDLE_FOLDERS[name][0]
+        train = bool(on) and not config["models"][key]
+        return TaskPlan(
+            name=name, modality=modality, enabled=bool(on), train=train,
+            bundle=config["models"][key] or layout.bundle(name), bundle_key=f"models.{key}",
+            applied=meta, fit_subjects=tuple(subjects) if train else (), **extra,
+        )
+
+    train_cls = enabled["classifier"] and not metas["classifier"]
+    return {
+        "segmentation": task(
+            "segmentation", "imaging", enabled["segmentation"], metas["segmentation"],
+            fit["segmentation"], gpus=config["imaging"]["train"]["gpus"],
+        ),
+        "classifier": task(
+            "classifier", "imaging", enabled["classifier"], metas["classifier"],
+            fit["classifier"], folds=tuple(range(cls_cfg["folds"])) if train_cls else (),
+            channels=tuple(classifier_channels), gpus=cls_cfg["train"]["gpus"],
+        ),
+        "sequence_model": task(
+            "sequence_model", "genomics", enabled["sequence_model"], metas["sequence_model"],
+            archs=tuple(archs), gpus=config["genomics"]["train"]["gpus"],
+        ),
+        "imaging_qc": task(
+            "imaging_qc", "imaging", qc["enabled"] and config["imaging"]["enabled"], None,
+            train_then_val(imaging_subjects),
+        ),
+        "genomics_qc": task(
+            "genomics_qc", "genomics", qc["enabled"] and config["genomics"]["enabled"], None,
+            train_then_val(genomics_subjects),
+        ),
+    }
 
 
 def check_classifier(
