@@ -3,6 +3,8 @@ outputs, and the sequence model's training jobs. The rules' input functions retu
 
 from __future__ import annotations
 
+import os
+
 from voxseq.plan.model import RunPlan
 
 QC_FIGURES = {"imaging": "qc_reconstructions.png", "genomics": "qc_profiles.png"}
@@ -101,3 +103,38 @@ def sequence_training(plan: RunPlan) -> dict[str, str | None]:
         "step": "genomics/train",
         "arch": seq.archs[0] if seq.archs else None,
     }
+
+
+def subject_table_inputs(plan: RunPlan) -> dict[str, str | list[str]]:
+    """What the subject table joins: every modality's cohort outputs this run makes."""
+    L, out = plan.layout, {}
+    if plan.imaging:
+        out["imaging_table"] = L("imaging_table")
+        out["segs"] = L.each("imaging_seg", plan.imaging_subjects)
+    if plan.task("imaging_qc").enabled:
+        out["imaging_qc"] = L("qc_table", modality="imaging")
+    if plan.task("classifier").enabled:
+        out["predictions"] = L("classify_predictions")
+    if plan.genomics:
+        out["coverage"] = L.each("genomics_coverage", plan.genomics_subjects)
+    if plan.task("genomics_qc").enabled:
+        out["genomics_qc"] = L("qc_table", modality="genomics")
+        out["genomics_regions"] = L("qc_regions", modality="genomics")
+    return out
+
+
+def association_outputs(plan: RunPlan, suffix: str) -> list[str]:
+    """One file per phenotype in the association folder: ``<phenotype>_<suffix>`` (figures) or
+    ``<phenotype>.<suffix>`` (the glm.linear tables)."""
+    sep = "." if suffix == "glm.linear" else "_"
+    return [f"{plan.layout('association')}/{p}{sep}{suffix}" for p in plan.genetics.phenotypes]
+
+
+def dicom_conversions(plan: RunPlan) -> dict[str, dict[str, str]]:
+    """subject -> {column: the NIfTI its DICOM folder converts to, absolute}: the resolved sheet
+    names the NIfTI, so every rule after ingest reads it as it reads any image."""
+    out: dict[str, dict[str, str]] = {}
+    for subject, column in plan.dicom:
+        path = plan.layout("dicom_image", subject=subject, column=column)
+        out.setdefault(subject, {})[column] = os.path.abspath(os.path.join(plan.workdir, path))
+    return out

@@ -24,9 +24,12 @@ from voxseq.io.digest import recorded_sources, same_content  # noqa: E402
 from voxseq.io.sheet import SUBJECT_PATTERN  # noqa: E402
 from voxseq.plan import build_plan  # noqa: E402
 from voxseq.plan.targets import (  # noqa: E402
+    association_outputs,
     demo_outputs,
+    dicom_conversions,
     final_outputs,
     sequence_training,
+    subject_table_inputs,
     summary_inputs,
 )
 
@@ -163,15 +166,7 @@ def get_dicom_series(wildcards):
 
 
 def converted_dicom():
-    """subject -> {column: the NIfTI its DICOM folder converts to}: the resolved sheet names the
-    NIfTI, so every rule after ingest reads it as it reads any image."""
-    out = {}
-    for subject, column in PLAN.dicom:
-        path = os.path.join(
-            PLAN.workdir, L("dicom_image", subject=subject, column=column)
-        )
-        out.setdefault(subject, {})[column] = os.path.abspath(path)
-    return out
+    return dicom_conversions(PLAN)
 
 
 def get_bam(wildcards):
@@ -272,21 +267,7 @@ def get_classify_oof(wildcards=None):
 
 
 def get_subject_table_inputs(wildcards):
-    """What the subject table joins: every modality's cohort outputs this run makes."""
-    out = {}
-    if PLAN.imaging:
-        out["imaging_table"] = L("imaging_table")
-        out["segs"] = L.each("imaging_seg", PLAN.imaging_subjects)
-    if IQC.enabled:
-        out["imaging_qc"] = L("qc_table", modality="imaging")
-    if CLS.enabled:
-        out["predictions"] = L("classify_predictions")
-    if PLAN.genomics:
-        out["coverage"] = L.each("genomics_coverage", PLAN.genomics_subjects)
-    if GQC.enabled:
-        out["genomics_qc"] = L("qc_table", modality="genomics")
-        out["genomics_regions"] = L("qc_regions", modality="genomics")
-    return out
+    return subject_table_inputs(PLAN)
 
 
 def get_genetics_vcf_subjects():
@@ -302,10 +283,7 @@ def get_genetics_vcfs(wildcards):
 
 
 def get_association_outputs(suffix):
-    """One file per phenotype in the association folder: ``<phenotype>_<suffix>`` (figures)
-    or ``<phenotype>.<suffix>`` (the glm.linear tables)."""
-    sep = "." if suffix == "glm.linear" else "_"
-    return [f"{L('association')}/{p}{sep}{suffix}" for p in GEN.phenotypes]
+    return association_outputs(PLAN, suffix)
 
 
 def get_summary_inputs(wildcards):
