@@ -276,10 +276,7 @@ def _first_seen(rows: Sequence[dict[str, str]]):
 
 def write_checked_sheet(out: Path, rows: Sequence[dict[str, str]]) -> list[dict[str, str]]:
     """Write ``rows`` to ``out`` (paths relative to its folder, atomically) and check it with
-    :func:`voxseq.io.sheet.read_sheet`; return what it reads.
-
-    Covariate columns (``age``, ``sex``, ``covar_*``) that this voxseq's ``read_sheet`` does
-    not accept are warned about, and the rest of the sheet is checked without them.
+    :func:`voxseq.io.sheet.read_sheet` (covariate columns included); return what it reads.
     """
     if not rows:
         raise VoxseqError(f"sample sheet {out}: no subject could be paired; nothing written")
@@ -290,24 +287,7 @@ def write_checked_sheet(out: Path, rows: Sequence[dict[str, str]]) -> list[dict[
         for r in rows
     ]
     write_tsv(out, rel, columns)
-    try:
-        return read_sheet(out)
-    except VoxseqError as exc:
-        covars = [c for c in columns if c in COVARIATES or c.startswith("covar_")]
-        if not covars or "unknown column" not in str(exc):
-            raise
-        log.warning(
-            "sample sheet %s: this voxseq's read_sheet does not accept the covariate columns %s "
-            "yet; checking the sheet without them",
-            out,
-            covars,
-        )
-        check = out.with_name(f".check-{out.name}")
-        try:
-            write_tsv(check, rel, [c for c in columns if c not in covars])
-            return read_sheet(check)
-        finally:
-            check.unlink(missing_ok=True)
+    return read_sheet(out)
 
 
 def _path_columns(columns: Sequence[str]) -> set[str]:
