@@ -186,11 +186,12 @@ def bundle_files(folder):
     return [f"{folder}/bundle.json", f"{folder}/weights.safetensors"]
 
 
-def bundle_outputs(folder):
-    """Every file training writes into a bundle (so Snakemake clears them before a retrain:
-    a failed retrain leaves no export from the previous model beside a missing bundle.json).
-    """
-    return [*bundle_files(folder), f"{folder}/model.torchscript.pt"]
+def bundle_outputs(folder, torchscript=True):
+    """Every file training writes into a bundle, its model card (README.md) and TorchScript
+    export included (so Snakemake clears them before a retrain: a failed retrain leaves no
+    export from the previous model beside a missing bundle.json)."""
+    out = [*bundle_files(folder), f"{folder}/README.md"]
+    return out + [f"{folder}/model.torchscript.pt"] if torchscript else out
 
 
 def get_imaging_stats(wildcards):
@@ -205,8 +206,10 @@ def get_ingest_records(wildcards):
 
 
 def no_shared_content(modality):
-    """What a training rule reads so that no model trains on files shared across subjects."""
-    return L("shared_content", modality=modality)
+    """What a training rule reads so that no model trains on files shared across subjects:
+    the check runs before training; ``ancient``, so its rerun after a test subject's edit
+    retrains nothing (a new shared file still stops the run)."""
+    return ancient(L("shared_content", modality=modality))
 
 
 def qc_exclusion(modality):

@@ -107,7 +107,7 @@ if SEQ.train:
             qc=qc_exclusion("genomics"),
             shared=no_shared_content("genomics"),
         output:
-            bundle=bundle_files(SEQ_TRAIN["bundle"]),
+            bundle=bundle_outputs(SEQ_TRAIN["bundle"], torchscript=False),
             metrics=SEQ_TRAIN["metrics"],
         log:
             L.log(SEQ_TRAIN["step"]),
@@ -148,7 +148,7 @@ if SEQ.train and len(SEQ.archs) > 1:
             ],
             metrics=[L("genomics_candidate_metrics", arch=a) for a in SEQ.archs],
         output:
-            bundle=bundle_files(SEQ.bundle),
+            bundle=bundle_outputs(SEQ.bundle, torchscript=False),
             metrics=L("genomics_train_metrics"),
             compare=L("genomics_compare"),
             table=L("genomics_compare_table"),
