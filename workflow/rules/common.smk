@@ -206,7 +206,7 @@ def get_ingest_records(wildcards):
 
 
 def no_shared_content(modality):
-    """What a training rule reads so that no model trains on files shared across subjects:
+    """What the training rules read so that no model trains on files shared across subjects;
     the check runs before training; ``ancient``, so its rerun after a test subject's edit
     retrains nothing (a new shared file still stops the run)."""
     return ancient(L("shared_content", modality=modality))
