@@ -9,7 +9,7 @@ Then ``snakemake -n`` runs on it and its wall time and job count are recorded.
     python benchmarks/dag_scaling.py --sizes 250 2000 --profile profiles/slurm
     python benchmarks/dag_scaling.py --sizes 2000 --no-floor   # voxseq only
 
-Snakemake's own floor (issue 14): for each size, voxseq's job graph is dumped once with
+Snakemake's own floor: for each size, voxseq's job graph is dumped once with
 ``snakemake -n --dag`` and rewritten as a throwaway Snakefile with the same jobs and edges and
 trivial rules (one rule per voxseq rule name, ``touch {output}``, no params, resources, groups,
 checks or sheet; each job's inputs come from a dict lookup). Both are then dry-run the same way

@@ -1,4 +1,4 @@
-"""Peak memory of the imaging stages on a real-size CT-like volume (issue 15).
+"""Peak memory of the imaging stages on a real-size CT-like volume.
 
 Generates (once, cached in ``--workdir``) a deterministic CT-like volume of ``--shape`` voxels
 (default 512 x 512 x 300 at 0.8 x 0.8 x 1.5 mm, int16 Hounsfield units, stored LPS like most

@@ -1,4 +1,4 @@
-"""The faster resampling, stitching and stores give today's results (issue 15).
+"""The faster resampling, stitching and stores give today's results.
 
 Each test compares the current implementation with a frozen copy of the one it replaced (commit
 9e7dd39), on fixed seeded inputs: labels and stored values bit-identical, floats within float32

@@ -1,4 +1,4 @@
-"""Imaging stages in bounded memory (issue 15): same outputs as the whole-array code they
+"""Imaging stages in bounded memory: same outputs as the whole-array code they
 replaced, fewer full-size temporaries, and the benchmark measuring each child's own peak.
 
 The ``_ref_*`` functions are the computations of ingest, normalise and infer as they stood

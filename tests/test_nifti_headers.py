@@ -1,5 +1,5 @@
 """Headers as they come: NIfTI pairs, trailing singleton dimensions, qform/sform disagreement and
-headers with neither set (issue 15)."""
+headers with neither set."""
 
 from __future__ import annotations
 
