@@ -65,21 +65,12 @@ def _inputs(results: Path, sheet: Path) -> tuple[list[str], list[str], dict, dic
 def make_task(cfg: dict, seed: int, train, val, stores, tiles):
     from voxseq.fit import TrainConfig
     from voxseq.imaging.patches import read_centres
-    from voxseq.imaging.train import SegmentationTask
+    from voxseq.imaging.train import segmentation_task
 
     tcfg = TrainConfig.from_dict(cfg["train"], seed)
-    task = SegmentationTask(
-        [stores[s] for s in train],
-        [read_centres(tiles[s]) for s in train],
+    task = segmentation_task(
+        cfg, tcfg, seed, [stores[s] for s in train], [read_centres(tiles[s]) for s in train],
         [stores[s] for s in val],
-        cfg["patch_size"],
-        len(cfg["labels"]),
-        tcfg.batch_size,
-        cfg["foreground_fraction"],
-        seed,
-        cfg["train"].get("augment", {}),
-        tcfg.num_workers,
-        cfg["infer"],
     )
     return task, tcfg
 

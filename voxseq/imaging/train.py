@@ -222,6 +222,34 @@ def training_digest(
     )
 
 
+def segmentation_task(
+    cfg: dict,
+    tcfg: TrainConfig,
+    seed: int,
+    train_stores: list,
+    train_centres: list,
+    val_stores: list,
+) -> SegmentationTask:
+    """The segmentation's training task from the ``imaging`` config block: patches of the
+    training stores around their centres, validation on the validation stores (used by
+    :func:`train_imaging` and the training benchmark)."""
+    return SegmentationTask(
+        train_stores,
+        train_centres,
+        val_stores,
+        cfg["patch_size"],
+        len(cfg["labels"]),
+        tcfg.batch_size,
+        cfg["foreground_fraction"],
+        seed,
+        cfg["train"].get("augment", {}),
+        tcfg.num_workers,
+        cfg["infer"],
+        validate_every=cfg["train"].get("validate_every", 1),
+        epochs=tcfg.epochs,
+    )
+
+
 def train_imaging(
     sheet: str,
     stores: dict[str, str],
@@ -277,20 +305,9 @@ def train_imaging(
     model = build_model("unet3d", **arch)
     stats = json.loads(Path(stats_json).read_text())
     digest = training_digest(cfg, seed, train, val, stats, stores, tiles)
-    task = SegmentationTask(
-        [stores[s] for s in train],
-        [centres[s] for s in train],
+    task = segmentation_task(
+        cfg, tcfg, seed, [stores[s] for s in train], [centres[s] for s in train],
         [stores[s] for s in val],
-        cfg["patch_size"],
-        n_labels,
-        tcfg.batch_size,
-        cfg["foreground_fraction"],
-        seed,
-        cfg["train"].get("augment", {}),
-        tcfg.num_workers,
-        cfg["infer"],
-        validate_every=cfg["train"].get("validate_every", 1),
-        epochs=tcfg.epochs,
     )
     log.info(
         "train %d subjects %s, val %d subjects %s, %d parameters",
