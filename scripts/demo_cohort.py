@@ -22,4 +22,6 @@ with rule_logging(snakemake):
         reference_seed=d["reference_seed"],
         outliers=d["outliers"],
         imaging_channels=d["imaging_channels"],
+        missing=snakemake.params.missing,
+        lesion_free=snakemake.params.lesion_free,
     )

@@ -19,11 +19,12 @@ with rule_logging(snakemake):
         max_voxels=snakemake.params.max_voxels,
         out_json=snakemake.output.meta,
         out_sample=snakemake.output.sample,
-        # image first, then the image_<name> columns' files (input.channels, in column order)
+        # image first, then the subject's image_<name> columns' files (input.channels, in
+        # column order; a missing sequence's column is left out, synthesised later)
         images=[
             ("image", snakemake.input.image),
-            *zip(p.channel_columns, snakemake.input.channels, strict=True),
+            *zip(p.present["columns"], snakemake.input.channels, strict=True),
         ],
-        channels=p.channels,
+        channels=p.present["channels"],
         channel_grid=p.channel_grid,
     )

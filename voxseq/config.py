@@ -263,6 +263,9 @@ def validate_config(config: dict, schema_dir: str | Path) -> None:
     classify = (config.get("imaging") or {}).get("classify")
     if isinstance(classify, dict) and classify.get("enabled") is not False:
         blocks.append(("imaging.classify.train", "train", classify.get("train", {})))
+    synthesis = (config.get("imaging") or {}).get("synthesis")
+    if isinstance(synthesis, dict) and synthesis.get("enabled") is not False:
+        blocks.append(("imaging.synthesis.train", "train", synthesis.get("train", {})))
     for prefix, name, instance in blocks:
         validator = Draft202012Validator(schemas[name], registry=registry)
         errors = list(validator.iter_errors(instance))

@@ -74,6 +74,45 @@ def labelled_indices(seed: int, n: int, label_fraction: float) -> set[int]:
     return set(rng.permutation(n)[: int(round(label_fraction * n))].tolist())
 
 
+def demo_gaps(
+    seed: int,
+    subjects: list[str],
+    fractions: dict[str, float],
+    imaging_channels: int,
+    missing_fraction: float,
+    lesion_free: int,
+    labelled: set[int],
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Which regular demo subjects miss their last further image, and which are lesion-free.
+
+    ``round(missing_fraction * len(subjects))`` subjects miss it (none with one image), drawn
+    from ``[seed, 13]`` among those the seed's split (``fractions``, as the run plan assigns it)
+    does not put in test, so every test subject keeps its real channel for scoring; the first
+    ``lesion_free`` labelled test subjects that keep every channel are drawn without lesions.
+
+    Returns
+    -------
+    (subject -> [channel name], lesion-free subjects)
+    """
+    from voxseq.demo.imaging import demo_channel_names
+    from voxseq.io.sheet import assign_splits
+
+    rows = assign_splits([{"subject": s, "split": ""} for s in subjects], seed, dict(fractions))
+    split = {r["subject"]: r["split"] for r in rows}
+    missing: dict[str, list[str]] = {}
+    if imaging_channels > 1 and missing_fraction > 0:
+        last = demo_channel_names(imaging_channels)[-1]
+        pool = [s for s in subjects if split[s] != "test"]
+        order = np.random.default_rng([seed, 13]).permutation(len(pool))
+        k = min(int(round(missing_fraction * len(subjects))), len(pool))
+        missing = {pool[i]: [last] for i in sorted(order[:k].tolist())}
+    free = [
+        s for i, s in enumerate(subjects)
+        if split[s] == "test" and s not in missing and i in labelled
+    ][:lesion_free]
+    return missing, free
+
+
 def make_demo_cohort(
     outdir: str | Path,
     subjects: list[str],
@@ -86,6 +125,8 @@ def make_demo_cohort(
     reference_seed: int | None = None,
     outliers: bool = False,
     imaging_channels: int = 1,
+    missing: dict[str, list[str]] | None = None,
+    lesion_free: list[str] = (),
 ) -> Path:
     """Generate the demo cohort in ``outdir`` and write ``outdir/samples.tsv``.
 
@@ -108,6 +149,9 @@ def make_demo_cohort(
     imaging_channels
         Images a subject: ``image``, then ``image_t2`` and ``image_flair`` columns (MRI-like
         contrasts of the same anatomy; see :func:`voxseq.demo.imaging.make_subject`).
+    missing, lesion_free
+        Subject -> further channel names it lacks (empty sheet cells, no file), and subjects
+        drawn without lesions (:func:`demo_gaps`); both off by default.
 
     Returns
     -------
@@ -133,7 +177,7 @@ def make_demo_cohort(
         cfg = ImagingDemoConfig.small() if small else ImagingDemoConfig()
         made = generate_imaging(
             outdir, everyone, seed, cfg.shifted(shift), kinds["imaging"], imaging_channels,
-            qtl_dosages=dosages,
+            missing=missing, lesion_free=lesion_free, qtl_dosages=dosages,
         )
         columns = channel_columns(made[everyone[0]])
         labelled = labelled_indices(seed, len(subjects), label_fraction)

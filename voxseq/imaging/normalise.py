@@ -108,12 +108,14 @@ def normalise_subject(
         {"channel": DEFAULT_CHANNEL, "column": "image", "path": meta["image"], "volume": None}
     ]
     names = [c["channel"] for c in channels]
-    expected = plan.get("channels") or [DEFAULT_CHANNEL]
-    if names != list(expected):
+    expected = list(plan.get("channels") or [DEFAULT_CHANNEL])
+    # a subject missing a channel (synthesised later) has the plan's others, in its order
+    if names != [c for c in expected if c in names] or names[:1] != expected[:1]:
         raise VoxseqError(
             f"subject {subject}: ingest {ingest_json} has channels {names}, the plan {expected}"
         )
-    per_stats = channel_statistics(stats.get("statistics"), len(channels), f"subject {subject}")
+    per_stats = channel_statistics(stats.get("statistics"), len(expected), f"subject {subject}")
+    per_stats = [per_stats[expected.index(n)] for n in names]
     grid = plan.get("channel_grid", "check")
     first = None
     data = None

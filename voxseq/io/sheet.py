@@ -141,15 +141,9 @@ def _check_row(
         raise VoxseqError(f"subject {sid} in sample sheet {sheet}: 'label' given without 'image'")
     if not any(clean[c] for c in ("image", "bam")):
         raise VoxseqError(f"subject {sid} in sample sheet {sheet}: neither 'image' nor 'bam' given")
-    if clean["image"]:
-        missing = [c for c in extra if not clean[c]]
-        if missing:
-            raise VoxseqError(
-                f"subject {sid} in sample sheet {sheet}: 'image' given but {missing} empty; "
-                "every imaging subject needs every image column (each is a network input "
-                "channel)"
-            )
-    else:
+    # an empty image_<name> cell of an imaging subject is a missing sequence: the run plan
+    # synthesises it (imaging.synthesis) or refuses the sheet, naming the subjects
+    if not clean["image"]:
         given = [c for c in extra if clean[c]]
         if given:
             raise VoxseqError(

@@ -14,9 +14,21 @@ from pathlib import Path
 
 from voxseq import VoxseqError
 from voxseq.config import check_config, validate_config
-from voxseq.plan.bundles import applied_bundles, bundle_overrides, imaging_preprocessing
+from voxseq.plan.bundles import (
+    applied_bundles,
+    bundle_overrides,
+    imaging_preprocessing,
+    read_bundle,
+)
 from voxseq.plan.genomics import genomics_inputs
-from voxseq.plan.inputs import at_workdir, dag_splits, demo_ids, load_subjects, resolve_inputs
+from voxseq.plan.inputs import (
+    at_workdir,
+    dag_splits,
+    demo_gaps,
+    demo_ids,
+    load_subjects,
+    resolve_inputs,
+)
 from voxseq.plan.layout import BUNDLE_FOLDERS, Layout
 from voxseq.plan.model import RunPlan, TaskPlan
 
@@ -119,14 +131,17 @@ def build_plan(
     )
 
     classify = classifier_enabled(config, subjects, cls_meta, sheet_desc) if imaging else False
+    synth_on = imaging and config["imaging"]["synthesis"]["enabled"] is not False
+    syn_meta = read_bundle(config, "imaging_synthesis", "synthesis", workdir) if synth_on else None
 
     train_seg = imaging and not config["models"]["imaging"]
     train_seq = genomics and not config["models"]["genomics"]
     train_cls = classify and not cls_meta
+    syn_train = synth_on and not syn_meta  # (decided below: only when a channel is missing)
     from voxseq.genomics.archs import genomics_archs
 
     archs = genomics_archs(config["genomics"].get("model") or {}) if train_seq else []
-    inference_only = not (train_seg or train_seq or train_cls)
+    inference_only = not (train_seg or train_seq or train_cls or syn_train)
 
     imaging_subjects = sorted(s for s, r in subjects.items() if imaging and r["image"])
     genomics_subjects = sorted(s for s, r in subjects.items() if genomics and r["bam"])
@@ -148,14 +163,30 @@ def build_plan(
     def in_splits(pool, *names):
         return tuple(s for s in pool if split[s] in names)
 
-    imaging_fit = in_splits(imaging_subjects, "train", "val")
+    from voxseq.plan.synthesis import plan_synthesis
+
+    missing, synth_target = (
+        plan_synthesis(
+            config, subjects, imaging_subjects, channel_columns, channels, split, syn_meta,
+            sheet_desc,
+        )
+        if imaging
+        else ({}, None)
+    )
+    complete = [s for s in imaging_subjects if s not in missing]  # segmentation trains on these
+    imaging_fit = in_splits(complete, "train", "val")
     stats_subjects = (
-        in_splits(imaging_subjects, "train")
+        in_splits(complete, "train")
         if config["imaging"]["normalisation"] == "ct" and imaging
         else ()
     )
-    cls_fit = (
-        tuple(s for s in imaging_fit if subjects[s].get("class", "demo")) if train_cls else ()
+    cls_fit = (  # every subject: an incomplete one's store is completed by synthesis
+        tuple(
+            s for s in in_splits(imaging_subjects, "train", "val")
+            if subjects[s].get("class", "demo")
+        )
+        if train_cls
+        else ()
     )
     preprocessing = imaging_preprocessing(config, seg_meta, channels) if imaging else {}
 
@@ -198,9 +229,14 @@ def build_plan(
 
     tasks = task_plans(
         config, layout, split, imaging_subjects, genomics_subjects,
-        metas={"segmentation": seg_meta, "classifier": cls_meta, "sequence_model": seq_meta},
-        enabled={"segmentation": imaging, "classifier": classify, "sequence_model": genomics},
-        fit={"segmentation": imaging_fit, "classifier": cls_fit},
+        metas={"segmentation": seg_meta, "classifier": cls_meta, "sequence_model": seq_meta,
+               "synthesis": syn_meta},
+        enabled={"segmentation": imaging, "classifier": classify, "sequence_model": genomics,
+                 "synthesis": synth_target is not None},
+        fit={"segmentation": imaging_fit, "classifier": cls_fit,
+             # labelled: foreground-centred patches, lesion scores on validation
+             "synthesis": tuple(s for s in imaging_fit if subjects[s]["label"])},
+        synthesis_target=synth_target,
         archs=archs, classifier_channels=cls_channels,
     )
     return RunPlan(
@@ -229,7 +265,13 @@ def build_plan(
         qc_truth=layout("qc_truth") if demo and config["demo"]["outliers"] else None,
         tasks=tasks,
         dicom=dicom,
+        missing_channels=missing,
         demo_subjects=tuple(demo_ids(config)[0]) if demo else (),
+        demo_gaps=(
+            demo_gaps(config, demo_ids(config)[0])
+            if demo and config["demo"]["imaging"]
+            else ({}, [])
+        ),
         notes=tuple(bundle_overrides(config, seg_meta))
         + (genetics.notes if genetics.enabled else ()),
         genetics=genetics,
@@ -247,6 +289,7 @@ def task_plans(
     fit: Mapping[str, tuple[str, ...]],
     archs: list[str],
     classifier_channels: list[str],
+    synthesis_target: str | None = None,
 ) -> dict[str, TaskPlan]:
     """One :class:`TaskPlan` per task: on or off, trained here (no bundle applied) or applied,
     the subjects it fits on, folds, candidate architectures, input channels, GPUs."""
@@ -279,6 +322,11 @@ def task_plans(
         "sequence_model": task(
             "sequence_model", "genomics", enabled["sequence_model"], metas["sequence_model"],
             archs=tuple(archs), gpus=config["genomics"]["train"]["gpus"],
+        ),
+        "synthesis": task(
+            "synthesis", "imaging", enabled["synthesis"], metas["synthesis"], fit["synthesis"],
+            channels=(synthesis_target,) if synthesis_target else (),
+            gpus=config["imaging"]["synthesis"]["train"]["gpus"],
         ),
         "imaging_qc": task(
             "imaging_qc", "imaging", qc["enabled"] and config["imaging"]["enabled"], None,

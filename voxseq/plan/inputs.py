@@ -81,6 +81,7 @@ def demo_rows(config: dict, layout: Layout) -> dict[str, dict[str, str]]:
     d = config["demo"]
     regular, outliers = demo_ids(config)
     labelled = labelled_indices(config["seed"], len(regular), d["label_fraction"])
+    missing, _ = demo_gaps(config, regular, labelled) if d["imaging"] else ({}, [])
     extra = demo_channel_names(d["imaging_channels"])[1:] if d["imaging"] else []
     base = layout("demo_dir")
     rows = {}
@@ -91,6 +92,8 @@ def demo_rows(config: dict, layout: Layout) -> dict[str, dict[str, str]]:
             row.update({k: f"{base}/{v}" for k, v in files.items()})
             if i not in labelled:
                 row["label"] = ""
+            for name in missing.get(sid, ()):
+                row[f"image_{name}"] = ""
         if d["genomics"]:
             row.update({k: f"{base}/{v}" for k, v in genomics_files(sid).items()})
         if sid in outliers:
@@ -98,6 +101,21 @@ def demo_rows(config: dict, layout: Layout) -> dict[str, dict[str, str]]:
         row.update(demo_covariates(config["seed"], i))  # as the demo writes them
         rows[sid] = row
     return rows
+
+
+def demo_gaps(config: dict, regular: list[str], labelled: set[int] | None = None):
+    """The demo's missing images and lesion-free subjects (:func:`voxseq.demo.cohort.demo_gaps`)
+    as the demo rule draws them."""
+    from voxseq.demo.cohort import demo_gaps as draw
+    from voxseq.demo.cohort import labelled_indices
+
+    d = config["demo"]
+    if labelled is None:
+        labelled = labelled_indices(config["seed"], len(regular), d["label_fraction"])
+    return draw(
+        config["seed"], regular, config["splits"], d["imaging_channels"], d["missing_fraction"],
+        d["lesion_free"], labelled,
+    )
 
 
 def load_subjects(config: dict, layout: Layout, sheet: str, workdir: Path) -> dict[str, dict]:

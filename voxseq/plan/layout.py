@@ -38,6 +38,18 @@ RESULTS = {
     "imaging_stats": "imaging/normalise/intensity_stats.json",
     "imaging_store": "imaging/normalise/{subject}.zarr",
     "imaging_tiles": "imaging/tile/{subject}.tsv",
+    # missing-sequence synthesis: an incomplete subject's store completed with the synthesised
+    # channel (what inference, the classifier and QC read), and the channel as NIfTI
+    "synthesis_store": "imaging/synthesis/stores/{subject}.zarr",
+    "synthesis_nifti": "imaging/synthesis/{subject}_{channel}_synth.nii.gz",
+    "synthesis_record": "imaging/synthesis/stores/{subject}.json",
+    "synthesis_metrics": "imaging/synthesis/metrics.json",
+    "synthesis_metrics_table": "imaging/synthesis/metrics.tsv",
+    "synthesis_train_metrics": "imaging/synthesis/train_metrics.tsv",
+    "synthesis_checkpoints": "imaging/synthesis/checkpoints",
+    "synthesis_volumes": "imaging/synthesis/scored",  # test subjects' synthesised volumes
+    "synthesis_dice": "imaging/synthesis/dice.json",
+    "synthesis_dice_table": "imaging/synthesis/dice.tsv",
     "imaging_train_metrics": "imaging/train/metrics.tsv",
     "imaging_checkpoints": "imaging/train/checkpoints",
     "imaging_seg": "imaging/infer/{subject}_seg.nii.gz",
@@ -100,6 +112,7 @@ RESULTS = {
 BUNDLE_FOLDERS = {
     "segmentation": ("imaging", "imaging"),
     "classifier": ("imaging_classify", "imaging_classify"),
+    "synthesis": ("imaging_synthesis", "imaging_synthesis"),
     "sequence_model": ("genomics", "genomics"),
     "imaging_qc": ("imaging_qc", "imaging_qc"),
     "genomics_qc": ("genomics_qc", "genomics_qc"),

@@ -91,8 +91,12 @@ class RunPlan:
     tasks: Mapping[str, TaskPlan]
     #: (subject, image column) -> the DICOM series folder its cell names (converted first)
     dicom: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    #: subject -> the image channels its sheet row leaves empty (synthesised; task synthesis)
+    missing_channels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: the demo's regular subjects, in order (the demo rule draws subject i from (seed, i))
     demo_subjects: tuple[str, ...] = ()
+    #: the demo's (subject -> further images it lacks, lesion-free subjects), for its rule
+    demo_gaps: tuple[dict, list] = ({}, [])
     #: things the user should hear once (e.g. settings an applied bundle replaces)
     notes: tuple[str, ...] = field(default=())
     #: the association of imaging-derived phenotypes with genotypes
@@ -112,6 +116,38 @@ class RunPlan:
 
     def in_split(self, subjects: tuple[str, ...], *splits: str) -> tuple[str, ...]:
         return tuple(s for s in subjects if self.split[s] in splits)
+
+    def store(self, subject: str) -> str:
+        """The normalised store that inference, the classifier and QC read: an incomplete
+        subject's store completed with its synthesised channel, else its own."""
+        name = "synthesis_store" if subject in self.missing_channels else "imaging_store"
+        return self.layout(name, subject=subject)
+
+    def present_channels(self, subject: str) -> dict[str, list[str]]:
+        """A subject's ``columns`` (image_<name> columns it fills) and ``channels`` (their
+        names, ``image``'s first): the cohort's, less the ones it misses."""
+        gone = self.missing_channels.get(subject, ())
+        names = [self.channels[0]] + [
+            n for c, n in zip(self.channel_columns, self.channels[1:]) if n not in gone
+        ]
+        if not self.channel_columns:  # one 4D image: its volumes are the channels
+            names = list(self.channels)
+        columns = [c for c, n in zip(self.channel_columns, self.channels[1:]) if n not in gone]
+        return {"columns": columns, "channels": names}
+
+    def stores(self, subjects) -> list[str]:
+        return [self.store(s) for s in subjects]
+
+    @property
+    def synthesis_scored(self) -> tuple[str, ...]:
+        """The labelled test subjects that have the synthesised channel: scored with it
+        hidden (the lesion from the label)."""
+        if not self.task("synthesis").enabled:
+            return ()
+        return tuple(
+            s for s in self.in_split(self.imaging_subjects, "test")
+            if s not in self.missing_channels and self.subjects[s]["label"]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """``plan.json``: what this run will do, readable by a person."""
@@ -147,6 +183,7 @@ class RunPlan:
             if self.genomics
             else None,
             "dicom_series": len(self.dicom),
+            "missing_channels": {s: list(c) for s, c in sorted(self.missing_channels.items())},
             "tasks": {name: t.to_dict() for name, t in self.tasks.items()},
             "genetics": self.genetics.to_dict(),
             "notes": list(self.notes),

@@ -31,6 +31,26 @@ def genetics_outputs(plan: RunPlan) -> list[str]:
               for kind in ("manhattan", "qq"))]
 
 
+def synthesis_outputs(plan: RunPlan) -> dict[str, str | list[str]]:
+    """The synthesis's files: scores (when any subject is scored), downstream Dice, and each
+    incomplete subject's synthesised channel (NIfTI)."""
+    if not plan.task("synthesis").enabled:
+        return {}
+    from voxseq.plan.synthesis import synthesis_settings
+
+    L, syn = plan.layout, synthesis_settings(plan)
+    out: dict[str, str | list[str]] = {
+        "synthesis_nifti": [
+            L("synthesis_nifti", subject=s, channel=syn["target"]) for s in syn["incomplete"]
+        ]
+    }
+    if syn["scored"]:
+        out["synthesis"] = L("synthesis_metrics")
+    if syn["dice"]:
+        out["synthesis_dice"] = L("synthesis_dice")
+    return out
+
+
 def final_outputs(plan: RunPlan) -> list[str]:
     """What ``rule all`` asks for besides the report figures."""
     L = plan.layout
@@ -39,6 +59,8 @@ def final_outputs(plan: RunPlan) -> list[str]:
         out.append(L("imaging_table"))
     if plan.genomics:
         out.append(L("genomics_cohort"))
+    for v in synthesis_outputs(plan).values():
+        out += v if isinstance(v, list) else [v]
     return out + qc_outputs(plan) + genetics_outputs(plan)
 
 
@@ -60,6 +82,7 @@ def summary_inputs(plan: RunPlan) -> dict[str, str]:
     for modality in ("imaging", "genomics"):
         if plan.task(f"{modality}_qc").enabled:
             out[f"{modality}_qc"] = L("qc_json", modality=modality)
+    out.update({k: v for k, v in synthesis_outputs(plan).items() if k != "synthesis_nifti"})
     if plan.genetics.enabled:
         out["association"] = L("association_json")
         out["genotypes"] = L("genotype_summary")

@@ -14,7 +14,7 @@ from voxseq import VoxseqError
 from voxseq.bundle import bundle_digest, load_bundle
 from voxseq.fit import resolve_device
 from voxseq.imaging.resample import resample
-from voxseq.imaging.store import open_store
+from voxseq.imaging.store import open_store, write_store
 from voxseq.io.atomic import atomic_path, write_json, write_tsv
 from voxseq.io.nifti import original_codes, to_original
 from voxseq.synthesis.baselines import copy_channel, zero_fill
@@ -96,6 +96,67 @@ def synthesise_subject(
     (:func:`write_synthetic_nifti`); the store must hold the bundle's input channels (by name)
     and be normalised as the bundle expects."""
     st = open_store(store)
+    synth, pre, digest = _from_bundle(subject, st, bundle, device)
+    write_synthetic_nifti(out_nifti, synth, st.meta, pre["output_channel"], digest)
+    log.info("%s: synthesised %s -> %s", subject, pre["output_channel"], out_nifti)
+    return {"subject": subject, "channel": pre["output_channel"], "bundle_digest": digest}
+
+
+def complete_subject(
+    subject: str,
+    store: str,
+    bundle: str,
+    out_store: str,
+    out_nifti: str,
+    out_record: str,
+    device: str = "auto",
+) -> dict:
+    """Complete an incomplete subject's store with its synthesised channel.
+
+    Writes ``out_store``: the store with every channel of the bundle's cohort
+    (``preprocessing.channels``, in order), the synthesised one on the normalised grid as the
+    generator made it, ``meta["synthetic_channels"]`` naming it; ``out_nifti``: the channel on
+    the subject's original grid (:func:`write_synthetic_nifti`); ``out_record``: JSON with the
+    subject, channel, bundle digest and ``synthetic_channels``.
+    """
+    st = open_store(store)
+    synth, pre, digest = _from_bundle(subject, st, bundle, device)
+    names = list(pre.get("channels") or [*pre["input_channels"], pre["output_channel"]])
+    vol = st.read_image()
+    data = np.empty((len(names), *st.shape), np.float32)
+    for k, name in enumerate(names):
+        if name == pre["output_channel"]:
+            data[k] = synth
+        elif name in st.channels:
+            data[k] = vol[st.channels.index(name)]
+        else:
+            raise VoxseqError(
+                f"subject {subject}: store {store} has channels {st.channels}; the synthesis "
+                f"bundle {bundle} fills {pre['output_channel']!r} only, not {name!r}"
+            )
+    del vol
+    label = np.asarray(st.label[...]) if st.label is not None else None
+    meta = {k: v for k, v in st.meta.items() if k != "spacing"}
+    meta.update(channels=names, synthetic_channels=[pre["output_channel"]])
+    write_store(out_store, data, label, st.meta["spacing"], meta)
+    write_synthetic_nifti(out_nifti, synth, st.meta, pre["output_channel"], digest)
+    record = {
+        "subject": subject,
+        "channel": pre["output_channel"],
+        "synthetic_channels": [pre["output_channel"]],
+        "bundle_digest": digest,
+        "nifti": str(out_nifti),
+        "store": str(out_store),
+    }
+    write_json(out_record, record)
+    log.info("%s: %s synthesised from %s", subject, pre["output_channel"], pre["input_channels"])
+    return record
+
+
+def _from_bundle(subject: str, st, bundle: str, device: str):
+    """(synthesised channel (X, Y, Z) on the store's grid, the bundle's preprocessing, its
+    digest), after checking the store against the bundle."""
+    store = st.path
     model, meta = load_bundle(bundle, "synthesis")
     pre = meta["preprocessing"]
     where = f"subject {subject}: store {store}, synthesis bundle {bundle}"
@@ -114,10 +175,7 @@ def synthesise_subject(
     dev = resolve_device(device)
     model.to(dev)
     synth = synthesise(model, st.read_image()[idx], pre["patch_size"], pre["infer"], dev)
-    digest = bundle_digest(bundle)
-    write_synthetic_nifti(out_nifti, synth, st.meta, pre["output_channel"], digest)
-    log.info("%s: synthesised %s -> %s", subject, pre["output_channel"], out_nifti)
-    return {"subject": subject, "channel": pre["output_channel"], "bundle_digest": digest}
+    return synth, pre, bundle_digest(bundle)
 
 
 def evaluate_subject(
@@ -130,10 +188,13 @@ def evaluate_subject(
     quantiles: np.ndarray,
     cfg: dict,
     device,
+    keep: str | None = None,
 ) -> list[dict]:
     """Scores of every method on one complete subject: each generator in ``models`` (by
     method name), the copy baseline (input ``copy_position`` histogram-matched to
-    ``quantiles``) and zero-fill; one row per method (:data:`SCORE_COLUMNS`)."""
+    ``quantiles``) and zero-fill; one row per method (:data:`SCORE_COLUMNS`). ``keep``: a
+    folder where each method's volume but zero-fill is saved as ``<subject>_<method>.npy``
+    (the normalised grid; for the downstream segmentation, :mod:`voxseq.synthesis.downstream`)."""
     st = open_store(store)
     vol = st.read_image()
     x, real = vol[list(inputs)], vol[target]
@@ -145,6 +206,10 @@ def evaluate_subject(
         model.to(device).eval()
         outputs[name] = synthesise(model, x, cfg["patch_size"], cfg.get("infer", {}), device)
     outputs["copy"] = copy_channel(x, copy_position, quantiles)
+    if keep:
+        for name, synth in outputs.items():
+            with atomic_path(f"{keep}/{subject}_{name}.npy") as tmp, open(tmp, "wb") as fh:
+                np.save(fh, synth.astype(np.float32), allow_pickle=False)
     outputs["zero"] = zero_fill(x)
     body = body_mask(x[0])
     rows = []

@@ -102,6 +102,7 @@ def train_synthesis(
     workdir: str,
     provenance: dict,
     tiles: dict[str, str] | None = None,
+    volumes_dir: str | None = None,
 ) -> dict:
     """Train the synthesis of channel ``target`` and write its bundle and test scores.
 
@@ -126,6 +127,9 @@ def train_synthesis(
         Per test subject and method (:data:`METHODS`) BraSyn scores, and the means.
     tiles
         subject -> foreground-centre table (the tile stage), for foreground-centred patches.
+    volumes_dir
+        Where each test subject's synthesised volumes (GAN, L1 only, copy) are kept as
+        ``<subject>_<method>.npy`` (:func:`~voxseq.synthesis.apply.evaluate_subject`).
 
     Returns
     -------
@@ -182,7 +186,9 @@ def train_synthesis(
     copy_from = most_correlated(volumes, inputs, t)
     quantiles = target_quantiles(volumes, t)
     del volumes
-    summary = _score_test(stores, test, models, inputs, t, copy_from, quantiles, cfg)
+    summary = _score_test(
+        stores, test, models, inputs, t, copy_from, quantiles, cfg, volumes_dir
+    )
     summary.update(
         {
             "target": target,
@@ -212,9 +218,13 @@ def train_synthesis(
     return summary
 
 
-def _score_test(stores, test, models, inputs, t, copy_from, quantiles, cfg) -> dict:
+def _score_test(
+    stores, test, models, inputs, t, copy_from, quantiles, cfg, volumes_dir=None
+) -> dict:
     """Per test subject and method scores, and each method's means."""
     device = resolve_device(cfg.get("train", {}).get("device", "auto"))
+    if volumes_dir:
+        Path(volumes_dir).mkdir(parents=True, exist_ok=True)
     rows = []
     for s in test:
         rows += evaluate_subject(
@@ -227,8 +237,53 @@ def _score_test(stores, test, models, inputs, t, copy_from, quantiles, cfg) -> d
             quantiles,
             cfg,
             device,
+            volumes_dir,
         )
     return {"subjects": rows, "means": _means(rows)}
+
+
+def score_bundle(
+    stores: dict[str, str],
+    bundle: str,
+    cfg: dict,
+    scores_json: str,
+    scores_tsv: str,
+    volumes_dir: str | None = None,
+) -> dict:
+    """Score an applied synthesis bundle on subjects that have its channel (hidden from it):
+    its generator (method ``gan`` or ``l1``, as the bundle kept), the copy baseline with the
+    bundle's channel and quantiles, and zero-fill; written as :func:`train_synthesis` writes
+    its test scores."""
+    from voxseq.bundle import load_bundle, load_bundle_arrays
+
+    model, meta = load_bundle(bundle, "synthesis")
+    pre = meta["preprocessing"]
+    kept = meta["metrics"]["kept"]
+    quantiles = load_bundle_arrays(bundle, meta)["copy_quantiles"]
+    rows = []
+    if volumes_dir:
+        Path(volumes_dir).mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.get("train", {}).get("device", "auto"))
+    for s in sorted(stores):
+        names = open_store(stores[s]).channels
+        inputs = [names.index(c) for c in pre["input_channels"]]
+        rows += evaluate_subject(
+            s, stores[s], {kept: model}, inputs, names.index(pre["output_channel"]),
+            pre["input_channels"].index(pre["copy_from"]), quantiles,
+            {**cfg, "patch_size": pre["patch_size"], "infer": pre["infer"]}, device, volumes_dir,
+        )
+    summary = {
+        "subjects": rows,
+        "means": _means(rows),
+        "target": pre["output_channel"],
+        "inputs": list(pre["input_channels"]),
+        "kept": kept,
+        "validation": meta["metrics"].get("validation"),
+        "copy_from": pre["copy_from"],
+        "bundle": str(bundle),
+    }
+    write_metrics(summary, scores_json, scores_tsv)
+    return summary
 
 
 def _means(rows: Sequence[dict]) -> dict:

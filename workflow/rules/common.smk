@@ -150,9 +150,17 @@ def get_imaging_sources(wildcards):
         "label": _source("imaging", subject, "label"),
         "image_pair": _pair(subject, "image"),
         "label_pair": _pair(subject, "label"),
-        "channels": [_source("imaging", subject, c) for c in columns],
+        "channels": [p for c in columns for p in [_source("imaging", subject, c)] if p],
         "channel_pairs": [p for c in columns for p in [_pair(subject, c)] if p],
     }
+
+
+def get_present_channels(wildcards):  # a subject's image columns and channel names
+    return PLAN.present_channels(wildcards.subject)
+
+
+def get_store(wildcards):  # the store inference reads: completed by synthesis if need be
+    return PLAN.store(wildcards.subject)
 
 
 def get_dicom_folder(wildcards):

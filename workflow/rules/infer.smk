@@ -4,7 +4,7 @@
 
 rule imaging_infer:
     input:
-        store=L("imaging_store"),
+        store=get_store,
         bundle=bundle_files(SEG.bundle),
         label=get_label,
     output:
@@ -34,7 +34,7 @@ if CLS.enabled:
         input:
             sheet=L("sheet"),
             bundle=bundle_files(CLS.bundle),
-            stores=L.each("imaging_store", PLAN.imaging_subjects),
+            stores=PLAN.stores(PLAN.imaging_subjects),
             seg_probs=get_classify_seg_probs,
             oof=get_classify_oof,
         output:

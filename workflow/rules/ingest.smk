@@ -22,6 +22,8 @@ if PLAN.demo:
             subjects=list(PLAN.demo_subjects),
             seed=config["seed"],
             demo=config["demo"],
+            missing=PLAN.demo_gaps[0],
+            lesion_free=PLAN.demo_gaps[1],
         script:
             "../../scripts/demo_cohort.py"
 
@@ -86,8 +88,7 @@ rule imaging_ingest:
         n_labels=len(config["imaging"]["labels"]),
         seed=config["seed"],
         max_voxels=config["imaging"]["max_voxels"],
-        channel_columns=list(PLAN.channel_columns),
-        channels=list(PLAN.channels),
+        present=get_present_channels,
         channel_grid=config["imaging"]["channel_grid"],
     script:
         "../../scripts/imaging_ingest.py"

@@ -8,7 +8,7 @@ if IQC.train:
 
     rule imaging_qc_train:
         input:
-            stores=L.each("imaging_store", IQC.fit_subjects),
+            stores=PLAN.stores(IQC.fit_subjects),
             shared=no_shared_content("imaging"),
         output:
             bundle=bundle_outputs(IQC.bundle),
@@ -43,7 +43,7 @@ if IQC.enabled:
             sheet=L("sheet"),
             bundle=bundle_files(IQC.bundle),
             out_of_fold=qc_out_of_fold("imaging"),
-            stores=L.each("imaging_store", PLAN.imaging_subjects),
+            stores=PLAN.stores(PLAN.imaging_subjects),
         output:
             table=L("qc_table", modality="imaging"),
             latent=L("qc_latent", modality="imaging"),

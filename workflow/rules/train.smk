@@ -43,7 +43,7 @@ if CLS.train:
     rule imaging_classify_train:
         input:
             sheet=L("sheet"),
-            stores=L.each("imaging_store", CLS.fit_subjects),
+            stores=PLAN.stores(CLS.fit_subjects),
             seg_probs=get_classify_fit_seg_probs,
             qc=qc_exclusion("imaging"),
             shared=no_shared_content("imaging"),
