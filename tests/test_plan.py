@@ -41,8 +41,11 @@ def test_the_demo_plan(tmp_path):
     assert seg.train and cls.train and seq.train and plan.trains
     assert seg.bundle == "models/demo/imaging" and seg.applied is None
     assert all(plan.split[s] in ("train", "val") for s in seg.fit_subjects)
-    assert set(cls.fit_subjects) <= set(seg.fit_subjects)
-    assert cls.folds == tuple(range(5)) and cls.channels == ("image", "seg_organ", "seg_lesion")
+    # segmentation trains on complete subjects, the classifier on every one (stores completed)
+    assert set(seg.fit_subjects) <= set(cls.fit_subjects)
+    assert set(cls.fit_subjects) - set(seg.fit_subjects) <= set(plan.missing_channels)
+    assert cls.folds == tuple(range(5))
+    assert cls.channels == ("image", "t2", "seg_organ", "seg_lesion")
     assert seq.archs == ("dilated_cnn", "cnn_bilstm")
     qc = plan.task("imaging_qc")
     n_train = sum(plan.split[s] == "train" for s in plan.imaging_subjects)

@@ -111,6 +111,11 @@ def headline_numbers(summary: dict, imaging_metrics: Sequence[dict] | None = Non
                           f"95 % CI {_fmt(ci[0])}–{_fmt(ci[1])}; "
                           f"{cls['n_oof']} subjects; test AUROC {_fmt(cls['test_auroc'])} "
                           f"({cls['n_test']} subjects)"))
+    if (syn := h["synthesis"]) is not None:
+        kept = syn["ssim"].get(syn["kept"], {})
+        cards.append((f"Synthesised {syn['channel']}: lesion SSIM", _fmt(kept.get("lesion")),
+                      f"kept {syn['kept']}; {syn.get('n_synthetic') or 0} subjects filled; "
+                      f"{syn['n_scored']} test subjects scored"))
     if (gen := h["genomics"]) is not None:
         cards.append(("Genomics test Pearson", _fmt(gen["test_pearson_mean"]),
                       f"log1p {_fmt(gen['test_pearson_log1p_mean'])}; test contigs "
@@ -243,6 +248,35 @@ def warnings_html(summary: dict) -> str:
     return out
 
 
+SYNTHESIS_COLUMNS = ("method", "ssim_lesion", "ssim_outside", "psnr", "mae", "dice",
+                     "drop_from_real", "lesion_free_voxels")
+
+
+def synthesis_rows(summary: dict) -> list[dict]:
+    """The missing-sequence synthesis's method table (:data:`SYNTHESIS_COLUMNS`): each method's
+    mean test scores, the segmentation Dice of the last label (the lesion) with its channel in
+    place and its drop from the real channel's, voxels segmented as lesion on lesion-free
+    subjects (the planted check)."""
+    syn = headline_values(summary)["synthesis"]
+    if syn is None:
+        return []
+    dice, drop = syn.get("dice") or {}, syn.get("dice_drop") or {}
+    label = next(reversed(dice["real"])) if dice.get("real") else None
+    free = syn.get("lesion_free_voxels") or {}
+    rows = [{"method": "real", "dice": _fmt(dice["real"][label]),
+             "lesion_free_voxels": free.get("real", "")}] if label else []
+    for m, s in syn["ssim"].items():
+        rows.append({
+            "method": m + (" (kept)" if m == syn["kept"] else ""),
+            "ssim_lesion": _fmt(s["lesion"]), "ssim_outside": _fmt(s["outside"]),
+            "psnr": _fmt(syn["psnr"].get(m), 2), "mae": _fmt(syn["mae"].get(m)),
+            "dice": _fmt(dice[m][label]) if label and m in dice else "",
+            "drop_from_real": _fmt(drop[m][label]) if label and m in drop else "",
+            "lesion_free_voxels": free.get(m, ""),
+        })
+    return rows
+
+
 def render_results(summary: dict, tables: Sequence[tuple[str, list[dict], list[str]]] = (),
                    figures: Sequence[PageFigure] = (), *, imaging_metrics=None,
                    genomics_metrics=None, max_rows: int | None = None, intro: str = "") -> str:
@@ -318,6 +352,11 @@ def write_results_page(summary_json: str | os.PathLike, landing_html: str | os.P
         cols = [c for c in (rows[0] if rows else {}) if c != "labelled"]
         tables.append(("Imaging cohort: one row per subject (Dice on the original grid)", rows,
                        cols))
+    if syn_rows := synthesis_rows(summary):
+        channel = summary["imaging"]["synthesis_channel"]
+        tables.append((f"Missing-sequence synthesis of {channel}: test subjects with the channel "
+                       "hidden (BraSyn SSIM, PSNR, MAE; segmentation Dice with it in place)",
+                       syn_rows, list(SYNTHESIS_COLUMNS)))
     if genomics_table:
         rows = read_tsv(genomics_table)
         tables.append(("Genomics: test Pearson R per track (subject)", rows,

@@ -63,6 +63,9 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
         m = json.loads(Path(inputs["genomics_motifs"]).read_text())
         summary.setdefault("genomics", {}).update(
             {k: m[k] for k in ("motifs_found", "motifs_planted", "motifs_recovered")})
+    if "synthesis" in inputs:
+        summary.setdefault("imaging", {}).update(
+            synthesis_block(inputs["synthesis"], inputs.get("synthesis_dice")))
     if "association" in inputs:
         summary["genetics"] = genetics_block(inputs["association"], inputs.get("genotypes"),
                                              inputs.get("qtl_truth"))
@@ -107,6 +110,46 @@ def genetics_block(association: str | Path, genotypes: str | Path | None = None,
         out["planted_qtl"] = {"id": q["id"], "phenotype": q["phenotype"], "recovered": bool(
             top.get("top_variant") == q["id"] and top.get("top_p") is not None
             and top["top_p"] < 0.05 / max(top.get("tested") or 1, 1))}
+    return out
+
+
+def synthesis_block(metrics: str | Path, dice: str | Path | None = None) -> dict:
+    """The imaging block's synthesis keys from ``synthesis/metrics.json`` (and ``dice.json``).
+
+    ``synthesis_channel``, ``synthesis_kept`` (``gan`` or ``l1``), ``synthesis_validation``
+    (generator -> validation SSIM), ``synthesis_n_scored`` (test subjects), and per method
+    (``gan``, ``l1``, ``copy``, ``zero``): ``synthesis_ssim`` (``lesion``, ``outside``,
+    ``body``), ``synthesis_psnr``, ``synthesis_mae``, ``synthesis_phantom_regions`` (summed
+    over the lesion-free scored subjects: the planted check); with ``dice``:
+    ``synthesis_dice`` (method, ``real`` included -> label -> mean Dice),
+    ``synthesis_dice_drop`` (method -> label -> real minus the method's) and the planted check,
+    ``synthesis_lesion_free_subjects`` and ``synthesis_lesion_free_voxels`` (method -> voxels
+    the segmentation calls lesion on those subjects with the method's channel in place).
+    """
+    m = json.loads(Path(metrics).read_text())
+    means = m["means"]
+    free = [r for r in m["subjects"] if r.get("lesion_free") in (True, "True", "true")]
+    out = {
+        "synthesis_channel": m["target"],
+        "synthesis_kept": m["kept"],
+        "synthesis_validation": m.get("validation"),
+        "synthesis_n_scored": len({r["subject"] for r in m["subjects"]}),
+        "synthesis_ssim": {k: {p: v.get(f"ssim_{p}") for p in ("lesion", "outside", "body")}
+                           for k, v in means.items() if v},
+        "synthesis_psnr": {k: v.get("psnr") for k, v in means.items() if v},
+        "synthesis_mae": {k: v.get("mae") for k, v in means.items() if v},
+        "synthesis_n_lesion_free": len({r["subject"] for r in free}),
+        "synthesis_phantom_regions": {
+            k: int(sum(float(r["phantom_regions"]) for r in free if r["method"] == k))
+            for k, v in means.items() if v
+        },
+    }
+    if dice:
+        d = json.loads(Path(dice).read_text())
+        out["synthesis_dice"] = d["means"]
+        out["synthesis_dice_drop"] = d["drop"]
+        out["synthesis_lesion_free_subjects"] = len(d.get("lesion_free_subjects") or [])
+        out["synthesis_lesion_free_voxels"] = d.get("lesion_free_voxels")
     return out
 
 
@@ -175,6 +218,11 @@ def headline_values(summary: dict) -> dict:
         if gen.get("test_pearson_by_arch"):
             out["architectures"] = {"test_pearson": gen["test_pearson_by_arch"],
                                     "chosen": gen.get("arch")}
+    out["synthesis"] = None
+    if img and img.get("synthesis_channel"):
+        out["synthesis"] = {k[len("synthesis_"):]: v for k, v in img.items()
+                            if k.startswith("synthesis_")}
+        out["synthesis"]["n_synthetic"] = img.get("n_synthetic")
     if gx := summary.get("genetics"):
         out["genetics"] = {"subjects": gx.get("subjects"),
                            "variants_tested": gx.get("variants_tested"),
@@ -214,6 +262,25 @@ def genetics_line(gx: dict) -> str:
     if q := gx.get("planted_qtl"):
         line += (f"; planted QTL {q['id']} ({q['phenotype']}) "
                  + ("recovered" if q["recovered"] else "NOT recovered"))
+    return line
+
+
+def synthesis_line(syn: dict) -> str:
+    """The synthesis's headline: the channel, how many subjects it filled, each method's test
+    lesion SSIM and lesion-label Dice (the last label), the kept generator, the planted check."""
+    methods = [m for m in ("gan", "l1", "copy", "zero") if m in syn["ssim"]]
+    names = {"gan": "GAN", "l1": "L1", "copy": "copy", "zero": "zero-fill"}
+    ssim = ", ".join(f"{names[m]} {_num(syn['ssim'][m]['lesion'])}" for m in methods)
+    line = (f"  synthesis: {syn['channel']} for {syn.get('n_synthetic') or 0} subjects "
+            f"(kept {names[syn['kept']]}); lesion SSIM on {syn['n_scored']} test subjects: {ssim}")
+    if dice := syn.get("dice"):
+        label = next(reversed(dice["real"]))
+        line += f"; {label} Dice " + ", ".join(
+            f"{'real' if m == 'real' else names[m]} {_num(v[label])}" for m, v in dice.items())
+    if syn.get("lesion_free_subjects"):
+        vox = syn["lesion_free_voxels"]
+        line += (f"; lesion voxels segmented on {syn['lesion_free_subjects']} lesion-free: "
+                 f"{vox.get(syn['kept'], 0)} synthesised, {vox.get('real', 0)} real")
     return line
 
 
@@ -264,6 +331,8 @@ def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> 
             + ", ".join(f"{a} {_num(v)}" for a, v in arch["test_pearson"].items())
             + f"; chosen {arch['chosen']} (best validation)"
         )
+    if (syn := h["synthesis"]) is not None:
+        lines.append(synthesis_line(syn))
     if (gx := h["genetics"]) is not None:
         lines.append(genetics_line(gx))
     for name, warnings in h["warnings"].items():

@@ -23,7 +23,8 @@ def cohort_table(
     predictions: str | None = None,
     classify_metrics: str | None = None,
 ) -> dict:
-    """One row per subject (split, class, Dice per label, volumes); cohort metrics JSON.
+    """One row per subject (split, class, channels synthesised, Dice per label, volumes);
+    cohort metrics JSON (``n_synthetic``: subjects with a synthesised channel).
 
     ``imaging.test_dice_mean`` is the mean over test-split subjects with a label and over
     foreground labels (labels absent from both prediction and truth are skipped).
@@ -47,6 +48,7 @@ def cohort_table(
             "split": rows_in[sid]["split"],
             "class": rows_in[sid]["class"],
             "labelled": "yes" if res["dice"] else "no",
+            "synthetic_channels": ",".join(res.get("synthetic_channels") or []),
         }
         if predictions:
             p = predicted.get(sid, {})
@@ -62,7 +64,7 @@ def cohort_table(
             for name in fg:
                 if res["dice"].get(name) is not None:
                     per_label[name].append(res["dice"][name])
-    columns = ["subject", "split", "class", "labelled"]
+    columns = ["subject", "split", "class", "labelled", "synthetic_channels"]
     columns += ["predicted_class", "class_probability"] if predictions else []
     columns += [f"dice_{n}" for n in fg] + [f"volume_{n}_mm3" for n in fg]
     write_tsv(out_tsv, rows, columns)
@@ -77,6 +79,7 @@ def cohort_table(
             n: (float(np.mean(v)) if v else None) for n, v in per_label.items()
         },
         "bundle_digests": sorted(digests),
+        "n_synthetic": sum(bool(r["synthetic_channels"]) for r in rows),
     }
     if classify_metrics:
         summary.update(classify_summary(json.loads(Path(classify_metrics).read_text())))

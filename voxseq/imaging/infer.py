@@ -129,6 +129,8 @@ def segment_subject(
         "bundle_digest": bundle_digest(bundle),
         "volumes_mm3": {labels[k]: float(counts[k] * voxel_mm3) for k in range(1, len(labels))},
         "dice": None,
+        # channels the store holds as synthesised (a missing sequence), marked in the table
+        "synthetic_channels": list(geo.get("synthetic_channels") or []),
     }
     if label_path:
         # in the file's own type (uint8 for most labels): no int64 copy of the volume

@@ -127,12 +127,12 @@ class RunPlan:
         """A subject's ``columns`` (image_<name> columns it fills) and ``channels`` (their
         names, ``image``'s first): the cohort's, less the ones it misses."""
         gone = self.missing_channels.get(subject, ())
-        names = [self.channels[0]] + [
-            n for c, n in zip(self.channel_columns, self.channels[1:]) if n not in gone
-        ]
         if not self.channel_columns:  # one 4D image: its volumes are the channels
-            names = list(self.channels)
-        columns = [c for c, n in zip(self.channel_columns, self.channels[1:]) if n not in gone]
+            return {"columns": [], "channels": list(self.channels)}
+        kept = [(c, n) for c, n in zip(self.channel_columns, self.channels[1:], strict=True)
+                if n not in gone]
+        columns = [c for c, _ in kept]
+        names = [self.channels[0], *(n for _, n in kept)]
         return {"columns": columns, "channels": names}
 
     def stores(self, subjects) -> list[str]:

@@ -161,3 +161,14 @@ def dicom_conversions(plan: RunPlan) -> dict[str, dict[str, str]]:
         path = plan.layout("dicom_image", subject=subject, column=column)
         out.setdefault(subject, {})[column] = os.path.abspath(os.path.join(plan.workdir, path))
     return out
+
+
+def synthesis_figures(plan: RunPlan) -> dict[str, str]:
+    """The synthesis's report figures (``imaging/report/synthesis_<name>.png``) -> title."""
+    syn = plan.task("synthesis")
+    if not (syn.enabled and plan.synthesis_scored):
+        return {}
+    out = {"grid": "test subjects (inputs, real, synthesised, error)"}
+    if syn.train:
+        out["curves"] = "generators' training curves"
+    return out

@@ -70,9 +70,11 @@ def downstream_dice(
 
     Returns
     -------
-    ``subjects`` (rows: subject, method, ``dice_<label>``), ``means`` (method -> label ->
-    mean Dice) and ``drop`` (method -> label -> real minus the method's mean Dice); written to
-    ``out_json`` and the rows to ``out_tsv``.
+    ``subjects`` (rows: subject, method, ``lesion_free``, ``dice_<label>``, ``voxels_<label>``
+    segmented), ``means`` (method -> label -> mean Dice), ``drop`` (method -> label -> real
+    minus the method's mean Dice) and the planted check: ``lesion_free_subjects`` (no voxel of
+    the last label, the lesion) and ``lesion_free_voxels`` (method -> voxels segmented as lesion
+    on them); written to ``out_json`` and the rows to ``out_tsv``.
     """
     model, meta = load_bundle(seg_bundle, "imaging")
     pre = meta["preprocessing"]
@@ -85,6 +87,7 @@ def downstream_dice(
         if st.label is None:
             raise VoxseqError(f"subject {s}: store {stores[s]} has no label to score Dice on")
         truth = np.asarray(st.label[...])
+        free = not (truth == len(labels) - 1).any()  # no voxel of the last label (the lesion)
         for method in DICE_METHODS:
             kept = Path(volumes_dir) / f"{s}_{method}.npy"
             if method not in ("real", "zero") and not kept.is_file():
@@ -93,8 +96,9 @@ def downstream_dice(
             pred = predict_volume(model, vol, pre, dev).argmax(0)
             dice = dice_per_label(pred, truth, len(labels))
             rows.append(
-                {"subject": s, "method": method,
-                 **{f"dice_{n}": float(d) for n, d in zip(names, dice, strict=True)}}
+                {"subject": s, "method": method, "lesion_free": free,
+                 **{f"dice_{n}": float(d) for n, d in zip(names, dice, strict=True)},
+                 **{f"voxels_{n}": int((pred == k + 1).sum()) for k, n in enumerate(names)}}
             )
         log.info("%s: %s", s, {r["method"]: r.get(f"dice_{names[-1]}") for r in rows[-5:]})
     means = {
@@ -105,7 +109,16 @@ def downstream_dice(
     }
     drop = {m: {n: means["real"][n] - v[n] for n in names} for m, v in means.items()
             if m != "real"} if "real" in means else {}
-    out = {"target": target, "labels": names, "subjects": rows, "means": means, "drop": drop}
+    # the planted check: on lesion-free subjects, voxels segmented as the last label (lesion)
+    # with each method's channel in place; the synthesis should add none to the real channel's
+    lesion_free = {
+        m: int(sum(r[f"voxels_{names[-1]}"] for r in rows if r["method"] == m and r["lesion_free"]))
+        for m in means
+    }
+    out = {"target": target, "labels": names, "subjects": rows, "means": means, "drop": drop,
+           "lesion_free_subjects": sorted({r["subject"] for r in rows if r["lesion_free"]}),
+           "lesion_free_voxels": lesion_free}
     write_json(out_json, out)
-    write_tsv(out_tsv, rows, ["subject", "method", *(f"dice_{n}" for n in names)])
+    write_tsv(out_tsv, rows, ["subject", "method", "lesion_free",
+                              *(f"dice_{n}" for n in names), *(f"voxels_{n}" for n in names)])
     return out

@@ -159,7 +159,9 @@ def get_present_channels(wildcards):  # a subject's image columns and channel na
     return PLAN.present_channels(wildcards.subject)
 
 
-def get_store(wildcards):  # the store inference reads: completed by synthesis if need be
+def get_store(
+    wildcards,
+):  # the store inference reads: completed by synthesis if need be
     return PLAN.store(wildcards.subject)
 
 

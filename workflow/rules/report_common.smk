@@ -2,6 +2,8 @@
 # `snakemake --lint` finds no rules mixed with functions.
 
 
+from voxseq.plan.targets import synthesis_figures
+
 REPORT_CAPTIONS = f"{workflow.basedir}/workflow/report"
 CLASSIFY_FIGURES = {
     "roc": "ROC curves",
@@ -24,6 +26,7 @@ def get_report_figures():
             out.append(f"{img}/training_curves.png")
     if CLS.enabled:
         out += [f"{img}/classify_{n}.png" for n in CLASSIFY_FIGURES]
+    out += [f"{img}/synthesis_{n}.png" for n in synthesis_figures(PLAN)]
     if PLAN.genomics:
         out.append(f"{gen}/variant_effects.png")
         out += [f"{gen}/{n}.png" for n in GENOMICS_INTERPRET_FIGURES]
@@ -46,6 +49,10 @@ def get_results_page_figures():
     if CLS.enabled:
         for name, title in CLASSIFY_FIGURES.items():
             figs.append((f"Imaging classification: {title}", rep, f"classify_{name}"))
+    for name, title in synthesis_figures(PLAN).items():
+        figs.append(
+            (f"Imaging synthesis: {title}", L("imaging_report"), f"synthesis_{name}")
+        )
     if PLAN.genomics:
         rep = L("genomics_report")
         figs.append(("Genomics: variant effects", rep, "variant_effects"))

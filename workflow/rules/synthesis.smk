@@ -130,3 +130,45 @@ if SYN_SET["dice"]:
             device=config["imaging"]["train"]["device"],
         script:
             "../../scripts/synthesis_dice.py"
+
+
+if SYN_SET["scored"]:
+
+    rule synthesis_report:
+        input:
+            metrics=L("synthesis_metrics"),
+            stores=L.each("imaging_store", SYN_SET["scored"][:4]),
+            volumes=L("synthesis_volumes"),
+            history=[L("synthesis_train_metrics")] if SYN.train else [],
+        output:
+            **(
+                {
+                    "curves": report(
+                        f"{L('imaging_report')}/synthesis_curves.png",
+                        caption="../report/synthesis_curves.rst",
+                        category="Imaging synthesis",
+                        labels={"figure": "training curves"},
+                    )
+                }
+                if SYN.train
+                else {}
+            ),
+            grid=report(
+                f"{L('imaging_report')}/synthesis_grid.png",
+                caption="../report/synthesis_grid.rst",
+                category="Imaging synthesis",
+                labels={"figure": "test subjects"},
+            ),
+        log:
+            L.log("imaging/synthesis/report"),
+        conda:
+            "../../envs/torch.yaml"
+        threads: 1
+        resources:
+            mem_mb=per_attempt(2000),
+            runtime=per_attempt(10),
+        params:
+            subjects=SYN_SET["scored"][:4],
+            target=SYN_SET["target"],
+        script:
+            "../../scripts/synthesis_report.py"
