@@ -231,6 +231,37 @@ def test_synthesised_channel_lands_on_the_original_grid_marked_synthetic(trained
         synthesise_subject(subject, str(other), str(folder / "a" / "bundle"), str(out), "cpu")
 
 
+def test_an_incomplete_store_is_completed_and_a_bundle_scored(trained, tmp_path):
+    from voxseq.imaging.store import open_store, write_store
+    from voxseq.synthesis.apply import complete_subject
+    from voxseq.synthesis.train import score_bundle
+
+    folder, stores, splits, _ = trained
+    bundle = str(folder / "a" / "bundle")
+    st = open_store(stores["s05"])
+    partial = tmp_path / "s05.zarr"  # the subject as normalise writes it without its t2
+    write_store(partial, st.read_image()[:1], np.asarray(st.label[...]), (1.5, 1.5, 2.0),
+                {**st.meta, "channels": ["image"]})
+    rec = complete_subject("s05", str(partial), bundle, str(tmp_path / "done.zarr"),
+                           str(tmp_path / "s05_t2_synth.nii.gz"), str(tmp_path / "s05.json"),
+                           "cpu")
+    done = open_store(tmp_path / "done.zarr")
+    assert done.channels == ["image", "t2"] and done.meta["synthetic_channels"] == ["t2"]
+    assert rec["synthetic_channels"] == ["t2"]
+    vol = done.read_image()
+    assert np.array_equal(vol[0], st.read_image()[0])  # the real channel kept as it was
+    nifti = nib.load(tmp_path / "s05_t2_synth.nii.gz").get_fdata()  # stored LPS: L, P flipped
+    assert np.allclose(vol[1][::-1, ::-1], nifti, atol=1e-4)
+    assert np.array_equal(np.asarray(done.label[...]), np.asarray(st.label[...]))
+    test = {s: stores[s] for s in splits if splits[s] == "test"}
+    out = score_bundle(test, bundle, tiny_cfg(), str(tmp_path / "m.json"),
+                       str(tmp_path / "m.tsv"), str(tmp_path / "scored"))
+    kept = json.loads((folder / "a" / "metrics.json").read_text())["kept"]
+    assert {r["method"] for r in out["subjects"]} == {kept, "copy", "zero"}
+    assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == sorted(
+        f"{s}_{m}.npy" for s in test for m in (kept, "copy"))
+
+
 def test_same_seed_gives_identical_synthesis(trained, tmp_path):
     folder, stores, splits, summary = trained
     _train(tmp_path, stores, splits)
