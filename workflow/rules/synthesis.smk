@@ -14,10 +14,10 @@ if SYN.train:
     # the GAN and the L1-only generator; the GAN is kept unless it validates worse
     rule synthesis_train:
         input:
-            samples=get_sample_sheet,
+            samples=IN.sample_sheet,
             stores=L.each("imaging_store", [*SYN.fit_subjects, *SYN_SET["scored"]]),
             tiles=L.each("imaging_tiles", SYN.fit_subjects),
-            shared=no_shared_content("imaging"),
+            shared=IN.no_shared_content("imaging"),
         output:
             bundle=bundle_outputs(SYN.bundle),
             history=L("synthesis_train_metrics"),
