@@ -42,8 +42,8 @@ def test_the_demo_plan(tmp_path):
     assert seg.bundle == "models/demo/imaging" and seg.applied is None
     assert all(plan.split[s] in ("train", "val") for s in seg.fit_subjects)
     # segmentation trains on complete subjects, the classifier on every one (stores completed)
-    assert set(seg.fit_subjects) <= set(cls.fit_subjects)
-    assert set(cls.fit_subjects) - set(seg.fit_subjects) <= set(plan.missing_channels)
+    assert not set(seg.fit_subjects) & set(plan.missing_channels)
+    assert set(cls.fit_subjects) - set(seg.fit_subjects) == set(plan.missing_channels)
     assert cls.folds == tuple(range(5))
     assert cls.channels == ("image", "t2", "seg_organ", "seg_lesion")
     assert seq.archs == ("dilated_cnn", "cnn_bilstm")

@@ -137,13 +137,17 @@ def build_plan(
     train_seg = imaging and not config["models"]["imaging"]
     train_seq = genomics and not config["models"]["genomics"]
     train_cls = classify and not cls_meta
-    syn_train = synth_on and not syn_meta  # (decided below: only when a channel is missing)
     from voxseq.genomics.archs import genomics_archs
 
     archs = genomics_archs(config["genomics"].get("model") or {}) if train_seq else []
+    imaging_subjects = sorted(s for s, r in subjects.items() if imaging and r["image"])
+    from voxseq.plan.synthesis import missing_channels, plan_synthesis
+
+    # synthesis trains here when a channel is missing and no bundle is applied (checked below)
+    syn_train = synth_on and not syn_meta and bool(
+        missing_channels(subjects, imaging_subjects, channel_columns, channels))
     inference_only = not (train_seg or train_seq or train_cls or syn_train)
 
-    imaging_subjects = sorted(s for s, r in subjects.items() if imaging and r["image"])
     genomics_subjects = sorted(s for s, r in subjects.items() if genomics and r["bam"])
     if imaging and not imaging_subjects:
         raise VoxseqError(f"imaging.enabled but no subject in {sheet_desc} has an image")
@@ -162,8 +166,6 @@ def build_plan(
 
     def in_splits(pool, *names):
         return tuple(s for s in pool if split[s] in names)
-
-    from voxseq.plan.synthesis import plan_synthesis
 
     missing, synth_target = (
         plan_synthesis(
