@@ -15,5 +15,5 @@ with rule_logging(snakemake):
     kept = json.loads(Path(snakemake.input.metrics).read_text())["kept"]
     synthesis_grid(dict(zip(p.subjects, snakemake.input.stores, strict=True)),
                    snakemake.input.volumes, p.target, kept, snakemake.output.grid)
-    if snakemake.input.get("history"):
-        synthesis_curves(snakemake.input.history, snakemake.output.curves)
+    if snakemake.input.history:  # [the training history] when trained here, else []
+        synthesis_curves(snakemake.input.history[0], snakemake.output.curves)

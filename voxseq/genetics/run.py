@@ -19,14 +19,16 @@ def subject_images(rows: Sequence[Mapping[str, str]], subjects: Sequence[str],
                    channels: Sequence[str], columns: Sequence[str]
                    ) -> dict[str, dict[str, str | tuple[str, int]]]:
     """subject -> {channel: image} from resolved sheet rows: the ``image`` and ``image_<name>``
-    cells, or (without image columns and with several channels) the volumes of one 4D image."""
+    cells (an empty one, a missing sequence, left out), or (without image columns and with
+    several channels) the volumes of one 4D image."""
     by_id = {r["subject"]: r for r in rows}
     out = {}
     for sid in subjects:
         row = by_id[sid]
         if columns or len(channels) == 1:
             cells = [row["image"], *(row[c] for c in columns)]
-            out[sid] = dict(zip(channels, cells, strict=True))
+            # a missing sequence (synthesised for the models) has no raw intensity
+            out[sid] = {ch: c for ch, c in zip(channels, cells, strict=True) if c}
         else:
             out[sid] = {ch: (row["image"], k) for k, ch in enumerate(channels)}
     return out

@@ -10,6 +10,7 @@ writes the bundle of the kept generator.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -293,7 +294,9 @@ def _means(rows: Sequence[dict]) -> dict:
         keys = [
             k for k in (mine[0] if mine else {}) if k not in ("subject", "method", "lesion_free")
         ]
-        out[method] = {k: float(np.nanmean([float(r[k]) for r in mine])) for k in keys}
+        with warnings.catch_warnings():  # a score no subject has (lesion SSIM, lesion-free)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[method] = {k: float(np.nanmean([float(r[k]) for r in mine])) for k in keys}
     return out
 
 
