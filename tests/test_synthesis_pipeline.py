@@ -62,6 +62,7 @@ def test_a_subject_missing_a_channel_runs_end_to_end(synth_run):
     assert "synthesis: t2 for 2 subjects" in out  # the terminal's last lines
 
 
+@pytest.mark.slow  # the library's test_same_seed_gives_identical_synthesis asserts it fast
 def test_same_config_same_machine_identical_synthesis(synth_run):
     work, _ = synth_run
     missing = sorted(json.loads((work / RES / "plan.json").read_text())["missing_channels"])
