@@ -134,7 +134,7 @@ def synthesis_settings(plan) -> dict:
     cfg = {k: c[k] for k in ("patch_size", "model", "gan", "train", "infer")}
     cfg.update(
         lesion_labels=lesion_labels(config),
-        fg_fraction=config["imaging"]["foreground_fraction"],
+        fg_fraction=c["foreground_fraction"],
         target_spacing=plan.imaging_preprocessing["target_spacing"],
     )
     scored = list(plan.synthesis_scored)

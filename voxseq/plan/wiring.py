@@ -166,6 +166,11 @@ class RuleInputs:
             "channel_pairs": [p for c in columns for p in [self._pair(subject, c)] if p],
         }
 
+    def segmentation_config(self) -> dict:
+        """The imaging block segmentation training reads (its params): without the synthesis
+        settings, so tuning the synthesis retrains nothing but itself."""
+        return {k: v for k, v in self.plan.config["imaging"].items() if k != "synthesis"}
+
     def present_channels(self, wildcards) -> dict:
         """A subject's image columns and channel names, less a missing sequence's (ingest)."""
         return self.plan.present_channels(wildcards.subject)

@@ -70,9 +70,10 @@ def downstream_dice(
 
     Returns
     -------
-    ``subjects`` (rows: subject, method, ``lesion_free``, ``dice_<label>``, ``voxels_<label>``
-    segmented), ``means`` (method -> label -> mean Dice), ``drop`` (method -> label -> real
-    minus the method's mean Dice) and the planted check: ``lesion_free_subjects`` (no voxel of
+    ``subjects`` (rows: subject, method, ``lesion_free``, ``dice_<label>`` (NaN for a label the
+    subject's label file lacks), ``voxels_<label>`` segmented), ``means`` (method -> label ->
+    mean Dice), ``drop`` (method -> label -> real minus the method's mean Dice) and the planted
+    check: ``lesion_free_subjects`` (no voxel of
     the last label, the lesion) and ``lesion_free_voxels`` (method -> voxels segmented as lesion
     on them); written to ``out_json`` and the rows to ``out_tsv``.
     """
@@ -87,7 +88,8 @@ def downstream_dice(
         if st.label is None:
             raise VoxseqError(f"subject {s}: store {stores[s]} has no label to score Dice on")
         truth = np.asarray(st.label[...])
-        free = not (truth == len(labels) - 1).any()  # no voxel of the last label (the lesion)
+        present = np.array([(truth == k).any() for k in range(1, len(labels))])
+        free = not present[-1]  # no voxel of the last label (the lesion)
         for method in DICE_METHODS:
             kept = Path(volumes_dir) / f"{s}_{method}.npy"
             if method not in ("real", "zero") and not kept.is_file():
@@ -95,6 +97,7 @@ def downstream_dice(
             vol = channel_in_place(st, target, method, volumes_dir)
             pred = predict_volume(model, vol, pre, dev).argmax(0)
             dice = dice_per_label(pred, truth, len(labels))
+            dice[~present] = np.nan  # a label the subject lacks: the planted check, not Dice
             rows.append(
                 {"subject": s, "method": method, "lesion_free": free,
                  **{f"dice_{n}": float(d) for n, d in zip(names, dice, strict=True)},

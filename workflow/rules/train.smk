@@ -30,7 +30,7 @@ if SEG.train:
             gpu=SEG.gpus,
         params:
             subjects=list(SEG.fit_subjects),
-            cfg=config["imaging"],
+            cfg=IN.segmentation_config(),
             seed=config["seed"],
             cohort=COHORT,
             workdir=L("imaging_checkpoints"),
