@@ -106,3 +106,16 @@ def test_the_qtl_lesions_do_not_move_the_class(index):
     assert planted["class"] == plain["class"] == "low_burden"
     cfg = replace(cfg, burden_threshold_mm3=_lesion_mm3(plain))
     assert make_subject(SEED, index, cfg, qtl_dosage=2)["class"] == "high_burden"
+
+
+@pytest.mark.slow
+def test_the_default_demo_classes_at_demo_size():
+    """The default demo's 24 subjects: 14 heavy and 10 light (as without the QTL), and the whole
+    lesion volume, the QTL's lesions included, puts every light subject below every heavy one."""
+    cfg = ImagingDemoConfig()
+    volume = {"high_burden": [], "low_burden": []}
+    for i in range(24):
+        s = make_subject(SEED, i, cfg, qtl_dosage=qtl_dosage(SEED, i))
+        volume[s["class"]].append(_lesion_mm3(s))
+    assert (len(volume["high_burden"]), len(volume["low_burden"])) == (14, 10)
+    assert max(volume["low_burden"]) < min(volume["high_burden"])
