@@ -87,7 +87,10 @@ class ImagingInputs:
 
 
 def read_imaging_oof(tables: Sequence[str | Path], classes: Sequence[str]) -> ImagingInputs:
-    """The classifier's out-of-fold tables (``subject``, ``fold``, ``prob_<class>``)."""
+    """The classifier's out-of-fold tables (``subject``, ``fold``, ``prob_<class>``), or its
+    prediction table (:func:`voxseq.imaging.classify.predict_cohort`), whose subjects outside
+    its cross-validation (fold ``ensemble``: the fold ensemble's prediction, never trained on
+    them) get probabilities but no fold."""
     from voxseq.io.atomic import read_tsv
 
     rows = [r for t in tables for r in read_tsv(t)]
@@ -96,7 +99,9 @@ def read_imaging_oof(tables: Sequence[str | Path], classes: Sequence[str]) -> Im
         raise VoxseqError(f"imaging out-of-fold tables {list(tables)[:2]}: no columns {cols}")
     proba = FeatureTable([r["subject"] for r in rows], cols,
                          [[float(r[c]) for c in cols] for r in rows])
-    return ImagingInputs(proba, {r["subject"]: int(r["fold"]) for r in rows})
+    # the classifier's prediction table: fold "ensemble" for a subject it did not train on
+    return ImagingInputs(proba, {r["subject"]: int(r["fold"]) for r in rows
+                                 if str(r["fold"]).isdigit()})
 
 
 def write_embeddings(path: str | Path, table: FeatureTable) -> None:
@@ -115,6 +120,28 @@ def read_embeddings(path: str | Path) -> FeatureTable:
     names = [c for c in (rows[0] if rows else {}) if c != "subject"]
     return FeatureTable([r["subject"] for r in rows], names,
                         [[float(r[n]) for n in names] for r in rows])
+
+
+def member_embeddings(bundle: str | Path, stores: dict[str, str],
+                      seg_probs: dict[str, str] | None) -> list[FeatureTable]:
+    """Every subject's penultimate features (``emb_<i>``) under each member of a classifier
+    ensemble bundle (member ``k``: the network of imaging fold ``k``), for a new cohort."""
+    import torch
+
+    from voxseq.bundle import load_bundle
+    from voxseq.imaging.classify import stack_inputs
+    from voxseq.models.classifiers import penultimate_features
+
+    model, meta = load_bundle(bundle, "imaging")
+    pre = meta["preprocessing"]
+    subjects = list(stores)
+    x = torch.from_numpy(stack_inputs(subjects, stores, seg_probs, pre["input_size"],
+                                      pre.get("crop", "none")))
+    out = []
+    for member in model.members:
+        emb = penultimate_features(member, x).numpy()
+        out.append(FeatureTable(subjects, [f"emb_{i}" for i in range(emb.shape[1])], emb))
+    return out
 
 
 def fold_embeddings(fold_dir: str | Path, stores: dict[str, str],
