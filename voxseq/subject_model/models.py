@@ -6,8 +6,9 @@ also held out of the imaging fold-``k`` network whose penultimate features descr
 subjects (genomics only, or unlabelled for the classifier) are dealt to the folds by the
 classifier's own :func:`voxseq.imaging.classify.stratified_folds`, stratified by the target.
 
-The imaging vector of a subject in fold ``k`` is the log of its out-of-fold class probabilities
-(``K`` columns), then, when given, its penultimate features under imaging fold ``k``'s network.
+The imaging vector of a subject in fold ``k`` is its centred log out-of-fold class probabilities
+(``K`` columns, :func:`log_ratios`), then, when given, its penultimate features under imaging fold
+``k``'s network.
 Single-modality models are L2-regularised logistic regressions (scikit-learn), kept as a
 (K, F) weight matrix and (K,) bias so that a bundle applies them without pickles.
 """
@@ -54,6 +55,16 @@ def subject_folds(targets: dict[str, str], imaging_folds: dict[str, int], folds:
     return dict(sorted(out.items()))
 
 
+def log_ratios(proba: np.ndarray) -> np.ndarray:
+    """Centred log probabilities ``log p_k - mean_j log p_j`` (the centred log-ratio), (N, K)
+    -> (N, K), probabilities clipped at ``PROBA_FLOOR`` first. A linear model on them is a
+    linear model on the logits: for two classes both columns are +-logit/2, so any fitted
+    weight ranks the subjects by the logit (raw log probabilities would let a fit bend the
+    ranking, ``a log p + b log(1 - p)`` with ``a``, ``b`` of one sign)."""
+    logp = np.log(np.clip(np.asarray(proba, np.float64), PROBA_FLOOR, 1.0))
+    return logp - logp.mean(axis=1, keepdims=True)
+
+
 @dataclass
 class ImagingInputs:
     """What the imaging classifier gives the subject model.
@@ -78,9 +89,9 @@ class ImagingInputs:
         return list(self.proba.subjects)
 
     def vector(self, subjects: Sequence[str], fold: int) -> np.ndarray:
-        """(N, K [+ D]) imaging vectors of ``subjects`` for fold ``fold``."""
-        p = np.clip(self.proba.rows(subjects), PROBA_FLOOR, 1.0)
-        parts = [np.log(p)]
+        """(N, K [+ D]) imaging vectors of ``subjects`` for fold ``fold``: the centred log
+        probabilities (:func:`log_ratios`), then the penultimate features."""
+        parts = [log_ratios(self.proba.rows(subjects))]
         if self.embeddings is not None:
             parts.append(self.embeddings[fold].rows(subjects))
         return np.concatenate(parts, axis=1)
