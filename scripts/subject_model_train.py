@@ -29,7 +29,7 @@ with rule_logging(snakemake):
         seed=params.seed,
         cfg=params.fit,
         n_bootstrap=params.bootstrap,
-        provenance={"cohort": params.cohort,
+        provenance={"cohort": params.cohort, "device": "cpu",
                     "config_digest": object_sha256({"fit": params.fit, "recipe": params.recipe}),
                     "sample_sheet_digest": file_sha256(inp.sheet)},
         recipe=params.recipe,
