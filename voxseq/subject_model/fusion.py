@@ -5,9 +5,9 @@ In every outer fold ``k`` everything is fitted on the other folds' subjects only
 * the standardisation of the imaging and the genomics vectors (:class:`Standardiser`);
 * ``imaging`` and ``genomics``: a logistic regression on each modality's vector;
 * ``late``: a logistic regression (the stacker) on the centred log probabilities (logits) of
-  the two single models. Its training subjects' inputs are themselves out of fold: an inner loop over the
-  training folds ``j`` refits both single models (and their standardisation) without fold ``j``
-  and predicts it;
+  the two single models. Its training subjects' inputs are themselves out of fold: an inner loop
+  over the training folds ``j`` refits both single models (and their standardisation) without
+  fold ``j`` and predicts it;
 * ``intermediate``: a small MLP (:class:`FusionMLP`) on the two standardised vectors side by
   side, each through its own hidden layer, mixed by a learned gate (or concatenated).
 

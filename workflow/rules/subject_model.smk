@@ -5,10 +5,6 @@
 # cohort without training. One training job for all folds: its models are logistic regressions
 # and a 16-unit MLP on a few dozen numbers per subject, seconds for all folds together, so a job
 # per fold would spend more on starting Python and torch than on fitting.
-from voxseq.plan.targets import (
-    subject_feature_inputs,
-    subject_model_inputs,
-)  # noqa: E402
 
 SM = PLAN.task("subject_model")
 
@@ -17,7 +13,7 @@ if SM.enabled:
 
     rule subject_model_features:
         input:
-            **subject_feature_inputs(PLAN),
+            **IN.subject_features(),
         output:
             table=L("subject_features"),
         log:
@@ -42,7 +38,7 @@ if SM.train:
 
     rule subject_model_train:
         input:
-            **subject_model_inputs(PLAN),
+            **IN.subject_model(),
         output:
             predictions=L("subject_predictions"),
             metrics=L("subject_metrics"),
@@ -82,7 +78,7 @@ if SM.apply:
 
     rule subject_model_apply:
         input:
-            **subject_model_inputs(PLAN),
+            **IN.subject_model(),
         output:
             predictions=L("subject_predictions"),
         log:
