@@ -196,10 +196,21 @@ def build_plan(
             f"is resolved against the working directory {workdir.resolve()})"
         )
 
+    from voxseq.plan.bundles import read_bundle
+    from voxseq.plan.subject_model import plan_subject_model
+
+    sm_meta = (read_bundle(config, "subject_model", "subject", workdir)
+               if config["subject_model"]["enabled"] is not False else None)
+    subject_model = plan_subject_model(
+        config, subjects, classify, genomics_subjects, qc["enabled"] and genomics, sm_meta,
+        cls_meta["preprocessing"]["classes"] if cls_meta else None, workdir, sheet_desc,
+    )
     tasks = task_plans(
         config, layout, split, imaging_subjects, genomics_subjects,
-        metas={"segmentation": seg_meta, "classifier": cls_meta, "sequence_model": seq_meta},
-        enabled={"segmentation": imaging, "classifier": classify, "sequence_model": genomics},
+        metas={"segmentation": seg_meta, "classifier": cls_meta, "sequence_model": seq_meta,
+               "subject_model": sm_meta},
+        enabled={"segmentation": imaging, "classifier": classify, "sequence_model": genomics,
+                 "subject_model": subject_model.enabled},
         fit={"segmentation": imaging_fit, "classifier": cls_fit},
         archs=archs, classifier_channels=cls_channels,
     )
@@ -231,8 +242,10 @@ def build_plan(
         dicom=dicom,
         demo_subjects=tuple(demo_ids(config)[0]) if demo else (),
         notes=tuple(bundle_overrides(config, seg_meta))
-        + (genetics.notes if genetics.enabled else ()),
+        + (genetics.notes if genetics.enabled else ())
+        + (subject_model.notes if subject_model.enabled else ()),
         genetics=genetics,
+        subject_model=subject_model,
     )
 
 
@@ -287,6 +300,12 @@ def task_plans(
         "genomics_qc": task(
             "genomics_qc", "genomics", qc["enabled"] and config["genomics"]["enabled"], None,
             train_then_val(genomics_subjects),
+        ),
+        # trained on the classifier's folds (one job: its models are tiny)
+        "subject_model": task(
+            "subject_model", "subject", enabled["subject_model"], metas["subject_model"],
+            folds=tuple(range(cls_cfg["folds"]))
+            if enabled["subject_model"] and not metas["subject_model"] else (),
         ),
     }
 
