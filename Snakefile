@@ -18,6 +18,7 @@ include: "workflow/rules/synthesis.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/infer.smk"
 include: "workflow/rules/subject.smk"
+include: "workflow/rules/subject_model.smk"
 include: "workflow/rules/report.smk"
 
 

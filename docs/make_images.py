@@ -45,6 +45,7 @@ FIGURES: dict[str, tuple[str, str]] = {
     "observed_vs_predicted.png": ("genomics/report/observed_vs_predicted.png", "genomics infer"),
     "variant_effects.png": ("genomics/report/variant_effects.png", "variant effects"),
     "motif_logos.png": ("genomics/report/motif_logos.png", "interpretation"),
+    "subject_model_roc.png": ("subject_model/subject_model_roc.png", "subject model"),
 }
 RESULTS_PAGE = "results_page.png"
 RULEGRAPH = "rulegraph.png"

@@ -86,7 +86,13 @@ def test_read_imaging_oof(tmp_path):
                                      "prob_b": 0.9}], cols)
     im = read_imaging_oof([tmp_path / "f0.tsv", tmp_path / "f1.tsv"], ["a", "b"])
     assert im.fold_of == {"x": 0, "y": 1}
-    np.testing.assert_allclose(im.vector(["y"], 1), np.log([[0.1, 0.9]]))
+    logit = np.log(0.9 / 0.1)  # centred log probabilities: -+ logit / 2
+    np.testing.assert_allclose(im.vector(["y"], 1), [[-logit / 2, logit / 2]])
+    # the classifier's prediction table: its fold ensemble's subjects get no fold
+    write_tsv(tmp_path / "pred.tsv", [{"subject": "z", "fold": "ensemble", "true": "",
+                                       "prob_a": 0.5, "prob_b": 0.5}], cols)
+    im = read_imaging_oof([tmp_path / "f0.tsv", tmp_path / "pred.tsv"], ["a", "b"])
+    assert im.fold_of == {"x": 0} and im.subjects == ["x", "z"]
     with pytest.raises(VoxseqError, match="no columns"):
         read_imaging_oof([tmp_path / "f0.tsv"], ["a", "c"])
 

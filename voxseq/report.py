@@ -136,6 +136,14 @@ def headline_numbers(summary: dict, imaging_metrics: Sequence[dict] | None = Non
                       else str(gen["n_subjects"]), f"{gen['n_tracks']} coverage tracks"))
         if (t := _training(genomics_metrics)) is not None:
             cards.append(("Genomics best epoch", *t))
+    if (sm := h["subject_model"]) is not None:
+        g = sm.get("fusion_gain")
+        aucs = " · ".join(f"{k} {_fmt(v)}" for k, v in sm["oof_auroc"].items())
+        cards.append((f"Subject model ({sm['target']}): fused AUROC gain",
+                      f"{g['difference']:+.3f}" if g else "n/a",
+                      (f"{sm['fusion']} − {g['versus']}, paired 95 % CI {g['ci95'][0]:+.3f} to "
+                       f"{g['ci95'][1]:+.3f}; " if g else "")
+                      + f"out-of-fold AUROC {aucs} ({sm['n_both']} subjects)"))
     cards.append(("Stage time", _seconds(h["total_stage_seconds"]),
                   f"sum over {len(h['stage_seconds'])} benchmarked stages"))
     return cards

@@ -40,7 +40,9 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
     with motif discovery (input ``genomics_motifs``, :mod:`voxseq.genomics.interpret`)
     ``motifs_found``, ``motifs_planted`` and ``motifs_recovered`` (planted motifs within Hamming
     distance 1; null without planted motifs). With the association (inputs ``association``,
-    ``genotypes``) a ``genetics`` block (:func:`genetics_block`).
+    ``genotypes``) a ``genetics`` block (:func:`genetics_block`); with the subject model
+    (input ``subject_model``, its metrics) a ``subject_model`` block
+    (:func:`subject_model_block`).
     """
     summary: dict = {"cohort": cohort}
     for modality in ("imaging", "genomics"):
@@ -69,10 +71,37 @@ def write_summary(out: str | Path, cohort: str, inputs: dict[str, str], bench_di
     if "association" in inputs:
         summary["genetics"] = genetics_block(inputs["association"], inputs.get("genotypes"),
                                              inputs.get("qtl_truth"))
+    if "subject_model" in inputs:
+        summary["subject_model"] = subject_model_block(inputs["subject_model"])
     summary["stage_seconds"] = stage_times(bench_dir)
     summary["total_stage_seconds"] = round(sum(summary["stage_seconds"].values()), 2)
     write_json(out, summary)
     return summary
+
+
+def subject_model_block(metrics: str | Path) -> dict:
+    """The subject model's summary from its metrics JSON
+    (:func:`voxseq.subject_model.evaluate.evaluate`): ``target``, ``n_both`` (subjects with
+    both modalities, on whom the four models are compared), ``counts``, ``oof_auroc`` and
+    ``balanced_accuracy`` per model (imaging, genomics, late, intermediate), ``fusion`` and
+    ``fusion_gain``: the fused model's AUROC minus the better single modality's on the same
+    subjects, ``versus`` (that modality), ``ci95`` (paired bootstrap) and ``n_bootstrap``;
+    ``comparisons``: the same for both fusions."""
+    m = json.loads(Path(metrics).read_text())
+    both = m["both"]
+
+    def gain(c: dict) -> dict:
+        return {"versus": c["versus"], "difference": c["difference"],
+                "ci95": [c["low"], c["high"]], "n": c["n"], "n_bootstrap": c["n_bootstrap"]}
+
+    return {"target": m.get("target"), "classes": m["classes"], "n_both": m["counts"]["both"],
+            "counts": m["counts"],
+            "oof_auroc": {k: v["auroc"] for k, v in both.items()},
+            "balanced_accuracy": {k: v["balanced_accuracy"] for k, v in both.items()},
+            "fusion": m["fusion"],
+            "fusion_gain": gain(m["comparison"][m["fusion"]])
+            if m["fusion"] in m["comparison"] else None,
+            "comparisons": {k: gain(c) for k, c in m["comparison"].items()}}
 
 
 def genetics_block(association: str | Path, genotypes: str | Path | None = None,
@@ -174,7 +203,8 @@ def headline_values(summary: dict) -> dict:
         a dict of numbers each, or None where the run has none (no ``imaging`` or ``genomics``
         block, no ``classify_classes``, no motif discovery, no architecture comparison);
         ``genetics`` (subjects, variants tested, phenotype -> its top hit, the demo's planted
-        QTL) or None; ``warnings`` (modality -> list of str); ``stage_seconds`` (stage ->
+        QTL) or None; ``subject_model`` (:func:`subject_model_block`) or None; ``warnings``
+        (modality -> list of str); ``stage_seconds`` (stage ->
         seconds) and ``total_stage_seconds``. Counts the summary lacks are 0 (``n_subjects`` and
         ``n_test_labelled`` stay None), other numbers None.
     """
@@ -230,6 +260,7 @@ def headline_values(summary: dict) -> dict:
                            "planted_qtl": gx.get("planted_qtl")}
     else:
         out["genetics"] = None
+    out["subject_model"] = summary.get("subject_model")
     out["warnings"] = {name: (block or {}).get("warnings") or []
                        for name, block in (("imaging", img), ("genomics", gen))}
     out["stage_seconds"] = summary.get("stage_seconds") or {}
@@ -284,6 +315,17 @@ def synthesis_line(syn: dict) -> str:
     return line
 
 
+def subject_model_line(sm: dict) -> str:
+    """The headline line of the subject model: each model's out-of-fold AUROC and the fused
+    model's gain over the better single modality with its paired 95 % interval."""
+    aucs = ", ".join(f"{k} {_num(v)}" for k, v in sm["oof_auroc"].items())
+    line = f"  subject model ({sm['target']}): out-of-fold AUROC {aucs} ({sm['n_both']} subjects)"
+    if g := sm.get("fusion_gain"):
+        line += (f"; {sm['fusion']} - {g['versus']} {g['difference']:+.3f} "
+                 f"[95% {g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]")
+    return line
+
+
 def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> list[str]:
     """The lines printed when a run ends: where the results are and the headline metrics
     (:func:`headline_values`).
@@ -335,6 +377,8 @@ def headline(summary_path: str | Path, models: dict[str, str] | None = None) -> 
         lines.append(synthesis_line(syn))
     if (gx := h["genetics"]) is not None:
         lines.append(genetics_line(gx))
+    if (sm := h["subject_model"]) is not None:
+        lines.append(subject_model_line(sm))
     for name, warnings in h["warnings"].items():
         lines += warning_lines(name, warnings)
     if models:

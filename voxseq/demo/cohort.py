@@ -11,7 +11,8 @@ of ``motion_ghosting``, ``inverted_contrast``, ``duplication``, ``failed_library
 ``start``, ``end`` (0-based, half-open) only for the duplication.
 
 Every subject gets ``age`` and ``sex`` covariates; with both modalities, a planted lesion QTL
-(:mod:`voxseq.demo.qtl`, truth in ``genomics/qtl_truth.tsv``) links the two.
+(:mod:`voxseq.demo.qtl`, truth in ``genomics/qtl_truth.tsv``) links the two, and a planted
+``outcome`` column depends on both (:mod:`voxseq.demo.outcome`, truth in ``outcome_truth.tsv``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from voxseq.demo.imaging import ImagingDemoConfig, generate_imaging
+from voxseq.demo.outcome import OUTCOME_COLUMN
 from voxseq.io.atomic import write_tsv
 from voxseq.io.sheet import COLUMNS, channel_columns
 
@@ -207,6 +209,8 @@ def make_demo_cohort(
         )
         for s in everyone:
             rows[s].update(bam=made[s]["bam"], vcf=made[s]["vcf"])
+        if imaging:  # the planted outcome needs both modalities (voxseq.demo.outcome)
+            _plant_outcome(outdir, rows, subjects, made)
         for s in extra:
             where = {k: made[s][k] for k in ("contig", "start", "end") if k in made[s]}
             truth.append(
@@ -219,6 +223,24 @@ def make_demo_cohort(
         write_tsv(outdir / "qc_truth.tsv", truth, QC_TRUTH_COLUMNS)
     sheet = outdir / "samples.tsv"
     image_columns = channel_columns(next(iter(rows.values()))) if rows else []
+    outcome = [OUTCOME_COLUMN] if imaging and genomics else []
     write_tsv(sheet, list(rows.values()),
-              [*(c for c in COLUMNS if c != "split"), *image_columns, *DEMO_COVARIATES])
+              [*(c for c in COLUMNS if c != "split"), *image_columns, *outcome,
+               *DEMO_COVARIATES])
     return sheet
+
+
+def _plant_outcome(outdir: Path, rows: dict[str, dict], subjects: list[str], made: dict) -> None:
+    """The ``outcome`` column of the regular subjects (the outliers' empty) and its truth."""
+    from voxseq.demo.genomics import GenomicsDemoConfig
+    from voxseq.demo.outcome import OUTCOME_MOTIF, plant_outcomes, write_outcome_truth
+
+    truth = plant_outcomes({s: rows[s]["class"] for s in subjects},
+                           {s: made[s]["motif_weights"][OUTCOME_MOTIF] for s in subjects},
+                           GenomicsDemoConfig().motif_weight_sigma)
+    by_subject = {t["subject"]: t["outcome"] for t in truth}
+    for s, row in rows.items():
+        row[OUTCOME_COLUMN] = by_subject.get(s, "")
+    write_outcome_truth(outdir / "outcome_truth.tsv", truth)
+    log.info("planted outcome: %d yes of %d", sum(t["outcome"] == "yes" for t in truth),
+             len(truth))

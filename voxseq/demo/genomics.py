@@ -590,8 +590,9 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
     Returns
     -------
     dict
-        subject -> {"bam": path, "vcf": path}, paths relative to ``outdir``. A subject with a
-        ``duplication`` also gets ``contig``, ``start`` and ``end`` (0-based, half-open).
+        subject -> {"bam": path, "vcf": path, "motif_weights": {motif: weight}}, paths relative
+        to ``outdir``. A subject with a ``duplication`` also gets ``contig``, ``start`` and
+        ``end`` (0-based, half-open).
     """
     outdir = Path(outdir)
     cfg = cfg or (SMALL if small else GenomicsDemoConfig())
@@ -663,6 +664,8 @@ def generate_genomics(outdir: Path, subjects: list[str], seed: int, small: bool 
         write_vcf(outdir / files["vcf"], sid, genome, mine, gts)
         log.info("demo subject %s: %d alignments, %d variants", sid, len(lines), len(mine))
         out[sid] = dict(files)
+        out[sid]["motif_weights"] = {m[0]: float(w) for m, w in zip(cfg.motifs, weights,
+                                                                       strict=True)}
         if anomaly == "duplication":
             out[sid].update(contig=dup[0], start=dup[1], end=dup[2])
     return out

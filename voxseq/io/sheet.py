@@ -28,11 +28,18 @@ SPLITS = ("train", "val", "test")
 _SUBJECT_RE = re.compile(SUBJECT_PATTERN)
 # further images of a subject: image_<name>, <name> a channel name
 CHANNEL_COLUMN_RE = re.compile(r"^image_([a-z0-9][a-z0-9_]{0,31})$")
+# subject-level outcomes a subject model may predict (subject_model.target): outcome[_<name>]
+OUTCOME_COLUMN_RE = re.compile(r"^outcome(_[a-z0-9][a-z0-9_]{0,31})?$")
 
 
 def channel_columns(header: Sequence[str]) -> list[str]:
     """The ``image_<name>`` columns of a sheet header (or of a row's keys), in their order."""
     return [c for c in header if CHANNEL_COLUMN_RE.match(c)]
+
+
+def outcome_columns(header: Sequence[str]) -> list[str]:
+    """The outcome columns (``outcome``, ``outcome_<name>``) of a header, in its order."""
+    return [c for c in header if OUTCOME_COLUMN_RE.match(c)]
 
 
 def covariate_columns(header: Sequence[str]) -> list[str]:
@@ -57,7 +64,8 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
     -------
     list of dict
         One dict per subject with every column of ``COLUMNS`` (missing ones as ``""``), then
-        the sheet's ``image_<name>`` columns in its order, then its covariate columns
+        the sheet's ``image_<name>`` columns in its order, then its outcome columns
+        (``outcome``, ``outcome_<name>``: any text), then its covariate columns
         (``age``, ``sex``, ``covar_<name>``; ``sex`` written M/F), paths made absolute.
 
     Raises
@@ -84,13 +92,15 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
         raise VoxseqError(f"sample sheet {path}: missing required column 'subject' (has {header})")
     extra = channel_columns(header)
     covariates = covariate_columns(header)
-    unknown = [c for c in header if c not in COLUMNS and c not in extra and c not in covariates]
+    outcomes = outcome_columns(header)
+    unknown = [c for c in header
+               if c not in COLUMNS and c not in extra and c not in covariates + outcomes]
     if unknown:
         raise VoxseqError(
             f"sample sheet {path}: unknown column(s) {unknown}; allowed: {COLUMNS}, "
-            "image_<name> for further images of a subject, and the covariates age, sex and "
-            "covar_<name> (<name>: lowercase letters, digits and '_', starting with a letter or "
-            "digit)"
+            "image_<name> for further images of a subject, the covariates age, sex and "
+            "covar_<name>, and outcome or outcome_<name> (subject-level outcomes; <name>: "
+            "lowercase letters, digits and '_', starting with a letter or digit)"
         )
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
@@ -99,7 +109,7 @@ def read_sheet(path: str | Path, check_files: bool = True) -> list[dict[str, str
         raise VoxseqError(f"sample sheet {path}: no subjects (empty sheet)")
     out = [_check_row(path, line, row, check_files, extra) for line, row in rows]
     for (_, row), clean in zip(rows, out, strict=True):
-        clean.update({c: (row.get(c) or "").strip() for c in covariates})
+        clean.update({c: (row.get(c) or "").strip() for c in (*outcomes, *covariates)})
     if covariates:
         from voxseq.io.covariates import check_covariates
 
@@ -271,11 +281,13 @@ def assign_splits(
 
 def write_sheet(path: str | Path, rows: Sequence[dict[str, str]]) -> None:
     """Write a resolved sheet atomically: all columns, then the ``image_<name>`` ones, then the
-    covariates (``age``, ``sex``, ``covar_<name>``)."""
+    outcomes (``outcome``, ``outcome_<name>``), then the covariates (``age``, ``sex``,
+    ``covar_<name>``)."""
     from voxseq.io.atomic import write_tsv
 
     header = list(rows[0]) if rows else []
-    write_tsv(path, rows, [*COLUMNS, *channel_columns(header), *covariate_columns(header)])
+    write_tsv(path, rows, [*COLUMNS, *channel_columns(header), *outcome_columns(header),
+                           *covariate_columns(header)])
 
 
 def sheet_row(path: str | Path, subject: str) -> dict[str, str]:

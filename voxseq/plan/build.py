@@ -229,12 +229,21 @@ def build_plan(
             f"is resolved against the working directory {workdir.resolve()})"
         )
 
+    from voxseq.plan.subject_model import plan_subject_model
+
+    sm_meta = (read_bundle(config, "subject_model", "subject", workdir)
+               if config["subject_model"]["enabled"] is not False else None)
+    subject_model = plan_subject_model(
+        config, subjects, classify, genomics_subjects, qc["enabled"] and genomics, sm_meta,
+        cls_meta["preprocessing"]["classes"] if cls_meta else None, workdir, sheet_desc,
+    )
     tasks = task_plans(
         config, layout, split, imaging_subjects, genomics_subjects,
         metas={"segmentation": seg_meta, "classifier": cls_meta, "sequence_model": seq_meta,
-               "synthesis": syn_meta},
+               "synthesis": syn_meta, "subject_model": sm_meta},
         enabled={"segmentation": imaging, "classifier": classify, "sequence_model": genomics,
-                 "synthesis": synth_target is not None},
+                 "synthesis": synth_target is not None,
+                 "subject_model": subject_model.enabled},
         fit={"segmentation": imaging_fit, "classifier": cls_fit,
              # labelled: foreground-centred patches, lesion scores on validation
              "synthesis": tuple(s for s in imaging_fit if subjects[s]["label"])},
@@ -275,8 +284,10 @@ def build_plan(
             else ({}, [])
         ),
         notes=tuple(bundle_overrides(config, seg_meta))
-        + (genetics.notes if genetics.enabled else ()),
+        + (genetics.notes if genetics.enabled else ())
+        + (subject_model.notes if subject_model.enabled else ()),
         genetics=genetics,
+        subject_model=subject_model,
     )
 
 
@@ -337,6 +348,12 @@ def task_plans(
         "genomics_qc": task(
             "genomics_qc", "genomics", qc["enabled"] and config["genomics"]["enabled"], None,
             train_then_val(genomics_subjects),
+        ),
+        # trained on the classifier's folds (one job: its models are tiny)
+        "subject_model": task(
+            "subject_model", "subject", enabled["subject_model"], metas["subject_model"],
+            folds=tuple(range(cls_cfg["folds"]))
+            if enabled["subject_model"] and not metas["subject_model"] else (),
         ),
     }
 

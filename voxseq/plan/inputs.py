@@ -71,8 +71,8 @@ def demo_ids(config: dict) -> tuple[list[str], list[str]]:
 
 def demo_rows(config: dict, layout: Layout) -> dict[str, dict[str, str]]:
     """The rows the demo rule writes (known before it runs, so the DAG is complete). The
-    regular subjects' classes are drawn by the demo (every one gets one); the outliers have
-    none."""
+    regular subjects' classes (and, with both modalities, outcomes) are drawn by the demo
+    (every one gets one; the cells are empty here); the outliers have none."""
     from voxseq.demo.cohort import labelled_indices
     from voxseq.demo.imaging import demo_channel_names
     from voxseq.demo.layout import genomics_files, imaging_files
@@ -98,6 +98,8 @@ def demo_rows(config: dict, layout: Layout) -> dict[str, dict[str, str]]:
             row.update({k: f"{base}/{v}" for k, v in genomics_files(sid).items()})
         if sid in outliers:
             row["class"] = ""
+        if d["imaging"] and d["genomics"]:  # the planted outcome (voxseq.demo.outcome)
+            row["outcome"] = ""
         row.update(demo_covariates(config["seed"], i))  # as the demo writes them
         rows[sid] = row
     return rows

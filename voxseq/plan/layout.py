@@ -96,6 +96,13 @@ RESULTS = {
     "association": "genetics/association",  # <phenotype>.glm.linear, _manhattan.png, _qq.png
     "association_json": "genetics/association/association.json",
     "demo_qtl_truth": "demo_input/genomics/qtl_truth.tsv",
+    "demo_outcome_truth": "demo_input/outcome_truth.tsv",  # the planted outcome (both modalities)
+    # the subject model: imaging, genomics and both fused, on the classifier's folds
+    "subject_features": "subject_model/genomics_features.tsv",  # raw, one row per subject
+    "subject_embeddings": "subject_model/embeddings/fold{fold}.tsv",  # classifier fold k's
+    "subject_predictions": "subject_model/predictions.tsv",  # out of fold (applied: the bundle's)
+    "subject_metrics": "subject_model/metrics.json",
+    "subject_roc": "subject_model/subject_model_roc.png",
     # quality control, per modality
     "qc_train_metrics": "{modality}/qc/train_metrics.tsv",
     "qc_out_of_fold": "{modality}/qc/out_of_fold.npz",
@@ -116,6 +123,7 @@ BUNDLE_FOLDERS = {
     "sequence_model": ("genomics", "genomics"),
     "imaging_qc": ("imaging_qc", "imaging_qc"),
     "genomics_qc": ("genomics_qc", "genomics_qc"),
+    "subject_model": ("subject_model", "subject_model"),
 }
 
 _FIELD = re.compile(r"\{(\w+)\}")

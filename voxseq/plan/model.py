@@ -8,6 +8,7 @@ from typing import Any
 
 from voxseq.plan.genetics import GeneticsPlan
 from voxseq.plan.layout import Layout
+from voxseq.plan.subject_model import SubjectModelPlan
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class RunPlan:
     notes: tuple[str, ...] = field(default=())
     #: the association of imaging-derived phenotypes with genotypes
     genetics: GeneticsPlan = field(default_factory=lambda: GeneticsPlan(False))
+    #: the subject model's inputs (its task: ``tasks["subject_model"]``)
+    subject_model: SubjectModelPlan = field(default_factory=lambda: SubjectModelPlan(False))
 
     @property
     def cohort(self) -> str:
@@ -186,5 +189,6 @@ class RunPlan:
             "missing_channels": {s: list(c) for s, c in sorted(self.missing_channels.items())},
             "tasks": {name: t.to_dict() for name, t in self.tasks.items()},
             "genetics": self.genetics.to_dict(),
+            "subject_model": self.subject_model.to_dict(),
             "notes": list(self.notes),
         }

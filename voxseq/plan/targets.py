@@ -61,7 +61,7 @@ def final_outputs(plan: RunPlan) -> list[str]:
         out.append(L("genomics_cohort"))
     for v in synthesis_outputs(plan).values():
         out += v if isinstance(v, list) else [v]
-    return out + qc_outputs(plan) + genetics_outputs(plan)
+    return out + qc_outputs(plan) + genetics_outputs(plan) + subject_model_outputs(plan)
 
 
 def summary_inputs(plan: RunPlan) -> dict[str, str]:
@@ -88,6 +88,8 @@ def summary_inputs(plan: RunPlan) -> dict[str, str]:
         out["genotypes"] = L("genotype_summary")
         if plan.demo and plan.config["demo"]["imaging"]:  # the planted QTL, recovered or not
             out["qtl_truth"] = L("demo_qtl_truth")
+    if plan.task("subject_model").train:
+        out["subject_model"] = L("subject_metrics")
     return out
 
 
@@ -96,7 +98,8 @@ def demo_outputs(plan: RunPlan) -> list[str]:
     outputs, which would leave them older than the files they index."""
     L, demo = plan.layout, plan.config["demo"]
     files = [L("demo_reference"), L("demo_variant_truth")] if demo["genomics"] else []
-    files += [L("demo_qtl_truth")] if demo["genomics"] and demo["imaging"] else []
+    files += ([L("demo_qtl_truth"), L("demo_outcome_truth")]
+              if demo["genomics"] and demo["imaging"] else [])
     if plan.qc_truth:
         files.append(plan.qc_truth)
     for row in plan.subjects.values():
@@ -172,3 +175,52 @@ def synthesis_figures(plan: RunPlan) -> dict[str, str]:
     if syn.train:
         out["curves"] = "generators' training curves"
     return out
+
+
+def subject_feature_inputs(plan: RunPlan) -> dict[str, str | list[str]]:
+    """What the genomics subject features read: every genomics subject's coverage store, the
+    genomics QC bundle (its latent code), the demo reference (its motif sites) or a BED file."""
+    L, sm = plan.layout, plan.subject_model
+    out: dict[str, str | list[str]] = {"stores": L.each("genomics_coverage",
+                                                       plan.genomics_subjects)}
+    if sm.qc_latent:
+        qc = plan.task("genomics_qc").bundle
+        out["qc_bundle"] = [f"{qc}/bundle.json", f"{qc}/weights.safetensors"]
+    if sm.regions == "demo":
+        out["reference"] = plan.reference
+    elif sm.regions:
+        out["regions"] = sm.regions
+    return out
+
+
+def subject_model_inputs(plan: RunPlan) -> dict[str, str | list[str]]:
+    """What training (or applying) the subject model reads: the sheet, the classifier's
+    predictions (out of fold for its cross-validated subjects, the fold ensemble's for the
+    others), the genomics features, the bundle when applied, and with
+    ``subject_model.imaging.embeddings`` the classifier's fold networks (trained here) or its
+    bundle (applied) with the imaging inputs they read."""
+    L, task, cls = plan.layout, plan.task("subject_model"), plan.task("classifier")
+    out: dict[str, str | list[str]] = {"sheet": L("sheet"),
+                                       "predictions": L("classify_predictions"),
+                                       "features": L("subject_features")}
+    if task.apply:
+        out["bundle"] = [f"{task.bundle}/bundle.json", f"{task.bundle}/weights.safetensors"]
+    if plan.subject_model.embeddings:
+        out["stores"] = L.each("imaging_store", plan.imaging_subjects)
+        if len(cls.channels) > 1:  # the classifier takes the segmentation's probabilities
+            out["seg_probs"] = L.each("imaging_probabilities", plan.imaging_subjects)
+        if cls.train:
+            out["folds"] = [L("classify_fold", fold=k) for k in cls.folds]
+            out["weights"] = [L("classify_weights", fold=k) for k in cls.folds]
+        else:
+            out["classifier"] = [f"{cls.bundle}/bundle.json", f"{cls.bundle}/weights.safetensors"]
+    return out
+
+
+def subject_model_outputs(plan: RunPlan) -> list[str]:
+    """The subject model's final targets: its metrics and ROC figure (trained here) or its
+    predictions (applied)."""
+    task, L = plan.task("subject_model"), plan.layout
+    if task.train:
+        return [L("subject_metrics"), L("subject_roc"), f"{task.bundle}/bundle.json"]
+    return [L("subject_predictions")] if task.apply else []

@@ -283,6 +283,14 @@ class RuleInputs:
     def summary_inputs(self, wildcards):
         return targets.summary_inputs(self.plan)
 
+    def subject_features(self) -> dict:
+        """The subject model's genomics features job's inputs (static: the plan's)."""
+        return targets.subject_feature_inputs(self.plan)
+
+    def subject_model(self) -> dict:
+        """The subject model's training (or applying) job's inputs (static: the plan's)."""
+        return targets.subject_model_inputs(self.plan)
+
     def demo_outputs(self):
         return targets.demo_outputs(self.plan)
 

@@ -71,9 +71,10 @@ if "subject_fusion" not in MODELS:
 
 def write_subject_bundle(outdir: str | Path, result: CVResult, imaging: ImagingInputs,
                          genomics: FeatureTable, cfg: dict, metrics: dict, provenance: dict,
-                         target: str = "class") -> dict:
+                         target: str = "class", recipe: dict | None = None) -> dict:
     """Write the cross-validated models of ``result`` (both modalities in every fold) as a
-    bundle; return its ``bundle.json``."""
+    bundle; return its ``bundle.json``. ``recipe``: how the features were made (regions,
+    QC latent code, embeddings), so a new cohort makes the same ones."""
     cfg = {**DEFAULTS, **(cfg or {})}
     if any(f.stacker is None for f in result.fits) or not result.fits:
         raise VoxseqError("subject_model: the fused model needs training subjects with both "
@@ -94,7 +95,7 @@ def write_subject_bundle(outdir: str | Path, result: CVResult, imaging: ImagingI
               "genomics": f.genomics_std.to_dict()} for f in result.fits]
     return write_bundle(outdir, model, MODALITY, "subject_fusion", args,
                         {"classes": result.classes, "target": target, "needs": needs,
-                         "statistics": stats, "fusion": cfg["fusion"]},
+                         "statistics": stats, "fusion": cfg["fusion"], "recipe": recipe or {}},
                         metrics, provenance, extra={"task": TASK})
 
 

@@ -4,10 +4,10 @@ In every outer fold ``k`` everything is fitted on the other folds' subjects only
 
 * the standardisation of the imaging and the genomics vectors (:class:`Standardiser`);
 * ``imaging`` and ``genomics``: a logistic regression on each modality's vector;
-* ``late``: a logistic regression (the stacker) on the log probabilities of the two single
-  models. Its training subjects' inputs are themselves out of fold: an inner loop over the
-  training folds ``j`` refits both single models (and their standardisation) without fold ``j``
-  and predicts it;
+* ``late``: a logistic regression (the stacker) on the centred log probabilities (logits) of
+  the two single models. Its training subjects' inputs are themselves out of fold: an inner loop
+  over the training folds ``j`` refits both single models (and their standardisation) without
+  fold ``j`` and predicts it;
 * ``intermediate``: a small MLP (:class:`FusionMLP`) on the two standardised vectors side by
   side, each through its own hidden layer, mixed by a learned gate (or concatenated).
 
@@ -31,7 +31,7 @@ from torch import nn
 
 from voxseq import VoxseqError
 from voxseq.subject_model.features import FeatureTable, Standardiser
-from voxseq.subject_model.models import PROBA_FLOOR, ImagingInputs, LogisticModel
+from voxseq.subject_model.models import ImagingInputs, LogisticModel, log_ratios
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,9 @@ class CVResult:
 
 
 def stack_inputs(p_imaging: np.ndarray, p_genomics: np.ndarray) -> np.ndarray:
-    """The stacker's input: both models' log probabilities side by side, (N, 2K)."""
-    return np.log(np.clip(np.concatenate([p_imaging, p_genomics], axis=1), PROBA_FLOOR, 1.0))
+    """The stacker's input: both models' centred log probabilities side by side, (N, 2K)
+    (:func:`voxseq.subject_model.models.log_ratios`: each model's logits)."""
+    return np.concatenate([log_ratios(p_imaging), log_ratios(p_genomics)], axis=1)
 
 
 class SubjectData:

@@ -6,8 +6,9 @@ also held out of the imaging fold-``k`` network whose penultimate features descr
 subjects (genomics only, or unlabelled for the classifier) are dealt to the folds by the
 classifier's own :func:`voxseq.imaging.classify.stratified_folds`, stratified by the target.
 
-The imaging vector of a subject in fold ``k`` is the log of its out-of-fold class probabilities
-(``K`` columns), then, when given, its penultimate features under imaging fold ``k``'s network.
+The imaging vector of a subject in fold ``k`` is its centred log out-of-fold class probabilities
+(``K`` columns, :func:`log_ratios`), then, when given, its penultimate features under imaging fold
+``k``'s network.
 Single-modality models are L2-regularised logistic regressions (scikit-learn), kept as a
 (K, F) weight matrix and (K,) bias so that a bundle applies them without pickles.
 """
@@ -54,6 +55,16 @@ def subject_folds(targets: dict[str, str], imaging_folds: dict[str, int], folds:
     return dict(sorted(out.items()))
 
 
+def log_ratios(proba: np.ndarray) -> np.ndarray:
+    """Centred log probabilities ``log p_k - mean_j log p_j`` (the centred log-ratio), (N, K)
+    -> (N, K), probabilities clipped at ``PROBA_FLOOR`` first. A linear model on them is a
+    linear model on the logits: for two classes both columns are +-logit/2, so any fitted
+    weight ranks the subjects by the logit (raw log probabilities would let a fit bend the
+    ranking, ``a log p + b log(1 - p)`` with ``a``, ``b`` of one sign)."""
+    logp = np.log(np.clip(np.asarray(proba, np.float64), PROBA_FLOOR, 1.0))
+    return logp - logp.mean(axis=1, keepdims=True)
+
+
 @dataclass
 class ImagingInputs:
     """What the imaging classifier gives the subject model.
@@ -78,16 +89,19 @@ class ImagingInputs:
         return list(self.proba.subjects)
 
     def vector(self, subjects: Sequence[str], fold: int) -> np.ndarray:
-        """(N, K [+ D]) imaging vectors of ``subjects`` for fold ``fold``."""
-        p = np.clip(self.proba.rows(subjects), PROBA_FLOOR, 1.0)
-        parts = [np.log(p)]
+        """(N, K [+ D]) imaging vectors of ``subjects`` for fold ``fold``: the centred log
+        probabilities (:func:`log_ratios`), then the penultimate features."""
+        parts = [log_ratios(self.proba.rows(subjects))]
         if self.embeddings is not None:
             parts.append(self.embeddings[fold].rows(subjects))
         return np.concatenate(parts, axis=1)
 
 
 def read_imaging_oof(tables: Sequence[str | Path], classes: Sequence[str]) -> ImagingInputs:
-    """The classifier's out-of-fold tables (``subject``, ``fold``, ``prob_<class>``)."""
+    """The classifier's out-of-fold tables (``subject``, ``fold``, ``prob_<class>``), or its
+    prediction table (:func:`voxseq.imaging.classify.predict_cohort`), whose subjects outside
+    its cross-validation (fold ``ensemble``: the fold ensemble's prediction, never trained on
+    them) get probabilities but no fold."""
     from voxseq.io.atomic import read_tsv
 
     rows = [r for t in tables for r in read_tsv(t)]
@@ -96,7 +110,9 @@ def read_imaging_oof(tables: Sequence[str | Path], classes: Sequence[str]) -> Im
         raise VoxseqError(f"imaging out-of-fold tables {list(tables)[:2]}: no columns {cols}")
     proba = FeatureTable([r["subject"] for r in rows], cols,
                          [[float(r[c]) for c in cols] for r in rows])
-    return ImagingInputs(proba, {r["subject"]: int(r["fold"]) for r in rows})
+    # the classifier's prediction table: fold "ensemble" for a subject it did not train on
+    return ImagingInputs(proba, {r["subject"]: int(r["fold"]) for r in rows
+                                 if str(r["fold"]).isdigit()})
 
 
 def write_embeddings(path: str | Path, table: FeatureTable) -> None:
@@ -115,6 +131,28 @@ def read_embeddings(path: str | Path) -> FeatureTable:
     names = [c for c in (rows[0] if rows else {}) if c != "subject"]
     return FeatureTable([r["subject"] for r in rows], names,
                         [[float(r[n]) for n in names] for r in rows])
+
+
+def member_embeddings(bundle: str | Path, stores: dict[str, str],
+                      seg_probs: dict[str, str] | None) -> list[FeatureTable]:
+    """Every subject's penultimate features (``emb_<i>``) under each member of a classifier
+    ensemble bundle (member ``k``: the network of imaging fold ``k``), for a new cohort."""
+    import torch
+
+    from voxseq.bundle import load_bundle
+    from voxseq.imaging.classify import stack_inputs
+    from voxseq.models.classifiers import penultimate_features
+
+    model, meta = load_bundle(bundle, "imaging")
+    pre = meta["preprocessing"]
+    subjects = list(stores)
+    x = torch.from_numpy(stack_inputs(subjects, stores, seg_probs, pre["input_size"],
+                                      pre.get("crop", "none")))
+    out = []
+    for member in model.members:
+        emb = penultimate_features(member, x).numpy()
+        out.append(FeatureTable(subjects, [f"emb_{i}" for i in range(emb.shape[1])], emb))
+    return out
 
 
 def fold_embeddings(fold_dir: str | Path, stores: dict[str, str],

@@ -34,6 +34,8 @@ def get_report_figures():
             out.append(f"{gen}/genomics_training_curves.png")
         if len(SEQ.archs) > 1:
             out.append(f"{gen}/genomics_arch_comparison.png")
+    if PLAN.task("subject_model").train:
+        out.append(L("subject_roc"))
     return out
 
 
@@ -66,6 +68,10 @@ def get_results_page_figures():
         figs.append(("Genomics: test Pearson R per track", rep, "pearson_per_track"))
         for name, title in GENOMICS_INTERPRET_FIGURES.items():
             figs.append((f"Genomics: {title}", rep, name))
+    if PLAN.task("subject_model").train:  # the four models' ROC curves and the interval
+        figs.append(
+            ("Subject model: ROC curves", *L("subject_roc")[:-4].rsplit("/", 1))
+        )
     captions = {}  # figure -> its caption's name, where the two differ
     for pheno in GEN.phenotypes if GEN.enabled else ():
         for kind, title in (
