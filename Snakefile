@@ -23,5 +23,5 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        get_final_output(),
+        IN.final_outputs(),
         get_report_figures(),

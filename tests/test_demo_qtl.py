@@ -1,7 +1,10 @@
 """The demo's planted lesion QTL: recovered by the association as the top variant of its
-phenotype, invisible to every other draw of the demo, and not a variant-effect truth row."""
+phenotype, invisible to every other draw of the demo (the subject's class included), and not a
+variant-effect truth row."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pysam
@@ -80,3 +83,39 @@ def test_the_qtl_changes_no_other_draw(tmp_path):
             assert not changed.any() and np.array_equal(plain["image"], planted["image"])
         else:  # lesion voxels are added; nothing else moves
             assert changed.any() and (planted["label"][changed] == 2).all()
+        assert planted["class"] == plain["class"] == rows[sid]["class"]
+
+
+def _lesion_mm3(subject: dict) -> float:
+    return float((subject["label"] == 2).sum() * abs(np.linalg.det(subject["affine"][:3, :3])))
+
+
+@pytest.mark.parametrize("index", [0, 3])
+def test_the_qtl_lesions_do_not_move_the_class(index):
+    """With the class threshold just above a subject's disease burden, two ALT alleles push its
+    measured lesion volume over the threshold, yet its class stays that of the subject without
+    the QTL: the class is drawn from the disease lesions only, so it does not depend on the
+    genotype (nor blur what the classifier is asked to learn)."""
+    cfg = ImagingDemoConfig.small()
+    plain = make_subject(SEED, index, cfg)
+    voxel = abs(np.linalg.det(plain["affine"][:3, :3]))
+    cfg = replace(cfg, burden_threshold_mm3=_lesion_mm3(plain) + 0.5 * voxel)
+    plain = make_subject(SEED, index, cfg)
+    planted = make_subject(SEED, index, cfg, qtl_dosage=2)
+    assert _lesion_mm3(planted) > cfg.burden_threshold_mm3 > _lesion_mm3(plain)
+    assert planted["class"] == plain["class"] == "low_burden"
+    cfg = replace(cfg, burden_threshold_mm3=_lesion_mm3(plain))
+    assert make_subject(SEED, index, cfg, qtl_dosage=2)["class"] == "high_burden"
+
+
+@pytest.mark.slow
+def test_the_default_demo_classes_at_demo_size():
+    """The default demo's 24 subjects: 14 heavy and 10 light (as without the QTL), and the whole
+    lesion volume, the QTL's lesions included, puts every light subject below every heavy one."""
+    cfg = ImagingDemoConfig()
+    volume = {"high_burden": [], "low_burden": []}
+    for i in range(24):
+        s = make_subject(SEED, i, cfg, qtl_dosage=qtl_dosage(SEED, i))
+        volume[s["class"]].append(_lesion_mm3(s))
+    assert (len(volume["high_burden"]), len(volume["low_burden"])) == (14, 10)
+    assert max(volume["low_burden"]) < min(volume["high_burden"])

@@ -177,7 +177,7 @@ def test_truncated_file_refused_with_dcm2niix_reason(tmp_path):
 
 
 def test_rule_imaging_dicom_runs(tmp_path):
-    """The rule file with the two input functions the integrator adds to common.smk."""
+    """The rule file with its layout, config and the two input functions it names."""
     write_series(tmp_path / "dicom" / "S08", _stored(), oblique_affine(), description="t1")
     (tmp_path / "Snakefile").write_text(
         f"""
@@ -188,10 +188,11 @@ L = Layout("c")
 config = {{"imaging": {{"dicom": {{"min_slices": 2}}}}}}
 def per_attempt(v):
     return v
-def get_dicom_folder(wildcards):
-    return f"dicom/{{wildcards.subject}}"
-def get_dicom_series(wildcards):
-    return "t1"
+class IN:
+    def dicom_folder(wildcards):
+        return f"dicom/{{wildcards.subject}}"
+    def dicom_series(wildcards):
+        return "t1"
 include: "{REPO / "workflow" / "rules" / "dicom.smk"}"
 """
     )

@@ -76,8 +76,8 @@ class ImagingDemoConfig:
     lesion_radius_mm: tuple[float, float] = (4.0, 8.0)
     lesions: tuple[int, int] = (1, 3)  # per subject, of lesion_radius_mm
     # a share of subjects carries more and larger lesions; the class still comes from the
-    # measured burden, so light subjects with large lesions and heavy ones with small lesions
-    # sit near the threshold
+    # measured burden of these lesions (not the planted QTL's), so light subjects with large
+    # lesions and heavy ones with small lesions sit near the threshold
     heavy_fraction: float = 0.5
     heavy_lesions: tuple[int, int] = (4, 6)
     heavy_lesion_radius_mm: tuple[float, float] = (5.5, 8.5)
@@ -129,7 +129,7 @@ def phantom(
     lesions: bool = True,
     extra_lesions: int = 0,
     extra_rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Noise-free intensity and label maps at world coordinates.
 
     Parameters
@@ -152,6 +152,9 @@ def phantom(
     -------
     image : (X, Y, Z) float32, body 1, organ 1 + contrast, lesion higher still
     label : (X, Y, Z) uint8, 0 background, 1 organ, 2 lesion
+    disease_voxels : int
+        Lesion voxels before the extra lesions are painted (the subject's class is drawn from
+        them, see :func:`make_subject`).
     """
     x, y, z = coords
     fov = np.array(cfg.fov_mm)
@@ -185,6 +188,7 @@ def phantom(
         label[les] = 2
         image[les] = 1.0 + cfg.organ_contrast + cfg.lesion_contrast
         total += 4.0 / 3.0 * np.pi * rad**3
+    disease_voxels = int((label == 2).sum())
     for _ in range(extra_lesions):
         from voxseq.demo.qtl import QTL_LESION_RADIUS_MM
 
@@ -195,7 +199,7 @@ def phantom(
         les = (d <= QTL_LESION_RADIUS_MM) & organ & lesions
         label[les] = 2
         image[les] = 1.0 + cfg.organ_contrast + cfg.lesion_contrast
-    return image, label
+    return image, label, disease_voxels
 
 
 def ghosting(image: np.ndarray, level: float = GHOST_LEVEL, axis: int = 1) -> np.ndarray:
@@ -252,7 +256,17 @@ def make_subject(
         False: no lesion (label 2) anywhere; everything else as with lesions.
     qtl_dosage
         ALT alleles of the planted lesion QTL (:mod:`voxseq.demo.qtl`): ``QTL_LESIONS`` extra
-        small lesions each, from the subject's own stream; 0 changes nothing.
+        small lesions each, from the subject's own stream; 0 changes nothing. The extra
+        lesions are in the image and the label but not in the class.
+
+    Returns
+    -------
+    dict
+        ``image``, ``extra``, ``label`` (arrays in storage orientation), ``affine``,
+        ``scanner``, ``orientation`` and ``class``: ``high_burden`` where the volume of the
+        subject's disease lesions (those drawn from ``[seed, 1, index]``, before the QTL's
+        extra ones are painted) is at least ``cfg.burden_threshold_mm3``, else ``low_burden``.
+        So the class does not depend on the genotype.
     """
     if corruption is not None and corruption not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {corruption!r}; one of {CORRUPTIONS}")
@@ -275,8 +289,8 @@ def make_subject(
     heavy = bool(np.random.default_rng([seed, 5, index]).random() < cfg.heavy_fraction)
     from voxseq.demo.qtl import QTL_LESIONS, qtl_lesion_rng
 
-    image, label = phantom(rng, coords, cfg, heavy, lesions, QTL_LESIONS * qtl_dosage,
-                           qtl_lesion_rng(seed, index))
+    image, label, disease_voxels = phantom(rng, coords, cfg, heavy, lesions,
+                                           QTL_LESIONS * qtl_dosage, qtl_lesion_rng(seed, index))
     body = image > 0
     if corruption == "inverted_contrast":
         image = invert_contrast(image)
@@ -298,7 +312,9 @@ def make_subject(
         extra[name] = ((tissue * field_ + noise) * scanner.scale + scanner.offset).astype(
             np.float32
         )
-    lesion_mm3 = float((label == 2).sum() * np.prod(spacing))
+    # the class: the disease lesions' burden, measured before the QTL's extra lesions are
+    # painted, so a subject's class does not depend on its genotype (see voxseq.demo.qtl)
+    lesion_mm3 = float(disease_voxels * np.prod(spacing))
     klass = "high_burden" if lesion_mm3 >= cfg.burden_threshold_mm3 else "low_burden"
     ornt = ornt_transform(axcodes2ornt(("R", "A", "S")), axcodes2ornt(tuple(orient)))
     stored_affine = affine @ inv_ornt_aff(ornt, shape)

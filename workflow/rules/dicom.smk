@@ -1,11 +1,11 @@
 # DICOM series to NIfTI (dcm2niix), one volume per subject and image column whose sheet cell
-# names a folder, before ingest (which then reads the NIfTI). get_dicom_folder and
-# get_dicom_series (common.smk) look the folder and the series pattern up in the plan.
+# names a folder, before ingest (which then reads the NIfTI). IN.dicom_folder and
+# IN.dicom_series (common.smk) look the folder and the series pattern up in the plan.
 
 
 rule imaging_dicom:
     input:
-        folder=get_dicom_folder,
+        folder=IN.dicom_folder,
     output:
         image=L("dicom_image"),
         record=L("dicom_record"),
@@ -22,7 +22,7 @@ rule imaging_dicom:
         mem_mb=per_attempt(2000),
         runtime=per_attempt(30),
     params:
-        series=get_dicom_series,
+        series=IN.dicom_series,
         min_slices=config["imaging"]["dicom"]["min_slices"],
     script:
         "../../scripts/imaging_dicom.py"

@@ -6,9 +6,9 @@ rule imaging_infer:
     input:
         store=L("imaging_store"),
         bundle=bundle_files(SEG.bundle),
-        label=get_label,
+        label=IN.label,
     output:
-        **get_infer_extra_outputs(),
+        **IN.infer_extra_outputs(),
         seg=L("imaging_seg"),
         result=L("imaging_result"),
     log:
@@ -35,8 +35,8 @@ if CLS.enabled:
             sheet=L("sheet"),
             bundle=bundle_files(CLS.bundle),
             stores=L.each("imaging_store", PLAN.imaging_subjects),
-            seg_probs=get_classify_seg_probs,
-            oof=get_classify_oof,
+            seg_probs=IN.classify_seg_probs,
+            oof=IN.classify_oof,
         output:
             predictions=L("classify_predictions"),
             metrics=L("classify_metrics"),
@@ -81,7 +81,7 @@ if CLS.enabled:
 
 rule imaging_cohort:
     input:
-        unpack(get_imaging_cohort_classify),
+        unpack(IN.imaging_cohort_classify),
         sheet=L("sheet"),
         results=L.each("imaging_result", PLAN.imaging_subjects),
     output:
@@ -107,9 +107,9 @@ if PLAN.genomics:
     rule genomics_infer:
         input:
             bundle=bundle_files(SEQ.bundle),
-            fasta=get_reference,
+            fasta=IN.reference,
             windows=L("genomics_windows"),
-            vcfs=get_vcfs,
+            vcfs=IN.vcfs,
             truth=PLAN.variant_truth or [],
         output:
             bigwig=directory(L("genomics_bigwig")),
@@ -153,7 +153,7 @@ if PLAN.genomics:
         input:
             bundle=bundle_files(SEQ.bundle),
             windows=L("genomics_windows"),
-            fasta=get_reference,
+            fasta=IN.reference,
         output:
             attributions=L("genomics_attributions"),
             meme=L("genomics_meme"),

@@ -7,7 +7,7 @@ if PLAN.demo:
     rule demo_cohort:
         output:
             sheet=L("demo_sheet"),
-            files=get_demo_outputs(),
+            files=IN.demo_outputs(),
         log:
             L.log("demo_cohort"),
         benchmark:
@@ -46,7 +46,7 @@ rule run_plan:
 
 rule cohort_sheet:
     input:
-        sheet=get_sample_sheet,
+        sheet=IN.sample_sheet,
     output:
         sheet=L("sheet"),
         record=L("sheet_record"),
@@ -61,14 +61,14 @@ rule cohort_sheet:
     params:
         seed=config["seed"],
         fractions=PLAN.split_fractions,
-        converted=converted_dicom(),
+        converted=IN.converted_dicom(),
     script:
         "../../scripts/cohort_sheet.py"
 
 
 rule imaging_ingest:
     input:
-        unpack(get_imaging_sources),
+        unpack(IN.imaging_sources),
     output:
         meta=L("imaging_ingest"),
         sample=L("imaging_fg"),
@@ -80,7 +80,7 @@ rule imaging_ingest:
         "../../envs/imaging.yaml"
     threads: 1
     resources:
-        mem_mb=get_ingest_mem_mb,
+        mem_mb=ingest_mem_mb,
         runtime=per_attempt(10),
     params:
         n_labels=len(config["imaging"]["labels"]),
@@ -97,7 +97,7 @@ rule imaging_ingest:
 # rules read this, so a run with undeclared shared files stops before any model trains
 rule shared_content:
     input:
-        records=get_ingest_records,
+        records=IN.ingest_records,
     output:
         shared=L("shared_content"),
     log:
@@ -122,7 +122,7 @@ if PLAN.genomics:
 
     rule genomics_reference:
         input:
-            fasta=get_reference,
+            fasta=IN.reference,
         output:
             contigs=L("reference_contigs"),
             record=L("reference_record"),
@@ -139,9 +139,9 @@ if PLAN.genomics:
 
     rule genomics_ingest:
         input:
-            bam=get_bam,
-            vcf=get_vcf,
-            fasta=get_reference,
+            bam=IN.bam,
+            vcf=IN.vcf,
+            fasta=IN.reference,
             contigs=L("reference_contigs"),
         output:
             report=L("genomics_ingest"),

@@ -25,7 +25,7 @@ rule imaging_stats:
 rule imaging_normalise:
     input:
         meta=L("imaging_ingest"),
-        stats=get_imaging_stats,
+        stats=IN.imaging_stats,
     output:
         store=directory(L("imaging_store")),
     log:
@@ -49,8 +49,8 @@ if PLAN.genomics:
 
     rule genomics_coverage:
         input:
-            bam=get_bam,
-            fasta=get_reference,
+            bam=IN.bam,
+            fasta=IN.reference,
             report=L("genomics_ingest"),
             blacklist=list(PLAN.blacklist),
         output:

@@ -9,7 +9,7 @@ if IQC.train:
     rule imaging_qc_train:
         input:
             stores=L.each("imaging_store", IQC.fit_subjects),
-            shared=no_shared_content("imaging"),
+            shared=IN.no_shared_content("imaging"),
         output:
             bundle=bundle_outputs(IQC.bundle),
             metrics=L("qc_train_metrics", modality="imaging"),
@@ -28,7 +28,7 @@ if IQC.train:
             subjects=list(IQC.fit_subjects),
             train=list(PLAN.in_split(PLAN.imaging_subjects, "train")),
             val=list(PLAN.in_split(PLAN.imaging_subjects, "val")),
-            cfg=qc_cfg("imaging"),
+            cfg=IN.qc_config("imaging"),
             plan=PLAN.imaging_preprocessing,
             seed=config["seed"],
             workdir=L("qc_checkpoints", modality="imaging"),
@@ -42,7 +42,7 @@ if IQC.enabled:
         input:
             sheet=L("sheet"),
             bundle=bundle_files(IQC.bundle),
-            out_of_fold=qc_out_of_fold("imaging"),
+            out_of_fold=IN.qc_out_of_fold("imaging"),
             stores=L.each("imaging_store", PLAN.imaging_subjects),
         output:
             table=L("qc_table", modality="imaging"),
@@ -88,7 +88,7 @@ if GQC.train:
     rule genomics_qc_train:
         input:
             coverage=L.each("genomics_coverage", GQC.fit_subjects),
-            shared=no_shared_content("genomics"),
+            shared=IN.no_shared_content("genomics"),
         output:
             bundle=bundle_outputs(GQC.bundle),
             metrics=L("qc_train_metrics", modality="genomics"),
@@ -107,7 +107,7 @@ if GQC.train:
             subjects=list(GQC.fit_subjects),
             train=list(PLAN.in_split(PLAN.genomics_subjects, "train")),
             val=list(PLAN.in_split(PLAN.genomics_subjects, "val")),
-            cfg=qc_cfg("genomics"),
+            cfg=IN.qc_config("genomics"),
             seed=config["seed"],
             workdir=L("qc_checkpoints", modality="genomics"),
         script:
@@ -120,7 +120,7 @@ if GQC.enabled:
         input:
             sheet=L("sheet"),
             bundle=bundle_files(GQC.bundle),
-            out_of_fold=qc_out_of_fold("genomics"),
+            out_of_fold=IN.qc_out_of_fold("genomics"),
             coverage=L.each("genomics_coverage", PLAN.genomics_subjects),
         output:
             table=L("qc_table", modality="genomics"),

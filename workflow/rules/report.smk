@@ -170,7 +170,7 @@ if PLAN.genomics:
 
 rule summary:
     input:
-        unpack(get_summary_inputs),
+        unpack(IN.summary_inputs),
     output:
         summary=L("summary"),
     log:

@@ -5,7 +5,7 @@
 
 rule subject_table:
     input:
-        unpack(get_subject_table_inputs),
+        unpack(IN.subject_table_inputs),
         sheet=L("sheet"),
     output:
         table=L("subject_table"),
@@ -34,7 +34,7 @@ if GEN.enabled:
 
     rule genetics_genotypes:
         input:
-            vcfs=get_genetics_vcfs,
+            vcfs=IN.genetics_vcfs,
         output:
             bed=f"{L('genotypes')}.bed",
             bim=f"{L('genotypes')}.bim",
@@ -53,7 +53,7 @@ if GEN.enabled:
             mem_mb=per_attempt(4000),
             runtime=per_attempt(60),
         params:
-            subjects=get_genetics_vcf_subjects(),
+            subjects=IN.genetics_vcf_subjects(),
             cohort_vcf=GEN.cohort_vcf,
             samples=list(GEN.subjects),
             absent_as_ref=GEN.absent_as_ref,
@@ -69,9 +69,9 @@ if GEN.enabled:
             table=L("subject_table"),
         output:
             summary=L("association_json"),
-            tables=get_association_outputs("glm.linear"),
-            manhattan=get_association_outputs("manhattan.png"),
-            qq=get_association_outputs("qq.png"),
+            tables=IN.association_outputs("glm.linear"),
+            manhattan=IN.association_outputs("manhattan.png"),
+            qq=IN.association_outputs("qq.png"),
         log:
             L.log("genetics/association"),
         benchmark:

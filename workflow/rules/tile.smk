@@ -30,7 +30,7 @@ if PLAN.genomics:
 
     rule genomics_tile:
         input:
-            fasta=get_reference,
+            fasta=IN.reference,
             coverage=L.each("genomics_coverage", PLAN.genomics_subjects),
         output:
             windows=L("genomics_windows"),

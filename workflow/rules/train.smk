@@ -8,12 +8,12 @@ if SEG.train:
     rule imaging_train:
         input:
             sheet=L("sheet"),
-            samples=get_sample_sheet,
-            stats=get_imaging_stats,
+            samples=IN.sample_sheet,
+            stats=IN.imaging_stats,
             stores=L.each("imaging_store", SEG.fit_subjects),
             tiles=L.each("imaging_tiles", SEG.fit_subjects),
-            qc=qc_exclusion("imaging"),
-            shared=no_shared_content("imaging"),
+            qc=IN.qc_exclusion("imaging"),
+            shared=IN.no_shared_content("imaging"),
         output:
             bundle=bundle_outputs(SEG.bundle),
             metrics=L("imaging_train_metrics"),
@@ -44,9 +44,9 @@ if CLS.train:
         input:
             sheet=L("sheet"),
             stores=L.each("imaging_store", CLS.fit_subjects),
-            seg_probs=get_classify_fit_seg_probs,
-            qc=qc_exclusion("imaging"),
-            shared=no_shared_content("imaging"),
+            seg_probs=IN.classify_fit_seg_probs,
+            qc=IN.qc_exclusion("imaging"),
+            shared=IN.no_shared_content("imaging"),
         output:
             weights=L("classify_weights"),
             fold=L("classify_fold"),
@@ -75,8 +75,8 @@ if CLS.train:
         input:
             folds=[L("classify_fold", fold=k) for k in CLS.folds],
             weights=[L("classify_weights", fold=k) for k in CLS.folds],
-            stats=get_imaging_stats,
-            samples=get_sample_sheet,
+            stats=IN.imaging_stats,
+            samples=IN.sample_sheet,
         output:
             bundle=bundle_outputs(CLS.bundle),
         log:
@@ -104,8 +104,8 @@ if SEQ.train:
         input:
             windows=L("genomics_windows"),
             sheet=L("sheet"),
-            qc=qc_exclusion("genomics"),
-            shared=no_shared_content("genomics"),
+            qc=IN.qc_exclusion("genomics"),
+            shared=IN.no_shared_content("genomics"),
         output:
             bundle=bundle_outputs(SEQ_TRAIN["bundle"], torchscript=False),
             metrics=SEQ_TRAIN["metrics"],
