@@ -111,8 +111,30 @@ TINY_RUN = [str(REPO / "tests/config/tiny.yaml"), str(REPO / "tests/config/tiny_
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """One run of the tiny demo config, shared by the tests that only read its outputs."""
+def tiny_run_result(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One run of the tiny demo config and what it printed, shared by the tests that read its
+    outputs or its terminal (tests that change a run work on :func:`copy_run` of it)."""
     work = tmp_path_factory.mktemp("tiny")
-    run_snakemake(work, "--configfile", *TINY_RUN, "--cores", "2")
-    return work
+    res = run_snakemake(work, "--configfile", *TINY_RUN, "--cores", "2")
+    return work, res
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_run_result) -> Path:
+    """The working directory of the shared tiny run (:func:`tiny_run_result`)."""
+    return tiny_run_result[0]
+
+
+def copy_run(src: Path, dest: Path) -> Path:
+    """A copy of the finished run in ``src`` at ``dest``, file times kept, so that Snakemake sees
+    the same finished run there. The resolved sheet (``results/<cohort>/sheet.tsv``) still names
+    the sources under ``src``: map them with :func:`in_copy`."""
+    import shutil
+
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+def in_copy(path: str | Path, src: Path, dest: Path) -> Path:
+    """``path`` (a file under the run ``src``, as its resolved sheet names it) in ``dest``."""
+    return dest / Path(path).relative_to(src)

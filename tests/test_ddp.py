@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, TINY_RUN, copy_run, run_snakemake
 from ddp_worker import audited
 
 from voxseq.demo.genomics import generate_genomics
@@ -181,16 +181,14 @@ def test_ddp_killed_run_resumes(tmp_path, windows):
     assert (tmp_path / "bundle" / "bundle.json").exists()
 
 
-def test_ddp_through_the_workflow(tmp_path):
-    """The rule script itself launches the ranks (they must not re-run the Snakemake script)."""
-    from conftest import run_snakemake
-
-    cfg = yaml.safe_load((REPO / "tests/config/tiny.yaml").read_text())
-    cfg["imaging"]["train"]["gpus"] = 2
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    run_snakemake(tmp_path, "--configfile", str(tmp_path / "cfg.yaml"), "--cores", "2",
-                  "--until", "imaging_train")
-    log = (tmp_path / "results/tiny/logs/imaging/train.log").read_text()
+def test_ddp_through_the_workflow(tiny_run, tmp_path):
+    """The rule script itself launches the ranks (they must not re-run the Snakemake script).
+    The training runs again on a copy of the shared tiny run (the jobs before it are done)."""
+    work = copy_run(tiny_run, tmp_path / "run")
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({"imaging": {"train": {"gpus": 2}}}))
+    run_snakemake(work, "--configfile", *TINY_RUN, str(tmp_path / "cfg.yaml"), "--cores", "2",
+                  "--until", "imaging_train", "--forcerun", "imaging_train")
+    log = (work / "results/tiny/logs/imaging/train.log").read_text()
     assert "data-parallel training: 2 processes" in log and "rank0" in log
-    meta = json.loads((tmp_path / "models/tiny/imaging/bundle.json").read_text())
+    meta = json.loads((work / "models/tiny/imaging/bundle.json").read_text())
     assert meta["provenance"]["processes"] == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import REPO, TINY_RUN, run_snakemake
+from conftest import REPO, TINY_RUN, copy_run, run_snakemake
 
 from voxseq.bundle import bundle_digest, load_bundle, write_bundle
 from voxseq.io.atomic import read_tsv
@@ -18,7 +18,8 @@ def _planned_rules(out: str) -> list[str]:
     return [line.split()[0] for line in stats.splitlines()[3:] if line.strip()]
 
 
-def test_new_cohort_uses_the_bundle_without_training(tiny_run):
+def test_new_cohort_uses_the_bundle_without_training(tiny_run, tmp_path):
+    tiny_run = copy_run(tiny_run, tmp_path / "run")  # this test replaces the run's bundle
     dry = run_snakemake(tiny_run, *CFGS, "-n")
     rules = _planned_rules(dry.stdout + dry.stderr)
     assert "imaging_infer" in rules

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,13 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_snakemake
+from conftest import REPO, copy_run, run_snakemake
 
 from voxseq.io.atomic import read_tsv
 
 CFG = str(REPO / "tests/config/tiny.yaml")
 # more epochs than the plain tiny run, so that there is time to kill it during training
 LONGER = [str(REPO / "tests/config/tiny_resume.yaml")]
+# what these tests compare: the cohort table and every job upstream of it (reports left out)
+TARGET = "results/tiny/imaging/cohort.tsv"
 
 
 def _digest(path: Path) -> str:
@@ -45,23 +48,36 @@ def _outputs(work: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("straight")
-    run_snakemake(work, "--configfile", CFG, *LONGER, "--cores", "2")
+    run_snakemake(work, "--configfile", CFG, *LONGER, "--cores", "2", TARGET)
     return work
 
 
 def test_determinism_same_seed_same_outputs(uninterrupted, tmp_path):
-    run_snakemake(tmp_path, "--configfile", CFG, *LONGER, "--cores", "2")
+    run_snakemake(tmp_path, "--configfile", CFG, *LONGER, "--cores", "2", TARGET)
     a, b = _outputs(uninterrupted), _outputs(tmp_path)
-    assert len(a) > 30
+    # every subject's normalised volumes and inference are compared, with the model and tables
+    subjects = [r["subject"] for r in read_tsv(tmp_path / "results/tiny/sheet.tsv")]
+    assert len(subjects) == 4 and len(a) > 20
+    for s in subjects:
+        for part in (f"infer/{s}_seg.nii.gz", f"infer/{s}.json", f"normalise/{s}.zarr/"):
+            assert any(k.startswith(f"results/tiny/imaging/{part}") for k in a), (s, part)
     assert a == b
 
 
 def test_kill_during_training_then_resume(uninterrupted, tmp_path):
+    """Training killed after two epochs resumes from its checkpoint to the same outputs as the
+    uninterrupted run. The jobs before training are the uninterrupted run's (a copy, without the
+    outputs of the training and of every job after it, its log and checkpoints): those run again."""
+    work = copy_run(uninterrupted, tmp_path / "run")
+    for done in ("results/tiny/imaging/train", "models/tiny/imaging", "results/tiny/imaging/infer"):
+        shutil.rmtree(work / done)
+    for done in ("results/tiny/logs/imaging/train.log", TARGET):
+        (work / done).unlink()
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-           str(tmp_path), "--configfile", CFG, *LONGER, "--cores", "2"]
+           str(work), "--configfile", CFG, *LONGER, "--cores", "2", TARGET]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    progress = tmp_path / "results/tiny/imaging/train/checkpoints/metrics.tsv"
+    progress = work / "results/tiny/imaging/train/checkpoints/metrics.tsv"
     deadline = time.time() + 600
     try:
         while time.time() < deadline:
@@ -75,16 +91,16 @@ def test_kill_during_training_then_resume(uninterrupted, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert not (tmp_path / "models/tiny/imaging/weights.safetensors").exists()
+    assert not (work / "models/tiny/imaging/weights.safetensors").exists()
     # the documented resume: unlock (a killed Snakemake leaves its lock), then the same command
-    run_snakemake(tmp_path, "--configfile", CFG, *LONGER, "--unlock")
-    run_snakemake(tmp_path, "--configfile", CFG, *LONGER, "--cores", "2")
-    log = (tmp_path / "results/tiny/logs/imaging/train.log").read_text()
+    run_snakemake(work, "--configfile", CFG, *LONGER, "--unlock")
+    run_snakemake(work, "--configfile", CFG, *LONGER, "--cores", "2", TARGET)
+    log = (work / "results/tiny/logs/imaging/train.log").read_text()
     assert "resuming from" in log and "after epoch 0" not in log.split("resuming from")[0]
     resumed_after = int(log.split("after epoch ")[1].split()[0])
     assert resumed_after >= 1
     assert "epoch 1/6" not in log  # the resumed job did not start from epoch 0
-    assert _outputs(tmp_path) == _outputs(uninterrupted)
+    assert _outputs(work) == _outputs(uninterrupted)
 
 
 KILL_WRITER = textwrap.dedent("""

@@ -20,7 +20,8 @@ PLANTED = [PATIENT_NAME, *PATIENT_NAME.split("^"), PATIENT_BIRTH, PATIENT_ID]
 
 def test_bids_sheet_with_a_dicom_series_runs_end_to_end(tmp_path):
     root = tmp_path / "bids"
-    make_bids_dataset(root, subjects=("01", "02", "03"), sessions=("1", "2"), shape=(24, 24, 16))
+    # three scans (one session a subject): one in each split
+    make_bids_dataset(root, subjects=("01", "02", "03"), sessions=("1",), shape=(24, 24, 16))
     sheet = tmp_path / "sheets" / "samples.tsv"
     assert sheet_main(["bids", str(root), "--channel", "FLAIR", "--class-column", "group",
                        "-o", str(sheet)]) == 0

@@ -13,7 +13,10 @@ The test then shows, from the Snakemake log and from SLURM itself, that every jo
 localrule was submitted to SLURM and completed there, each in the partition its resources name,
 that exactly the jobs with a ``gpu`` resource were given a GPU (a ``gpu`` GRES in the job's
 allocation and ``CUDA_VISIBLE_DEVICES`` set inside the job), and that a group job asks for its
-largest member's memory and the sum of its members' runtimes (profile's ``group_slot``).
+largest member's memory and the sum of its members' runtimes (profile's ``group_slot``). The whole
+tiny demo through SLURM is opt-in (``--runslow``); by default a copy of the shared tiny run
+retrains through SLURM (training, inference in group jobs, the training report) with the same
+checks.
 
 A second test trains with ``imaging.train.gpus: 2`` (the upstream steps run locally first, then
 only the training job goes through SLURM): the job is given 2 GPUs with CPUs and memory scaled
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, TINY_RUN, copy_run, run_snakemake
 from slurm_cluster import (
     PROLOG_TAG,
     SlurmUnavailable,
@@ -304,31 +307,23 @@ def test_slurm_log_members_reads_the_job_steps_targets(tmp_path):
     assert slurm_log_members(log) == {("n", "subject=a"), ("t", "subject=a, part=1"), ("train", "")}
 
 
-def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
-    monkeypatch.delenv("VOXSEQ_SLURM_ACCOUNT", raising=False)
-    t0 = time.monotonic()
+def batch_args() -> list[str]:
+    """``--groups``/``--group-components`` of the profile with the test's batches added."""
     profile = read_profile()
     # --groups on the command line replaces the profile's groups: pass them on with the test's
     rule_groups = {**(profile.get("groups") or {}), **TEST_GROUPS}
     groups = [*(profile.get("group-components") or {}), *set(TEST_GROUPS.values())]
-    batch_args = ["--groups", *(f"{r}={g}" for r, g in rule_groups.items())]
-    batch_args += ["--group-components", *(f"{g}={TEST_BATCH}" for g in groups)]
-    run_snakemake(
-        tmp_path,
-        "--configfile",
-        str(TINY),
-        "--profile",
-        str(PROFILE),
-        *CLUSTER_ARGS,
-        *batch_args,
-        timeout=RUN_TIMEOUT_S,
-    )
-    elapsed = time.monotonic() - t0
-    for out in ("results/tiny/summary.json", "results/tiny/imaging/cohort.tsv"):
-        assert (tmp_path / out).is_file(), out
+    args = ["--groups", *(f"{r}={g}" for r, g in rule_groups.items())]
+    return args + ["--group-components", *(f"{g}={TEST_BATCH}" for g in groups)]
 
-    logs = sorted((tmp_path / ".snakemake" / "log").glob("*.snakemake.log"))
+
+def check_slurm_jobs(work: Path, cluster) -> tuple[list[LoggedJob], set[str]]:
+    """Check the last run in ``work`` against its Snakemake log and SLURM itself: every job that
+    is not a localrule was submitted to SLURM (some as group jobs) and completed in the partition
+    its resources name, exactly the jobs with a ``gpu`` resource were given a GPU, a group job
+    asked for its largest member's memory and the sum of its members' runtimes. Returns the
+    jobs that went through SLURM and the rules given a GPU."""
+    logs = sorted((work / ".snakemake" / "log").glob("*.snakemake.log"))
     assert logs, "no Snakemake log"
     jobs, subs = parse_log(logs[-1].read_text(), members_of=slurm_log_members)
     remote = [j for j in jobs if not j.local]
@@ -340,12 +335,12 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
     assert any(len(s.jobs) > 1 for s in subs), "no group job was submitted"
     assert {j.rule for j in jobs if j.local} >= {"all"}, "expected localrules in the log"
 
-    slurm_logs = tmp_path / ".snakemake" / "slurm_logs"
+    slurm_logs = work / ".snakemake" / "slurm_logs"
     gpu_rules = set()
     for sub in subs:
         log = slurm_log_of(sub, slurm_logs)
         assert log.is_file() and log.is_relative_to(slurm_logs), log
-        info = slurm_cluster.job(sub.slurm_id)
+        info = cluster.job(sub.slurm_id)
         rules = sorted({j.rule for j in sub.jobs})
         assert info.get("JobState") == "COMPLETED", (rules, info)
         partitions = {j.resources.get("slurm_partition") for j in sub.jobs}
@@ -366,10 +361,52 @@ def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
         else:
             assert "gpu" not in info.get("JOB_GRES", ""), (rules, info.get("JOB_GRES"))
             assert visible == "unset", (rules, visible)
+    return remote, gpu_rules
+
+
+def test_training_and_after_through_slurm(slurm_cluster, tiny_run, tmp_path, monkeypatch):
+    """The same checks as the whole demo's (below, opt-in) on fewer jobs: a copy of the shared
+    tiny run retrains through SLURM with the profile, so the training (a GPU job), inference
+    (GPU group jobs of 3 subjects) and the training report (a CPU job) run there, the reports
+    and tables as localrules."""
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    monkeypatch.delenv("VOXSEQ_SLURM_ACCOUNT", raising=False)
+    work = copy_run(tiny_run, tmp_path / "run")
+    weights = work / "models/tiny/imaging/weights.safetensors"
+    before = weights.stat().st_mtime_ns
+    run_snakemake(work, "--configfile", *TINY_RUN, "--profile", str(PROFILE), *CLUSTER_ARGS,
+                  *batch_args(), "--forcerun", "imaging_train", timeout=RUN_TIMEOUT_S)
+    assert weights.stat().st_mtime_ns > before
+    remote, gpu_rules = check_slurm_jobs(work, slurm_cluster)
+    assert {j.rule for j in remote} >= {"imaging_train", "imaging_infer",
+                                        "imaging_report_training"}, remote
+    assert sum(j.rule == "imaging_infer" for j in remote) == 6, remote
+    assert gpu_rules >= {"imaging_train", "imaging_infer"}, gpu_rules
+
+
+@pytest.mark.slow  # 130 s; test_training_and_after_through_slurm makes the same checks
+def test_tiny_demo_through_slurm(slurm_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    monkeypatch.delenv("VOXSEQ_SLURM_ACCOUNT", raising=False)
+    t0 = time.monotonic()
+    run_snakemake(
+        tmp_path,
+        "--configfile",
+        str(TINY),
+        "--profile",
+        str(PROFILE),
+        *CLUSTER_ARGS,
+        *batch_args(),
+        timeout=RUN_TIMEOUT_S,
+    )
+    elapsed = time.monotonic() - t0
+    for out in ("results/tiny/summary.json", "results/tiny/imaging/cohort.tsv"):
+        assert (tmp_path / out).is_file(), out
+    remote, gpu_rules = check_slurm_jobs(tmp_path, slurm_cluster)
     assert gpu_rules >= {"imaging_train", "imaging_infer"}, gpu_rules
     assert elapsed < RUN_TIMEOUT_S, elapsed
     print(
-        f"SLURM run: {elapsed:.0f} s, {len(subs)} SLURM jobs for {len(remote)} jobs, "
+        f"SLURM run: {elapsed:.0f} s, {len(remote)} jobs through SLURM, "
         f"GPU rules {sorted(gpu_rules)}; SLURM_CONF={os.environ['SLURM_CONF']}"
     )
 

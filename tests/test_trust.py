@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, load_config, run_snakemake
+from conftest import REPO, TINY_RUN, copy_run, in_copy, load_config, run_snakemake
 
 from voxseq import VoxseqError
 from voxseq.io.atomic import read_tsv
@@ -28,7 +28,7 @@ _JOB = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):", re.MULTILINE)
 
 
 def _run(work, *args, check=True):
-    return run_snakemake(work, "--configfile", TINY, "--cores", "2", *args, check=check)
+    return run_snakemake(work, "--configfile", *TINY_RUN, "--cores", "2", *args, check=check)
 
 
 def _jobs(res) -> list[str]:
@@ -37,15 +37,15 @@ def _jobs(res) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished tiny run of its own (the tests below edit its inputs)."""
-    work = tmp_path_factory.mktemp("trust")
-    res = _run(work)
-    return work, res
+def trained(tiny_run, tmp_path_factory):
+    """A copy of the shared finished tiny run (the tests below edit its inputs), and a function
+    mapping a source named by its resolved sheet into the copy."""
+    work = copy_run(tiny_run, tmp_path_factory.mktemp("trust") / "run")
+    return work, lambda path: in_copy(path, tiny_run, work)
 
 
-def test_terminal_shows_epochs_and_ends_with_results(trained):
-    work, res = trained
+def test_terminal_shows_epochs_and_ends_with_results(tiny_run_result):
+    _, res = tiny_run_result
     out = res.stdout + res.stderr
     # a progress line every 10 % of the epochs and 30 s (whichever is rarer), and the last
     assert "imaging segmentation: epoch 2/2" in out and "left" in out
@@ -66,16 +66,16 @@ def _touch(path, rewrite=False):
 
 
 def test_touch_reruns_nothing(trained):
-    work, _ = trained
+    work, here = trained
     sheet = read_tsv(work / "results/tiny/sheet.tsv")
     weights = work / "models/tiny/imaging/weights.safetensors"
     before = weights.stat().st_mtime_ns
     time.sleep(0.05)  # a newer time on coarse-clock file systems too
     train = next(r for r in sheet if r["split"] == "train" and r["label"])
     test = next(r for r in sheet if r["split"] == "test")
-    _touch(train["image"], rewrite=True)
-    _touch(train["label"])
-    _touch(test["image"])
+    _touch(here(train["image"]), rewrite=True)
+    _touch(here(train["label"]))
+    _touch(here(test["image"]))
     _touch(work / "results/tiny/demo_input/samples.tsv")
     res = _run(work, "--config", "terminal=snakemake")
     assert _jobs(res) == [], _jobs(res)
@@ -89,14 +89,15 @@ def test_touch_reruns_nothing(trained):
 def test_edited_test_subject_reruns_only_its_own_chain(trained):
     """An edit of a test subject's image reruns that subject's ingest, preprocessing and
     inference (and the cohort tables), never the statistics, training or other subjects."""
-    work, _ = trained
+    work, here = trained
     sheet = read_tsv(work / "results/tiny/sheet.tsv")
     row = next(r for r in sheet if r["split"] == "test")
+    image = here(row["image"])
     weights = work / "models/tiny/imaging/weights.safetensors"
     before = weights.stat().st_mtime_ns
-    img = nib.load(row["image"])
+    img = nib.load(image)
     data = np.asarray(img.dataobj).astype(np.float32) * 1.1 + 5.0
-    nib.save(nib.Nifti1Image(data, img.affine, img.header), row["image"])
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), image)
     res = _run(work, "--config", "terminal=snakemake")
     jobs = _jobs(res)
     for rule in ("imaging_ingest", "imaging_normalise", "imaging_infer"):
@@ -105,20 +106,21 @@ def test_edited_test_subject_reruns_only_its_own_chain(trained):
     assert not {"imaging_stats", "imaging_tile", "imaging_train", "cohort_sheet"} & set(jobs), jobs
     assert weights.stat().st_mtime_ns == before
     meta = json.loads((work / f"results/tiny/imaging/ingest/{row['subject']}.json").read_text())
-    assert meta["sources"]["image"]["sha256"] == file_sha256(row["image"])
+    assert meta["sources"]["image"]["sha256"] == file_sha256(image)
 
 
 def test_edited_label_retrains_from_scratch(trained):
-    work, _ = trained
+    work, here = trained
     sheet = read_tsv(work / "results/tiny/sheet.tsv")
     subject = next(r["subject"] for r in sheet if r["split"] == "train" and r["label"])
     row = next(r for r in sheet if r["subject"] == subject)
+    label = here(row["label"])
     weights = work / "models/tiny/imaging/weights.safetensors"
     old = file_sha256(weights)
-    img = nib.load(row["label"])
+    img = nib.load(label)
     data = np.asarray(img.dataobj).copy()
     data[data == 2] = 1  # the lesion relabelled as organ
-    nib.save(nib.Nifti1Image(data, img.affine, img.header), row["label"])
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), label)
     res = _run(work, "--config", "terminal=snakemake")
     jobs = _jobs(res)
     assert "imaging_normalise" in jobs and "imaging_train" in jobs, jobs
@@ -132,7 +134,7 @@ def test_edited_label_retrains_from_scratch(trained):
 def test_every_bundle_file_is_a_declared_output(trained):
     """Snakemake clears declared outputs before a retrain: nothing stale can stay behind."""
     work, _ = trained
-    res = run_snakemake(work, "--configfile", TINY, "--summary")
+    res = run_snakemake(work, "--configfile", *TINY_RUN, "--summary")
     declared = {line.split("\t")[0] for line in res.stdout.splitlines() if "\t" in line}
     written = {str(p.relative_to(work)) for p in (work / "models/tiny/imaging").iterdir()}
     assert written and written <= declared, written - declared
