@@ -10,6 +10,7 @@ from conftest import load_config
 
 from voxseq import VoxseqError
 from voxseq.bundle import FORMAT_VERSION
+from voxseq.demo.qtl import qtl_dosage
 from voxseq.plan import build_plan
 from voxseq.plan.synthesis import synthesis_settings
 from voxseq.plan.targets import final_outputs, summary_inputs
@@ -122,4 +123,6 @@ def test_the_demo_misses_t2_for_non_test_subjects_and_has_a_lesion_free_test_sub
     assert all(plan.split[s] != "test" for s in missing)
     assert dict(plan.missing_channels) == {s: ("t2",) for s in missing}
     assert len(free) == 1 and plan.split[free[0]] == "test" and free[0] not in missing
+    # a non-carrier of the planted lesion QTL: a lesion-free carrier would contradict it
+    assert qtl_dosage(plan.config["seed"], plan.demo_subjects.index(free[0])) == 0
     assert free[0] in synthesis_settings(plan)["scored"]

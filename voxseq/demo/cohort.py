@@ -90,7 +90,10 @@ def demo_gaps(
     ``round(missing_fraction * len(subjects))`` subjects miss it (none with one image), drawn
     from ``[seed, 13]`` among those the seed's split (``fractions``, as the run plan assigns it)
     does not put in test, so every test subject keeps its real channel for scoring; the first
-    ``lesion_free`` labelled test subjects that keep every channel are drawn without lesions.
+    ``lesion_free`` labelled test subjects that keep every channel and carry no ALT allele of the
+    planted lesion QTL (:func:`voxseq.demo.qtl.qtl_dosage`) are drawn without lesions. A carrier
+    without lesions would contradict the QTL the association is to recover (its ALT alleles add
+    lesions), so lesion-free subjects are taken among non-carriers.
 
     Returns
     -------
@@ -108,9 +111,11 @@ def demo_gaps(
         order = np.random.default_rng([seed, 13]).permutation(len(pool))
         k = min(int(round(missing_fraction * len(subjects))), len(pool))
         missing = {pool[i]: [last] for i in sorted(order[:k].tolist())}
+    from voxseq.demo.qtl import qtl_dosage
+
     free = [
         s for i, s in enumerate(subjects)
-        if split[s] == "test" and s not in missing and i in labelled
+        if split[s] == "test" and s not in missing and i in labelled and qtl_dosage(seed, i) == 0
     ][:lesion_free]
     return missing, free
 
