@@ -82,20 +82,29 @@ def run_voxseq(cfg: dict, seed: int, data) -> tuple[list[float], list[float]]:
 
     task, tcfg = make_task(cfg, seed, *data)
     seed_everything(seed, tcfg.deterministic)
-    model = build_model("unet3d", in_channels=1, out_channels=len(cfg["labels"]), **cfg["model"])
+    model = build_model("unet3d", in_channels=n_channels(data), out_channels=len(cfg["labels"]),
+                        **cfg["model"])
     with tempfile.TemporaryDirectory() as tmp:
         out = fit(task, model, tcfg, tmp, f"{tmp}/metrics.tsv", name="voxseq")
     return [h["seconds"] for h in out["history"]], [h["score"] for h in out["history"]]
 
 
-def monai_model(cfg: dict) -> torch.nn.Module:
+def n_channels(data) -> int:
+    """Input channels of the stores (the sheet's images), as ``train_imaging`` counts them."""
+    from voxseq.imaging.store import common_channels
+
+    train, val, stores, _ = data
+    return len(common_channels({s: stores[s] for s in {*train, *val}}))
+
+
+def monai_model(cfg: dict, in_channels: int = 1) -> torch.nn.Module:
     from monai.networks.nets import DynUNet
 
     depth, base = cfg["model"].get("depth", 3), cfg["model"].get("base_channels", 16)
     widths = [min(base * 2**i, cfg["model"].get("max_channels", 256)) for i in range(depth)]
     return DynUNet(
         spatial_dims=3,
-        in_channels=1,
+        in_channels=in_channels,
         out_channels=len(cfg["labels"]),
         kernel_size=[3] * depth,
         strides=[1] + [2] * (depth - 1),
@@ -140,7 +149,7 @@ def run_monai(cfg: dict, seed: int, data) -> tuple[list[float], list[float]]:
 
     task, tcfg = make_task(cfg, seed, *data)
     seed_everything(seed, tcfg.deterministic)
-    model = monai_model(cfg)
+    model = monai_model(cfg, n_channels(data))
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     loss_fn = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True)
     total = tcfg.epochs * tcfg.iters_per_epoch
