@@ -84,16 +84,17 @@ def demo_gaps(
     missing_fraction: float,
     lesion_free: int,
     labelled: set[int],
+    qtl: bool = True,
 ) -> tuple[dict[str, list[str]], list[str]]:
     """Which regular demo subjects miss their last further image, and which are lesion-free.
 
     ``round(missing_fraction * len(subjects))`` subjects miss it (none with one image), drawn
     from ``[seed, 13]`` among those the seed's split (``fractions``, as the run plan assigns it)
     does not put in test, so every test subject keeps its real channel for scoring; the first
-    ``lesion_free`` labelled test subjects that keep every channel and carry no ALT allele of the
-    planted lesion QTL (:func:`voxseq.demo.qtl.qtl_dosage`) are drawn without lesions. A carrier
-    without lesions would contradict the QTL the association is to recover (its ALT alleles add
-    lesions), so lesion-free subjects are taken among non-carriers.
+    ``lesion_free`` labelled test subjects that keep every channel and, when the lesion QTL is
+    planted (``qtl``: both modalities), carry none of its ALT alleles
+    (:func:`voxseq.demo.qtl.qtl_dosage`) are drawn without lesions. A carrier without lesions
+    would contradict the QTL the association is to recover (its ALT alleles add lesions).
 
     Returns
     -------
@@ -115,7 +116,8 @@ def demo_gaps(
 
     free = [
         s for i, s in enumerate(subjects)
-        if split[s] == "test" and s not in missing and i in labelled and qtl_dosage(seed, i) == 0
+        if split[s] == "test" and s not in missing and i in labelled
+        and not (qtl and qtl_dosage(seed, i))
     ][:lesion_free]
     return missing, free
 

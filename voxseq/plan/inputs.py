@@ -116,7 +116,7 @@ def demo_gaps(config: dict, regular: list[str], labelled: set[int] | None = None
         labelled = labelled_indices(config["seed"], len(regular), d["label_fraction"])
     return draw(
         config["seed"], regular, config["splits"], d["imaging_channels"], d["missing_fraction"],
-        d["lesion_free"], labelled,
+        d["lesion_free"], labelled, qtl=bool(d["imaging"] and d["genomics"]),
     )
 
 
